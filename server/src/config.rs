@@ -1,0 +1,213 @@
+//! Command-line and environment configuration.
+//!
+//! One struct, parsed by clap; every flag has a `KELPIE_*` environment twin so that
+//! containers and batch scripts can configure Kelpie without editing a command line.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+
+use clap::{Parser, ValueEnum};
+
+/// Default capture rate. 60 fps halves the frame interval (and so the worst-case added
+/// latency) against 30 fps, and x264 ultrafast keeps up with it at 1080p on one core.
+pub const DEFAULT_FRAMERATE: u32 = 60;
+/// Default video bitrate in kbit/s: enough for crisp text at 1080p with x264 ultrafast.
+pub const DEFAULT_BITRATE_KBPS: u32 = 8000;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "kelpie",
+    version,
+    about = "Stream a Linux desktop to any browser over WebRTC",
+    long_about = "Kelpie captures an X11 display, encodes it once with H.264 (NVENC, VA-API or x264) \
+and streams it over WebRTC to every connected browser, carrying keyboard and mouse back.\n\n\
+Without --display, Kelpie starts its own virtual display (Xvfb) and a desktop session, and \
+stops both when it exits. Open the printed URL in a browser to see the desktop.\n\n\
+Every option can also be set with an environment variable, shown in brackets."
+)]
+pub struct Config {
+    /// Attach to this existing X display (e.g. `:0`) instead of starting an embedded one.
+    #[arg(long, env = "KELPIE_DISPLAY", value_name = ":N")]
+    pub display: Option<String>,
+
+    /// Size of the embedded virtual display, WIDTHxHEIGHT. Ignored with --display.
+    #[arg(long, env = "KELPIE_SIZE", default_value = "1920x1080", value_name = "WxH")]
+    pub size: ScreenSize,
+
+    /// Command run as the desktop session on the embedded display, through `sh -c`.
+    /// Default: an XFCE session if installed, else xterm.
+    #[arg(long, env = "KELPIE_SESSION", value_name = "CMD")]
+    pub session: Option<String>,
+
+    /// Address and port the web server listens on.
+    #[arg(long, env = "KELPIE_LISTEN", default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    pub listen: SocketAddr,
+
+    /// Frames per second captured and encoded.
+    #[arg(long, env = "KELPIE_FRAMERATE", default_value_t = DEFAULT_FRAMERATE,
+          value_parser = clap::value_parser!(u32).range(1..=240))]
+    pub framerate: u32,
+
+    /// Video bitrate in kbit/s (constant bitrate, shared by all viewers).
+    #[arg(long, env = "KELPIE_BITRATE", default_value_t = DEFAULT_BITRATE_KBPS,
+          value_parser = clap::value_parser!(u32).range(100..=500_000))]
+    pub bitrate: u32,
+
+    /// H.264 encoder. `auto` tries NVENC, then VA-API, then x264, and logs why it chose.
+    /// A hardware encoder that cannot open a session falls back to x264.
+    #[arg(long, env = "KELPIE_ENCODER", value_enum, default_value_t = EncoderPreference::Auto)]
+    pub encoder: EncoderPreference,
+
+    /// How many browsers may watch at once; each extra one costs a WebRTC session, not an encode.
+    #[arg(long, env = "KELPIE_MAX_VIEWERS", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub max_viewers: u32,
+
+    /// Extra origins (e.g. `https://hub.example.org`) allowed to open the signalling
+    /// WebSocket, comma separated. The page's own origin is always allowed.
+    #[arg(long, env = "KELPIE_ALLOWED_ORIGINS", value_delimiter = ',', value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+
+    /// How viewers authenticate. Only `none` exists yet, and it is only accepted on a
+    /// loopback address: anyone who reaches the port controls the desktop.
+    #[arg(long, env = "KELPIE_AUTH", value_enum, default_value_t = AuthMode::None)]
+    pub auth: AuthMode,
+}
+
+/// Which encoder the operator asked for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EncoderPreference {
+    /// Best available: NVENC, VA-API, then x264.
+    Auto,
+    /// Software x264 (always available).
+    X264,
+    /// NVIDIA NVENC (nvcudah264enc or nvh264enc).
+    Nvh264,
+    /// VA-API (Intel/AMD) vah264enc or vah264lpenc.
+    Vah264,
+}
+
+/// Authentication modes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// No authentication: only allowed when listening on loopback.
+    None,
+}
+
+/// Why a configuration cannot run.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error(
+        "refusing to listen on {0} without authentication: anyone who can reach it would control \
+the desktop. Listen on 127.0.0.1 (and put an authenticating proxy in front), or choose an --auth mode"
+    )]
+    UnauthenticatedRemote(SocketAddr),
+    #[error("display name {0:?} is not of the form :N or HOST:N")]
+    BadDisplay(String),
+}
+
+impl Config {
+    /// Checks the rules that clap cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.auth == AuthMode::None && !self.listen.ip().is_loopback() {
+            return Err(ConfigError::UnauthenticatedRemote(self.listen));
+        }
+        if let Some(d) = &self.display {
+            if !is_display_name(d) {
+                return Err(ConfigError::BadDisplay(d.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_display_name(s: &str) -> bool {
+    let Some((_host, rest)) = s.rsplit_once(':') else {
+        return false;
+    };
+    let number = rest.split('.').next().unwrap_or("");
+    !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A screen size in pixels.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ScreenSize {
+    pub width: u32,
+    pub height: u32,
+}
+
+impl FromStr for ScreenSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("{s:?} is not WIDTHxHEIGHT, e.g. 1920x1080"))?;
+        let parse = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("{v:?} is not a number"));
+        let (width, height) = (parse(w)?, parse(h)?);
+        // H.264 4:2:0 needs even dimensions; 8K is the largest an encoder level allows.
+        if !(64..=7680).contains(&width) || !(64..=4320).contains(&height) {
+            return Err(format!("{width}x{height} is outside 64x64..7680x4320"));
+        }
+        if width % 2 != 0 || height % 2 != 0 {
+            return Err(format!("{width}x{height}: width and height must be even for H.264"));
+        }
+        Ok(Self { width, height })
+    }
+}
+
+impl fmt::Display for ScreenSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}", self.width, self.height)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        Config::try_parse_from(std::iter::once("kelpie").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_listen_on_loopback_at_60_fps() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.framerate, 60);
+        assert_eq!(c.size, ScreenSize { width: 1920, height: 1080 });
+        assert_eq!(c.encoder, EncoderPreference::Auto);
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn unauthenticated_non_loopback_listen_is_refused() {
+        let c = parse(&["--listen", "0.0.0.0:8080"]).unwrap();
+        assert!(matches!(c.validate(), Err(ConfigError::UnauthenticatedRemote(_))));
+    }
+
+    #[test]
+    fn odd_or_garbage_sizes_are_rejected() {
+        assert!(parse(&["--size", "1921x1080"]).is_err());
+        assert!(parse(&["--size", "big"]).is_err());
+        assert!(parse(&["--size", "10x10"]).is_err());
+        assert_eq!("1280x720".parse::<ScreenSize>().unwrap(), ScreenSize { width: 1280, height: 720 });
+    }
+
+    #[test]
+    fn framerate_out_of_range_is_rejected() {
+        assert!(parse(&["--framerate", "0"]).is_err());
+        assert!(parse(&["--framerate", "500"]).is_err());
+    }
+
+    #[test]
+    fn display_names_are_checked() {
+        for good in [":0", ":12", "localhost:1", ":1.0"] {
+            let c = parse(&["--display", good]).unwrap();
+            assert!(c.validate().is_ok(), "{good}");
+        }
+        for bad in ["0", ":", ":x", "host"] {
+            let c = parse(&["--display", bad]).unwrap();
+            assert!(c.validate().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The X display Kelpie streams: an existing one, or an embedded Xvfb plus a session.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use x11rb::connection::Connection;
+
+use crate::config::ScreenSize;
+
+/// How long an X server may take to accept connections.
+const X_READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DisplayError {
+    #[error("cannot connect to X display {display}: {why}. Is the X server running and is DISPLAY/XAUTHORITY right?")]
+    Unreachable { display: String, why: String },
+    #[error("cannot start Xvfb ({0}). Install it with: apt-get install xvfb")]
+    XvfbMissing(std::io::Error),
+    #[error("Xvfb did not start: {0}")]
+    XvfbFailed(String),
+    #[error("cannot start the session command {cmd:?}: {why}")]
+    Session { cmd: String, why: String },
+}
+
+/// A display being streamed. Dropping it stops whatever Kelpie started.
+pub struct Display {
+    pub name: String,
+    pub width: u16,
+    pub height: u16,
+    session: Option<Child>,
+    xvfb: Option<Child>,
+}
+
+impl Display {
+    /// Attaches to an existing display.
+    pub fn attach(name: &str) -> Result<Self, DisplayError> {
+        let (width, height) = screen_size(name)?;
+        Ok(Self { name: name.to_owned(), width, height, session: None, xvfb: None })
+    }
+
+    /// Starts Xvfb on a free display number and a session on it.
+    pub fn spawn_embedded(size: ScreenSize, session: Option<&str>) -> Result<Self, DisplayError> {
+        let mut xvfb = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-screen", "0", &format!("{}x24", size), "-nolisten", "tcp"])
+            .args(["+extension", "RANDR", "+extension", "DAMAGE", "+extension", "XFIXES", "-dpi", "96", "-ac"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(DisplayError::XvfbMissing)?;
+        let number = read_display_number(&mut xvfb).inspect_err(|_| {
+            let _ = xvfb.kill();
+            let _ = xvfb.wait();
+        })?;
+        let name = format!(":{number}");
+        tracing::info!(x_display = %name, %size, "started embedded Xvfb");
+        let mut display = Self { name, width: 0, height: 0, session: None, xvfb: Some(xvfb) };
+        let (w, h) = wait_until_ready(&display.name)?;
+        display.width = w;
+        display.height = h;
+        let cmd = match session {
+            Some(c) => c.to_owned(),
+            None => default_session(),
+        };
+        display.session = Some(spawn_session(&display.name, &cmd)?);
+        Ok(display)
+    }
+}
+
+/// Xvfb writes its display number to fd 1 once it is listening (`-displayfd 1`), which
+/// avoids racing other X servers for a free number.
+fn read_display_number(xvfb: &mut Child) -> Result<u32, DisplayError> {
+    let out = xvfb.stdout.take().ok_or_else(|| DisplayError::XvfbFailed("no stdout".into()))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(out).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(X_READY_TIMEOUT)
+        .map_err(|_| DisplayError::XvfbFailed("it did not report a display number in time".into()))?;
+    line.trim()
+        .parse()
+        .map_err(|_| DisplayError::XvfbFailed(format!("it exited without a display number (output {line:?})")))
+}
+
+fn wait_until_ready(name: &str) -> Result<(u16, u16), DisplayError> {
+    let deadline = Instant::now() + X_READY_TIMEOUT;
+    loop {
+        match screen_size(name) {
+            Ok(size) => return Ok(size),
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+fn screen_size(name: &str) -> Result<(u16, u16), DisplayError> {
+    let unreachable = |why: String| DisplayError::Unreachable { display: name.to_owned(), why };
+    let (conn, screen) = x11rb::connect(Some(name)).map_err(|e| unreachable(e.to_string()))?;
+    let s = &conn.setup().roots[screen];
+    Ok((s.width_in_pixels, s.height_in_pixels))
+}
+
+/// XFCE when installed (what `make run` installs), else a plain xterm.
+fn default_session() -> String {
+    let has = |cmd: &str| {
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file())).unwrap_or(false)
+    };
+    if has("startxfce4") {
+        if has("dbus-launch") {
+            "dbus-launch --exit-with-session startxfce4".into()
+        } else {
+            "startxfce4".into()
+        }
+    } else {
+        tracing::warn!("XFCE is not installed (apt-get install xfce4); starting an xterm as the session");
+        "xterm".into()
+    }
+}
+
+fn spawn_session(display: &str, cmd: &str) -> Result<Child, DisplayError> {
+    let shown = display.to_owned();
+    tracing::info!(x_display = %shown, session = cmd, "starting session");
+    Command::new("sh")
+        .args(["-c", cmd])
+        .env("DISPLAY", display)
+        .env_remove("WAYLAND_DISPLAY")
+        .stdin(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| DisplayError::Session { cmd: cmd.to_owned(), why: e.to_string() })
+}
+
+/// Sends `signal` to the process group led by `child` (spawned with `process_group(0)`).
+fn signal_group(child: &Child, signal: i32) {
+    let pgid = child.id() as libc::pid_t;
+    // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+/// Ends a child and everything in its process group, politely first.
+fn stop_group(child: &mut Child, what: &str) {
+    signal_group(child, libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            tracing::debug!("{what} stopped");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal_group(child, libc::SIGKILL);
+    let _ = child.wait();
+}
+
+impl Drop for Display {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.session.take() {
+            stop_group(&mut s, "session");
+        }
+        if let Some(mut x) = self.xvfb.take() {
+            stop_group(&mut x, "Xvfb");
+            tracing::info!(x_display = %self.name, "stopped embedded Xvfb");
+        }
+    }
+}

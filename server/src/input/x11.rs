@@ -1,0 +1,245 @@
+//! The X11 side of input: injects validated events with XTest.
+//!
+//! One thread owns the X connection, so events from all viewers are applied in arrival
+//! order and XTest calls never race. Everything the thread does is bounded by the X
+//! connection: if the X server dies, events are counted as dropped and the thread keeps
+//! trying to reconnect, so the rest of Kelpie stays up and `/health` can say why.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{self, ConnectionExt as _};
+use x11rb::protocol::xtest::ConnectionExt as _;
+use x11rb::rust_connection::RustConnection;
+
+use super::keymap::{press_plan, FakeKey, KeysymMap, XK_SHIFT_L, XK_SHIFT_R};
+use super::protocol::{InputEvent, Notches, WheelAccumulator};
+
+/// Identifies a viewer to the injector, so its held keys can be released when it leaves.
+pub type ViewerKey = u64;
+
+/// Counters of what happened to input, for logs and metrics.
+#[derive(Debug, Default)]
+pub struct InputCounters {
+    pub applied: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+enum Command {
+    Event(ViewerKey, InputEvent),
+    ViewerGone(ViewerKey),
+}
+
+/// Handle to the injector thread; cheap to clone.
+#[derive(Clone)]
+pub struct InputInjector {
+    tx: Sender<Command>,
+    pub counters: Arc<InputCounters>,
+}
+
+impl InputInjector {
+    /// Starts the injector for `display`. Connection problems are retried in the thread.
+    pub fn start(display: String) -> Self {
+        let (tx, rx) = mpsc::channel();
+        let counters = Arc::new(InputCounters::default());
+        let c = counters.clone();
+        std::thread::Builder::new()
+            .name("kelpie-input".into())
+            .spawn(move || run(display, rx, c))
+            .expect("spawning the input thread");
+        Self { tx, counters }
+    }
+
+    pub fn send(&self, viewer: ViewerKey, event: InputEvent) {
+        if self.tx.send(Command::Event(viewer, event)).is_err() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Releases everything `viewer` still holds; called when it disconnects.
+    pub fn viewer_gone(&self, viewer: ViewerKey) {
+        let _ = self.tx.send(Command::ViewerGone(viewer));
+    }
+}
+
+/// What one viewer holds down, so it can be released on blur or disconnect.
+#[derive(Default)]
+struct Held {
+    /// keysym → keycode it was pressed with (the release must use the same keycode).
+    keys: HashMap<u32, u8>,
+    shifts: Vec<u8>,
+    buttons: HashSet<u8>,
+    wheel: WheelAccumulator,
+}
+
+struct XSide {
+    conn: RustConnection,
+    root: xproto::Window,
+    width: u16,
+    height: u16,
+    keymap: KeysymMap,
+}
+
+impl XSide {
+    fn connect(display: &str) -> Result<Self, String> {
+        let (conn, screen) =
+            x11rb::connect(Some(display)).map_err(|e| format!("cannot connect to X display {display}: {e}"))?;
+        let s = &conn.setup().roots[screen];
+        let (root, width, height) = (s.root, s.width_in_pixels, s.height_in_pixels);
+        conn.xtest_get_version(2, 2)
+            .map_err(|e| e.to_string())?
+            .reply()
+            .map_err(|e| format!("X display {display} lacks the XTEST extension: {e}"))?;
+        let (min, max) = (conn.setup().min_keycode, conn.setup().max_keycode);
+        let reply = conn
+            .get_keyboard_mapping(min, max - min + 1)
+            .map_err(|e| e.to_string())?
+            .reply()
+            .map_err(|e| format!("reading the keymap: {e}"))?;
+        let keymap = KeysymMap::from_mapping(min, reply.keysyms_per_keycode, &reply.keysyms);
+        Ok(Self { conn, root, width, height, keymap })
+    }
+
+    fn fake(&self, kind: u8, detail: u8, x: i16, y: i16) -> Result<(), String> {
+        self.conn
+            .xtest_fake_input(kind, detail, x11rb::CURRENT_TIME, self.root, x, y, 0)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn key(&self, k: FakeKey) -> Result<(), String> {
+        let kind = if k.press { xproto::KEY_PRESS_EVENT } else { xproto::KEY_RELEASE_EVENT };
+        self.fake(kind, k.keycode, 0, 0)
+    }
+
+    fn button(&self, button: u8, down: bool) -> Result<(), String> {
+        let kind = if down { xproto::BUTTON_PRESS_EVENT } else { xproto::BUTTON_RELEASE_EVENT };
+        self.fake(kind, button, 0, 0)
+    }
+
+    fn click(&self, button: u8, times: u32) -> Result<(), String> {
+        for _ in 0..times {
+            self.button(button, true)?;
+            self.button(button, false)?;
+        }
+        Ok(())
+    }
+
+    fn apply(&self, held: &mut Held, event: InputEvent) -> Result<(), String> {
+        match event {
+            InputEvent::PointerMove { x, y } => {
+                let x = x.min(u32::from(self.width.saturating_sub(1))) as i16;
+                let y = y.min(u32::from(self.height.saturating_sub(1))) as i16;
+                self.fake(xproto::MOTION_NOTIFY_EVENT, 0, x, y)?;
+            }
+            InputEvent::Button { button, down } => {
+                let b = button.x11();
+                let changed = if down { held.buttons.insert(b) } else { held.buttons.remove(&b) };
+                if changed {
+                    self.button(b, down)?;
+                }
+            }
+            InputEvent::Wheel { dx, dy } => {
+                let Notches { x, y } = held.wheel.add(dx, dy);
+                // X wheel buttons: 4 up, 5 down, 6 left, 7 right.
+                self.click(if y < 0 { 4 } else { 5 }, y.unsigned_abs())?;
+                self.click(if x < 0 { 6 } else { 7 }, x.unsigned_abs())?;
+            }
+            InputEvent::Key { keysym, down: true } => {
+                if held.keys.contains_key(&keysym) {
+                    return Ok(()); // browser auto-repeat: X repeats held keys itself
+                }
+                let plan = press_plan(&self.keymap, keysym, &held.shifts).map_err(|e| e.to_string())?;
+                for k in &plan {
+                    self.key(*k)?;
+                }
+                // press_plan succeeded, so the keysym has a position.
+                if let Some(pos) = self.keymap.position(keysym) {
+                    held.keys.insert(keysym, pos.keycode);
+                }
+                if keysym == XK_SHIFT_L || keysym == XK_SHIFT_R {
+                    held.shifts.extend(held.keys.get(&keysym));
+                }
+            }
+            InputEvent::Key { keysym, down: false } => {
+                if let Some(keycode) = held.keys.remove(&keysym) {
+                    held.shifts.retain(|&k| k != keycode);
+                    self.key(FakeKey { keycode, press: false })?;
+                }
+            }
+            InputEvent::ReleaseAll => self.release_all(held)?,
+            InputEvent::KeyframeRequest => {}
+        }
+        self.conn.flush().map_err(|e| e.to_string())
+    }
+
+    fn release_all(&self, held: &mut Held) -> Result<(), String> {
+        for (_, keycode) in held.keys.drain() {
+            self.key(FakeKey { keycode, press: false })?;
+        }
+        held.shifts.clear();
+        for b in held.buttons.drain() {
+            self.button(b, false)?;
+        }
+        self.conn.flush().map_err(|e| e.to_string())
+    }
+}
+
+fn run(display: String, rx: Receiver<Command>, counters: Arc<InputCounters>) {
+    let mut x: Option<XSide> = None;
+    let mut held: HashMap<ViewerKey, Held> = HashMap::new();
+    let mut last_attempt: Option<Instant> = None;
+    loop {
+        let cmd = match rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(c) => c,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        if x.is_none() && last_attempt.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
+            last_attempt = Some(Instant::now());
+            match XSide::connect(&display) {
+                Ok(side) => {
+                    let shown = display.clone();
+                    tracing::info!(x_display = %shown, "input: injecting with XTest");
+                    x = Some(side);
+                }
+                Err(e) => tracing::error!("input: {e}; input is dropped until the display comes back"),
+            }
+        }
+        let result = match (&x, cmd) {
+            (Some(side), Command::Event(viewer, event)) => {
+                let shown = format!("{event:?}");
+                side.apply(held.entry(viewer).or_default(), event).map_err(|e| (e, shown))
+            }
+            (Some(side), Command::ViewerGone(viewer)) => match held.remove(&viewer) {
+                Some(mut h) => side.release_all(&mut h).map_err(|e| (e, "release".into())),
+                None => Ok(()),
+            },
+            (None, Command::ViewerGone(viewer)) => {
+                held.remove(&viewer);
+                Ok(())
+            }
+            (None, Command::Event(..)) => Err(("no X connection".into(), String::new())),
+        };
+        match result {
+            Ok(()) => {
+                counters.applied.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((e, what)) => {
+                counters.dropped.fetch_add(1, Ordering::Relaxed);
+                if e.contains("not in the X keymap") {
+                    tracing::debug!("input: dropped {what}: {e}");
+                } else {
+                    tracing::warn!("input: dropped {what}: {e}");
+                    if x.as_ref().is_some_and(|s| s.conn.flush().is_err()) {
+                        x = None;
+                    }
+                }
+            }
+        }
+    }
+}

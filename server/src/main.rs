@@ -1,0 +1,16 @@
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = kelpie::config::Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("KELPIE_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = kelpie::run(config).await {
+        tracing::error!("{e}");
+        return Err(e.into());
+    }
+    Ok(())
+}

@@ -1,0 +1,341 @@
+//! H.264 encoder choice: the chain each encoder gets, and the fallback order.
+//!
+//! Every chain is tuned for interactive latency: no B-frames (no reordering delay),
+//! constant bitrate with a VBV of about one frame (no frame may take longer than a frame
+//! interval to send), no periodic keyframes (a keyframe is several times a P-frame and
+//! stalls the link; viewers ask for one with PLI/FIR when they need it), and the
+//! constrained-baseline profile that every browser decodes in hardware and software.
+
+use std::fmt;
+
+use super::spec::Stage;
+use crate::config::EncoderPreference;
+
+/// x264 treats a keyframe interval of this size as "never" (X264_KEYINT_MAX_INFINITE).
+const X264_KEYINT_INFINITE: u32 = 1 << 30;
+/// VA-API encoders cap the GOP at 1024 frames; the largest is the closest to "never".
+const VA_KEYINT_MAX: u32 = 1024;
+
+/// A concrete encoder element.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum EncoderKind {
+    /// NVENC through the CUDA-mode element GStreamer 1.22 added.
+    NvCudaH264,
+    /// NVENC through the older element, present on every nvcodec build.
+    NvH264,
+    /// VA-API (Intel, AMD).
+    VaH264,
+    /// VA-API low-power (Intel fixed-function) mode.
+    VaH264Lp,
+    /// Software x264: always the last resort.
+    X264,
+}
+
+impl EncoderKind {
+    pub fn factory(self) -> &'static str {
+        match self {
+            EncoderKind::NvCudaH264 => "nvcudah264enc",
+            EncoderKind::NvH264 => "nvh264enc",
+            EncoderKind::VaH264 => "vah264enc",
+            EncoderKind::VaH264Lp => "vah264lpenc",
+            EncoderKind::X264 => "x264enc",
+        }
+    }
+
+    pub fn is_hardware(self) -> bool {
+        self != EncoderKind::X264
+    }
+
+    /// The Debian package or driver a missing element usually points to.
+    pub fn install_hint(self) -> &'static str {
+        match self {
+            EncoderKind::NvCudaH264 | EncoderKind::NvH264 => {
+                "needs an NVIDIA GPU with its driver (libnvidia-encode) and gstreamer1.0-plugins-bad"
+            }
+            EncoderKind::VaH264 | EncoderKind::VaH264Lp => {
+                "needs a VA-API GPU driver (intel-media-va-driver or mesa-va-drivers) and gstreamer1.0-plugins-bad"
+            }
+            EncoderKind::X264 => "install gstreamer1.0-plugins-ugly",
+        }
+    }
+}
+
+impl fmt::Display for EncoderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.factory())
+    }
+}
+
+/// What the encoder must produce.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct EncodeParams {
+    pub bitrate_kbps: u32,
+    pub framerate: u32,
+    /// Worker threads for software conversion and encoding.
+    pub threads: u32,
+}
+
+impl EncodeParams {
+    /// One frame's worth of bits, in kbit: the VBV size that bounds per-frame send time.
+    fn vbv_kbit(&self) -> u32 {
+        self.bitrate_kbps.div_ceil(self.framerate.max(1))
+    }
+
+    /// One frame interval in milliseconds, rounded up.
+    fn frame_ms(&self) -> u32 {
+        1000u32.div_ceil(self.framerate.max(1))
+    }
+}
+
+/// The caps every chain ends with: what browsers accept and our payloader expects.
+pub const H264_OUTPUT_CAPS: &str = "video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au";
+
+/// Convert + encode stages for `kind`, from raw BGRx video to H.264 byte-stream.
+pub fn encoder_stages(kind: EncoderKind, p: &EncodeParams) -> Vec<Stage> {
+    let enc = Stage::element(kind.factory()).named("encoder");
+    let mut stages = match kind {
+        EncoderKind::X264 => vec![
+            Stage::element("videoconvert").prop("n-threads", p.threads),
+            Stage::caps("video/x-raw,format=I420"),
+            enc.prop("speed-preset", "ultrafast")
+                .prop("tune", "zerolatency")
+                .prop("pass", "cbr")
+                .prop("bitrate", p.bitrate_kbps)
+                .prop("vbv-buf-capacity", p.frame_ms())
+                .prop("key-int-max", X264_KEYINT_INFINITE)
+                .prop("bframes", 0)
+                .prop("b-adapt", false)
+                .prop("rc-lookahead", 0)
+                .prop("sync-lookahead", 0)
+                .prop("mb-tree", false)
+                .prop("sliced-threads", true)
+                .prop("threads", p.threads)
+                .prop("aud", false)
+                .prop("insert-vui", true),
+        ],
+        EncoderKind::NvCudaH264 => vec![
+            Stage::element("cudaupload"),
+            Stage::element("cudaconvert"),
+            Stage::caps("video/x-raw(memory:CUDAMemory),format=NV12"),
+            enc.prop("preset", "low-latency-hq")
+                .prop("rate-control", "cbr")
+                .prop("bitrate", p.bitrate_kbps)
+                .prop("vbv-buffer-size", p.vbv_kbit())
+                .prop("gop-size", -1)
+                .prop("b-frames", 0)
+                .prop("rc-lookahead", 0)
+                .prop("zero-reorder-delay", true)
+                .prop("aud", false),
+        ],
+        EncoderKind::NvH264 => vec![
+            Stage::element("cudaupload"),
+            Stage::element("cudaconvert"),
+            Stage::caps("video/x-raw(memory:CUDAMemory),format=NV12"),
+            enc.prop("preset", "low-latency-hq")
+                .prop("rc-mode", "cbr-ld-hq")
+                .prop("zerolatency", true)
+                .prop("bitrate", p.bitrate_kbps)
+                .prop("vbv-buffer-size", p.vbv_kbit())
+                .prop("gop-size", -1)
+                .prop("bframes", 0)
+                .prop("rc-lookahead", 0)
+                .prop("aud", false),
+        ],
+        EncoderKind::VaH264 | EncoderKind::VaH264Lp => vec![
+            Stage::element("vapostproc"),
+            Stage::caps("video/x-raw(memory:VAMemory),format=NV12"),
+            enc.prop("rate-control", "cbr")
+                .prop("bitrate", p.bitrate_kbps)
+                .prop("cpb-size", p.vbv_kbit())
+                .prop("key-int-max", VA_KEYINT_MAX)
+                .prop("b-frames", 0)
+                .prop("ref-frames", 1)
+                .prop("cabac", false)
+                .prop("dct8x8", false)
+                .prop("target-usage", 7)
+                .prop("aud", false),
+        ],
+    };
+    stages.push(Stage::caps(H264_OUTPUT_CAPS));
+    stages
+}
+
+/// The encoders to try, best first, for what the operator asked.
+pub fn candidates(pref: EncoderPreference) -> Vec<EncoderKind> {
+    use EncoderKind::*;
+    match pref {
+        EncoderPreference::Auto => vec![NvCudaH264, NvH264, VaH264, VaH264Lp, X264],
+        EncoderPreference::Nvh264 => vec![NvCudaH264, NvH264, X264],
+        EncoderPreference::Vah264 => vec![VaH264, VaH264Lp, X264],
+        EncoderPreference::X264 => vec![X264],
+    }
+}
+
+/// The outcome of encoder selection, with the reasons the better ones were passed over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncoderChoice {
+    pub kind: EncoderKind,
+    pub rejected: Vec<(EncoderKind, String)>,
+    pub preference: EncoderPreference,
+}
+
+impl EncoderChoice {
+    /// Log lines that explain the choice; warnings when a requested GPU encoder fell back.
+    pub fn explanation(&self) -> Vec<String> {
+        let mut lines: Vec<String> =
+            self.rejected.iter().map(|(k, why)| format!("{k} not usable: {why} ({})", k.install_hint())).collect();
+        let asked_for_hardware = matches!(self.preference, EncoderPreference::Nvh264 | EncoderPreference::Vah264);
+        if asked_for_hardware && !self.kind.is_hardware() {
+            lines.push(format!(
+                "requested encoder {:?} is unavailable: falling back to {} (software, more CPU)",
+                self.preference, self.kind
+            ));
+        } else if !self.kind.is_hardware() && !self.rejected.is_empty() {
+            lines.push(format!("no hardware H.264 encoder found: falling back to {} (software)", self.kind));
+        }
+        lines.push(format!("using H.264 encoder {}", self.kind));
+        lines
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("no usable H.264 encoder: {}", .0.iter().map(|(k, w)| format!("{k}: {w}")).collect::<Vec<_>>().join("; "))]
+pub struct NoEncoder(pub Vec<(EncoderKind, String)>);
+
+/// Picks the first candidate that `probe` can really run.
+pub fn choose(
+    pref: EncoderPreference,
+    mut probe: impl FnMut(EncoderKind) -> Result<(), String>,
+) -> Result<EncoderChoice, NoEncoder> {
+    let mut rejected = Vec::new();
+    for kind in candidates(pref) {
+        match probe(kind) {
+            Ok(()) => return Ok(EncoderChoice { kind, rejected, preference: pref }),
+            Err(why) => rejected.push((kind, why)),
+        }
+    }
+    Err(NoEncoder(rejected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::spec::Chain;
+
+    const P: EncodeParams = EncodeParams { bitrate_kbps: 6000, framerate: 60, threads: 2 };
+
+    fn chain(kind: EncoderKind) -> Chain {
+        Chain(encoder_stages(kind, &P))
+    }
+
+    #[test]
+    fn x264_chain_is_low_latency_cbr_without_periodic_keyframes() {
+        let c = chain(EncoderKind::X264);
+        assert_eq!(
+            c.launch_line(),
+            "videoconvert n-threads=2 ! video/x-raw,format=I420 ! x264enc name=encoder speed-preset=ultrafast \
+tune=zerolatency pass=cbr bitrate=6000 vbv-buf-capacity=17 key-int-max=1073741824 bframes=0 b-adapt=false \
+rc-lookahead=0 sync-lookahead=0 mb-tree=false sliced-threads=true threads=2 aud=false insert-vui=true ! \
+video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au"
+        );
+    }
+
+    #[test]
+    fn nvcuda_chain_converts_on_the_gpu_with_one_frame_vbv() {
+        let c = chain(EncoderKind::NvCudaH264);
+        assert_eq!(c.factories(), vec!["cudaupload", "cudaconvert", "nvcudah264enc"]);
+        let enc = c.find("nvcudah264enc").unwrap();
+        assert_eq!(enc.get("rate-control"), Some("cbr"));
+        assert_eq!(enc.get("vbv-buffer-size"), Some("100")); // 6000 kbit/s / 60 fps
+        assert_eq!(enc.get("gop-size"), Some("-1"));
+        assert_eq!(enc.get("b-frames"), Some("0"));
+        assert_eq!(enc.get("zero-reorder-delay"), Some("true"));
+        assert!(c.launch_line().contains("video/x-raw(memory:CUDAMemory),format=NV12"));
+    }
+
+    #[test]
+    fn legacy_nvenc_chain_uses_low_delay_cbr() {
+        let c = chain(EncoderKind::NvH264);
+        assert_eq!(c.factories(), vec!["cudaupload", "cudaconvert", "nvh264enc"]);
+        let enc = c.find("nvh264enc").unwrap();
+        assert_eq!(enc.get("rc-mode"), Some("cbr-ld-hq"));
+        assert_eq!(enc.get("zerolatency"), Some("true"));
+        assert_eq!(enc.get("bframes"), Some("0"));
+        assert_eq!(enc.get("gop-size"), Some("-1"));
+    }
+
+    #[test]
+    fn vaapi_chains_convert_with_vapostproc() {
+        for kind in [EncoderKind::VaH264, EncoderKind::VaH264Lp] {
+            let c = chain(kind);
+            assert_eq!(c.factories(), vec!["vapostproc", kind.factory()]);
+            let enc = c.find(kind.factory()).unwrap();
+            assert_eq!(enc.get("rate-control"), Some("cbr"));
+            assert_eq!(enc.get("b-frames"), Some("0"));
+            assert_eq!(enc.get("cpb-size"), Some("100"));
+            assert_eq!(enc.get("key-int-max"), Some("1024"));
+        }
+    }
+
+    #[test]
+    fn every_chain_ends_in_browser_decodable_h264() {
+        for kind in candidates(EncoderPreference::Auto) {
+            assert_eq!(encoder_stages(kind, &P).last(), Some(&Stage::caps(H264_OUTPUT_CAPS)), "{kind}");
+        }
+    }
+
+    #[test]
+    fn auto_prefers_nvenc_then_vaapi_then_x264() {
+        let choice = choose(EncoderPreference::Auto, |_| Ok(())).unwrap();
+        assert_eq!(choice.kind, EncoderKind::NvCudaH264);
+        let choice =
+            choose(
+                EncoderPreference::Auto,
+                |k| if k.factory().starts_with("nv") { Err("no GPU".into()) } else { Ok(()) },
+            )
+            .unwrap();
+        assert_eq!(choice.kind, EncoderKind::VaH264);
+    }
+
+    #[test]
+    fn failing_hardware_encoder_falls_back_to_x264_with_a_clear_log_line() {
+        let choice = choose(EncoderPreference::Nvh264, |k| {
+            if k.is_hardware() {
+                Err("NvEncOpenEncodeSessionEx failed".into())
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap();
+        assert_eq!(choice.kind, EncoderKind::X264);
+        assert_eq!(choice.rejected.len(), 2);
+        let lines = choice.explanation();
+        assert!(lines[0].starts_with("nvcudah264enc not usable: NvEncOpenEncodeSessionEx failed"), "{lines:?}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l == "requested encoder Nvh264 is unavailable: falling back to x264enc (software, more CPU)"),
+            "{lines:?}"
+        );
+        assert_eq!(lines.last().unwrap(), "using H.264 encoder x264enc");
+    }
+
+    #[test]
+    fn explicit_x264_never_probes_hardware() {
+        let mut probed = Vec::new();
+        let choice = choose(EncoderPreference::X264, |k| {
+            probed.push(k);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(probed, vec![EncoderKind::X264]);
+        assert_eq!(choice.explanation(), vec!["using H.264 encoder x264enc".to_string()]);
+    }
+
+    #[test]
+    fn nothing_usable_is_an_error_listing_every_reason() {
+        let err = choose(EncoderPreference::Vah264, |k| Err(format!("{k} missing"))).unwrap_err();
+        assert_eq!(err.0.len(), 3);
+        assert!(err.to_string().contains("x264enc: x264enc missing"));
+    }
+}

@@ -1,0 +1,310 @@
+//! Media: one shared capture/encode pipeline per desktop, one webrtcbin branch per viewer.
+
+pub mod encoder;
+pub mod pipeline;
+pub mod spec;
+mod viewer;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use tokio::sync::mpsc::UnboundedSender;
+
+pub use encoder::{EncodeParams, EncoderChoice, EncoderKind};
+pub use viewer::{InputHandler, MediaEvent};
+use viewer::{ViewerBranch, BIN_PREFIX};
+
+/// How long without an encoded frame before the pipeline counts as stalled.
+const STALL_AFTER: Duration = Duration::from_secs(3);
+/// Keyframe requests closer together than this are merged: several viewers joining or
+/// several PLIs for the same loss need one keyframe, not a burst that floods the link.
+const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(250);
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("GStreamer element {0} is missing")]
+    MissingElement(String),
+    #[error("building the pipeline failed: {0}")]
+    Build(String),
+    #[error("linking the viewer branch failed: {0}")]
+    Link(String),
+    #[error(transparent)]
+    NoEncoder(#[from] encoder::NoEncoder),
+}
+
+/// Whether the pipeline is delivering frames, readable from any thread.
+#[derive(Debug)]
+pub struct Health {
+    started: Instant,
+    failure: Mutex<Option<String>>,
+    frames: AtomicU64,
+    /// Milliseconds since `started` of the last encoded frame.
+    last_frame_ms: AtomicU64,
+    playing: AtomicBool,
+}
+
+impl Health {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            failure: Mutex::new(None),
+            frames: AtomicU64::new(0),
+            last_frame_ms: AtomicU64::new(0),
+            playing: AtomicBool::new(false),
+        }
+    }
+
+    fn frame(&self) {
+        self.frames.fetch_add(1, Ordering::Relaxed);
+        self.last_frame_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn fail(&self, why: String) {
+        let mut f = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        if f.is_none() {
+            *f = Some(why);
+        }
+    }
+
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+
+    /// `Ok` when frames flow; otherwise why not.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(f) = self.failure.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Err(f);
+        }
+        if !self.playing.load(Ordering::Relaxed) {
+            return Err("pipeline is starting".into());
+        }
+        if self.frames() == 0 {
+            return Err("no frame encoded yet".into());
+        }
+        let since =
+            self.started.elapsed().saturating_sub(Duration::from_millis(self.last_frame_ms.load(Ordering::Relaxed)));
+        if since > STALL_AFTER {
+            return Err(format!("no frame encoded for {:.1} s (is the X display alive?)", since.as_secs_f64()));
+        }
+        Ok(())
+    }
+}
+
+/// The per-viewer event channel plus what it needs to route bus errors.
+struct ViewerSlot {
+    branch: Option<ViewerBranch>,
+    events: UnboundedSender<MediaEvent>,
+}
+
+/// A desktop's shared pipeline.
+pub struct Desktop {
+    pipeline: gst::Pipeline,
+    tee: gst::Element,
+    encoder: gst::Element,
+    frame_interval: gst::ClockTime,
+    viewers: Mutex<HashMap<u64, ViewerSlot>>,
+    last_keyframe: Mutex<Option<Instant>>,
+    pub health: Arc<Health>,
+    pub encoder_kind: EncoderKind,
+    stop: Arc<AtomicBool>,
+}
+
+impl Desktop {
+    /// Builds and starts the pipeline for `display` with the chosen encoder.
+    pub fn start(display: &str, kind: EncoderKind, params: &EncodeParams) -> Result<Arc<Self>, MediaError> {
+        let chain = pipeline::desktop_chain(display, kind, params);
+        tracing::info!("pipeline: {}", chain.launch_line());
+        let pipeline = gst::parse::launch(&chain.launch_line())
+            .map_err(|e| MediaError::Build(e.to_string()))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| MediaError::Build("not a pipeline".into()))?;
+        let by_name = |n: &str| pipeline.by_name(n).ok_or_else(|| MediaError::Build(format!("no element {n}")));
+        let tee = by_name("fanout")?;
+        let encoder = by_name("encoder")?;
+        let health = Arc::new(Health::new());
+        let h = health.clone();
+        if let Some(pad) = encoder.static_pad("src") {
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                h.frame();
+                gst::PadProbeReturn::Ok
+            });
+        }
+        let desktop = Arc::new(Self {
+            pipeline,
+            tee,
+            encoder,
+            frame_interval: gst::ClockTime::from_nseconds(1_000_000_000 / u64::from(params.framerate.max(1))),
+            viewers: Mutex::new(HashMap::new()),
+            last_keyframe: Mutex::new(None),
+            health,
+            encoder_kind: kind,
+            stop: Arc::new(AtomicBool::new(false)),
+        });
+        desktop.spawn_bus_thread();
+        desktop
+            .pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|_| MediaError::Build("the pipeline refused to start (see the errors above)".into()))?;
+        Ok(desktop)
+    }
+
+    fn viewers(&self) -> std::sync::MutexGuard<'_, HashMap<u64, ViewerSlot>> {
+        self.viewers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a viewer branch; its offer and candidates arrive on `events`.
+    pub fn add_viewer(
+        &self,
+        id: u64,
+        events: UnboundedSender<MediaEvent>,
+        on_input: InputHandler,
+    ) -> Result<(), MediaError> {
+        let branch =
+            ViewerBranch::create(id, &self.pipeline, &self.tee, self.frame_interval, events.clone(), on_input)?;
+        self.viewers().insert(id, ViewerSlot { branch: Some(branch), events });
+        Ok(())
+    }
+
+    pub fn apply_answer(&self, id: u64, sdp: &str) {
+        if let Some(slot) = self.viewers().get(&id) {
+            if let Some(b) = &slot.branch {
+                b.apply_answer(sdp, slot.events.clone());
+            }
+        }
+    }
+
+    pub fn add_ice(&self, id: u64, sdp_mline_index: u32, candidate: &str) {
+        if let Some(Some(b)) = self.viewers().get(&id).map(|s| s.branch.as_ref()) {
+            b.add_ice(sdp_mline_index, candidate);
+        }
+    }
+
+    /// Tears a viewer's branch down. Blocking (waits for the branch to stop).
+    pub fn remove_viewer(&self, id: u64) {
+        let branch = self.viewers().remove(&id).and_then(|s| s.branch);
+        if let Some(b) = branch {
+            b.remove(&self.pipeline, &self.tee);
+            tracing::info!(viewer = id, "viewer branch removed");
+        }
+    }
+
+    pub fn viewer_count(&self) -> usize {
+        self.viewers().len()
+    }
+
+    /// Viewer bins present in the pipeline right now (counted from GStreamer, not our map,
+    /// so a leaked branch shows up).
+    pub fn branch_count(&self) -> usize {
+        self.pipeline
+            .iterate_elements()
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.name().starts_with(BIN_PREFIX))
+            .count()
+    }
+
+    /// Asks the encoder for a keyframe, at most once per [`KEYFRAME_MIN_INTERVAL`].
+    pub fn request_keyframe(&self) {
+        {
+            let mut last = self.last_keyframe.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| t.elapsed() < KEYFRAME_MIN_INTERVAL) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let event = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
+        if let Some(pad) = self.encoder.static_pad("src") {
+            pad.send_event(event);
+        }
+    }
+
+    /// Stops the pipeline and every branch.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.pipeline.set_state(gst::State::Null);
+        self.viewers().clear();
+    }
+
+    fn spawn_bus_thread(self: &Arc<Self>) {
+        let Some(bus) = self.pipeline.bus() else { return };
+        let weak = Arc::downgrade(self);
+        let stop = self.stop.clone();
+        let spawned = std::thread::Builder::new().name("kelpie-bus".into()).spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else { continue };
+                let Some(desktop) = weak.upgrade() else { return };
+                desktop.on_bus_message(&msg);
+            }
+        });
+        if let Err(e) = spawned {
+            self.health.fail(format!("cannot start the bus thread: {e}"));
+        }
+    }
+
+    fn on_bus_message(&self, msg: &gst::Message) {
+        use gst::MessageView;
+        match msg.view() {
+            MessageView::Error(err) => {
+                let text = format!("{} ({})", err.error(), err.debug().unwrap_or_default());
+                if let Some(id) = msg.src().and_then(viewer_of) {
+                    tracing::warn!(viewer = id, "viewer media error: {text}");
+                    if let Some(slot) = self.viewers().get(&id) {
+                        let _ = slot.events.send(MediaEvent::Failed(format!("media error: {}", err.error())));
+                    }
+                } else {
+                    tracing::error!("pipeline error: {text}");
+                    self.health.fail(format!("pipeline error: {}", err.error()));
+                }
+            }
+            MessageView::Warning(w) => tracing::warn!("pipeline warning: {}", w.error()),
+            MessageView::StateChanged(s) if msg.src() == Some(self.pipeline.upcast_ref()) => {
+                tracing::debug!(from = ?s.old(), to = ?s.current(), "pipeline state");
+                self.health.playing.store(s.current() == gst::State::Playing, Ordering::Relaxed);
+            }
+            MessageView::Latency(_) => {
+                let _ = self.pipeline.recalculate_latency();
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Drop for Desktop {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// The viewer id of the bin an element belongs to, if any.
+fn viewer_of(obj: &gst::Object) -> Option<u64> {
+    let mut cur = Some(obj.clone());
+    while let Some(o) = cur {
+        if let Some(id) = o.name().strip_prefix(BIN_PREFIX).and_then(|n| n.parse().ok()) {
+            return Some(id);
+        }
+        cur = o.parent();
+    }
+    None
+}
+
+/// Chooses the encoder for `pref` by really running each candidate, logging why.
+pub fn select_encoder(
+    pref: crate::config::EncoderPreference,
+    params: &EncodeParams,
+) -> Result<EncoderChoice, MediaError> {
+    let choice = encoder::choose(pref, |kind| pipeline::probe_encoder(kind, params))?;
+    for line in choice.explanation() {
+        if line.starts_with("using") {
+            tracing::info!("{line}");
+        } else if line.contains("falling back") {
+            tracing::warn!("{line}");
+        } else {
+            tracing::info!("{line}");
+        }
+    }
+    Ok(choice)
+}

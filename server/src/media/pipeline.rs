@@ -1,0 +1,157 @@
+//! The desktop pipeline: capture → convert → encode → payload → tee, as a pure [`Chain`],
+//! plus the probe that checks an encoder chain really runs.
+
+use std::time::Duration;
+
+use gst::prelude::*;
+
+use super::encoder::{encoder_stages, EncodeParams, EncoderKind};
+use super::spec::{Chain, Stage};
+
+/// RTP payload type of the H.264 stream. The server makes the offer, so ours is used.
+pub const H264_PAYLOAD_TYPE: u32 = 96;
+
+/// RTP packets this size fit the smallest common path MTU (1280 for IPv6) with room for
+/// SRTP, TURN and TCP framing overhead.
+const RTP_MTU: u32 = 1200;
+
+/// Capture stages for an X display. The queue lets capture and encoding run on separate
+/// threads (one core each on small machines) while holding at most one frame.
+pub fn capture_stages(display: &str, framerate: u32) -> Vec<Stage> {
+    vec![
+        Stage::element("ximagesrc")
+            .named("capture")
+            .prop("display-name", display)
+            .prop("use-damage", false)
+            .prop("show-pointer", false),
+        Stage::caps(format!("video/x-raw,framerate={framerate}/1")),
+        one_frame_queue("capture-queue"),
+    ]
+}
+
+/// A queue that holds at most one buffer and drops the older one when full, so a slow
+/// stage makes frames skip instead of latency grow.
+fn one_frame_queue(name: &'static str) -> Stage {
+    Stage::element("queue")
+        .named(name)
+        .prop("max-size-buffers", 1)
+        .prop("max-size-bytes", 0)
+        .prop("max-size-time", 0)
+        .prop("leaky", "downstream")
+}
+
+/// RTP caps fed to every viewer. The rtcp-fb fields make webrtcbin offer NACK, PLI and FIR
+/// so browsers can ask for retransmits and keyframes.
+pub fn rtp_caps() -> String {
+    format!(
+        "application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload={H264_PAYLOAD_TYPE},\
+rtcp-fb-nack=(boolean)true,rtcp-fb-nack-pli=(boolean)true,rtcp-fb-ccm-fir=(boolean)true"
+    )
+}
+
+/// Payloader and fan-out stages.
+pub fn rtp_stages() -> Vec<Stage> {
+    vec![
+        Stage::element("rtph264pay")
+            .named("payloader")
+            .prop("config-interval", -1)
+            .prop("aggregate-mode", "zero-latency")
+            .prop("mtu", RTP_MTU)
+            .prop("pt", H264_PAYLOAD_TYPE),
+        Stage::caps(rtp_caps()),
+        Stage::element("tee").named("fanout").prop("allow-not-linked", true),
+    ]
+}
+
+/// The whole shared pipeline for one desktop.
+pub fn desktop_chain(display: &str, kind: EncoderKind, p: &EncodeParams) -> Chain {
+    Chain(capture_stages(display, p.framerate)).then(encoder_stages(kind, p)).then(rtp_stages())
+}
+
+/// Runs `kind`'s chain on a few test frames: an element that exists but cannot open an
+/// encode session (no GPU, wrong driver) fails here rather than in front of a viewer.
+pub fn probe_encoder(kind: EncoderKind, p: &EncodeParams) -> Result<(), String> {
+    let chain = Chain(encoder_stages(kind, p));
+    for factory in chain.factories() {
+        if gst::ElementFactory::find(factory).is_none() {
+            return Err(format!("GStreamer element {factory} is not available"));
+        }
+    }
+    let line = format!(
+        "videotestsrc num-buffers=3 ! video/x-raw,format=BGRx,width=320,height=240,framerate={}/1 ! {} ! fakesink",
+        p.framerate,
+        chain.launch_line()
+    );
+    let pipeline = gst::parse::launch(&line).map_err(|e| format!("cannot build test pipeline: {e}"))?;
+    let result = run_to_eos(&pipeline, Duration::from_secs(10));
+    let _ = pipeline.set_state(gst::State::Null);
+    result
+}
+
+fn run_to_eos(pipeline: &gst::Element, timeout: Duration) -> Result<(), String> {
+    let bus = pipeline.bus().ok_or("pipeline has no bus")?;
+    pipeline.set_state(gst::State::Playing).map_err(|_| "could not start the test pipeline".to_string())?;
+    let deadline = std::time::Instant::now() + timeout;
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        let Some(msg) = bus.timed_pop_filtered(
+            gst::ClockTime::from_nseconds(left.as_nanos() as u64),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        ) else {
+            break;
+        };
+        return match msg.view() {
+            gst::MessageView::Error(e) => Err(format!("{} ({})", e.error(), e.debug().unwrap_or_default())),
+            _ => Ok(()),
+        };
+    }
+    Err(format!("test encode did not finish within {timeout:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: EncodeParams = EncodeParams { bitrate_kbps: 8000, framerate: 30, threads: 2 };
+
+    #[test]
+    fn desktop_chain_captures_encodes_payloads_and_fans_out() {
+        let c = desktop_chain(":5", EncoderKind::X264, &P);
+        assert_eq!(c.factories(), vec!["ximagesrc", "queue", "videoconvert", "x264enc", "rtph264pay", "tee"]);
+        let line = c.launch_line();
+        assert!(line.starts_with("ximagesrc name=capture display-name=:5 use-damage=false show-pointer=false ! video/x-raw,framerate=30/1 ! queue name=capture-queue max-size-buffers=1"), "{line}");
+        assert!(
+            line.contains("rtph264pay name=payloader config-interval=-1 aggregate-mode=zero-latency mtu=1200 pt=96"),
+            "{line}"
+        );
+        assert!(line.ends_with("tee name=fanout allow-not-linked=true"), "{line}");
+    }
+
+    #[test]
+    fn every_queue_holds_at_most_one_frame() {
+        for kind in super::super::encoder::candidates(crate::config::EncoderPreference::Auto) {
+            for s in desktop_chain(":0", kind, &P).0 {
+                if s.factory() == Some("queue") {
+                    assert_eq!(s.get("max-size-buffers"), Some("1"));
+                    assert_eq!(s.get("leaky"), Some("downstream"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rtp_caps_ask_for_keyframe_feedback() {
+        assert!(rtp_caps().contains("rtcp-fb-nack-pli=(boolean)true"));
+        assert!(rtp_caps().contains("payload=96"));
+    }
+
+    #[test]
+    fn x264_probe_runs_and_missing_element_is_reported() {
+        gst::init().unwrap();
+        assert_eq!(probe_encoder(EncoderKind::X264, &P), Ok(()));
+        // No GPU on CI machines: nvcodec registers no elements, so this must fail cleanly.
+        if gst::ElementFactory::find("nvh264enc").is_none() {
+            let err = probe_encoder(EncoderKind::NvH264, &P).unwrap_err();
+            assert!(err.contains("is not available"), "{err}");
+        }
+    }
+}

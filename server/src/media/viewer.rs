@@ -1,0 +1,226 @@
+//! One viewer's branch of the shared pipeline: `tee → queue → webrtcbin`, in its own bin
+//! named `viewer-N` so it can be added and removed while the desktop keeps streaming.
+
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use gst::prelude::*;
+use gst_webrtc::{
+    WebRTCDataChannel, WebRTCPeerConnectionState, WebRTCRTPTransceiverDirection, WebRTCSDPType,
+    WebRTCSessionDescription,
+};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::MediaError;
+
+/// What the media engine tells a viewer's signalling task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    Offer(String),
+    Ice {
+        candidate: String,
+        sdp_mline_index: u32,
+    },
+    AnswerApplied,
+    AnswerRejected(String),
+    /// DTLS is up: media reaches the browser from now on.
+    Connected,
+    Failed(String),
+}
+
+/// Receives the raw text messages of the viewer's `input` data channel.
+pub type InputHandler = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Name prefix of viewer bins; the bus handler uses it to route errors to one viewer.
+pub const BIN_PREFIX: &str = "viewer-";
+
+pub(super) struct ViewerBranch {
+    pub bin: gst::Bin,
+    webrtc: gst::Element,
+    tee_pad: gst::Pad,
+    /// Kept alive for as long as the viewer: dropping it would close the channel.
+    _channel: Option<WebRTCDataChannel>,
+}
+
+impl ViewerBranch {
+    /// Builds the branch, links it to the tee and starts the offer.
+    pub fn create(
+        id: u64,
+        pipeline: &gst::Pipeline,
+        tee: &gst::Element,
+        frame_interval: gst::ClockTime,
+        events: UnboundedSender<MediaEvent>,
+        on_input: InputHandler,
+    ) -> Result<Self, MediaError> {
+        let make = |factory: &str| {
+            gst::ElementFactory::make(factory).build().map_err(|_| MediaError::MissingElement(factory.to_string()))
+        };
+        let bin = gst::Bin::with_name(&format!("{BIN_PREFIX}{id}"));
+        let queue = make("queue")?;
+        // RTP packets of one frame share a timestamp, so a time limit of one frame interval
+        // holds one frame, whatever its packet count.
+        queue.set_property("max-size-buffers", 0u32);
+        queue.set_property("max-size-bytes", 0u32);
+        queue.set_property("max-size-time", frame_interval.nseconds());
+        queue.set_property_from_str("leaky", "downstream");
+        let webrtc = make("webrtcbin")?;
+        webrtc.set_property_from_str("bundle-policy", "max-bundle");
+        webrtc.set_property("latency", 0u32);
+        bin.add_many([&queue, &webrtc]).map_err(|e| MediaError::Link(e.to_string()))?;
+
+        let sink = webrtc
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| MediaError::Link("webrtcbin gave no sink pad".into()))?;
+        queue
+            .static_pad("src")
+            .ok_or_else(|| MediaError::Link("queue without src pad".into()))?
+            .link(&sink)
+            .map_err(|e| MediaError::Link(format!("queue → webrtcbin: {e:?}")))?;
+        let transceiver = sink.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
+        transceiver.set_property("direction", WebRTCRTPTransceiverDirection::Sendonly);
+        transceiver.set_property("do-nack", true);
+        if let Some(caps) = tee.static_pad("sink").and_then(|p| p.current_caps()) {
+            transceiver.set_property("codec-preferences", &caps);
+        }
+
+        let queue_sink = queue.static_pad("sink").ok_or_else(|| MediaError::Link("queue without sink".into()))?;
+        let ghost = gst::GhostPad::builder_with_target(&queue_sink)
+            .map_err(|e| MediaError::Link(e.to_string()))?
+            .name("sink")
+            .build();
+        bin.add_pad(&ghost).map_err(|e| MediaError::Link(e.to_string()))?;
+
+        connect_signals(&webrtc, events.clone());
+
+        pipeline.add(&bin).map_err(|e| MediaError::Link(e.to_string()))?;
+        bin.sync_state_with_parent().map_err(|e| MediaError::Link(format!("starting viewer: {e}")))?;
+
+        let tee_pad = tee.request_pad_simple("src_%u").ok_or_else(|| MediaError::Link("tee gave no src pad".into()))?;
+        if let Err(e) = tee_pad.link(&ghost) {
+            tee.release_request_pad(&tee_pad);
+            let _ = pipeline.remove(&bin);
+            let _ = bin.set_state(gst::State::Null);
+            return Err(MediaError::Link(format!("tee → viewer: {e:?}")));
+        }
+
+        let channel = create_input_channel(&webrtc, on_input);
+        create_offer(&webrtc, events);
+        Ok(Self { bin, webrtc, tee_pad, _channel: channel })
+    }
+
+    pub fn apply_answer(&self, sdp: &str, events: UnboundedSender<MediaEvent>) {
+        let msg = match gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()) {
+            Ok(m) => m,
+            Err(_) => {
+                let _ = events.send(MediaEvent::AnswerRejected("SDP does not parse".into()));
+                return;
+            }
+        };
+        let answer = WebRTCSessionDescription::new(WebRTCSDPType::Answer, msg);
+        let promise = gst::Promise::with_change_func(move |reply| {
+            let event = match reply {
+                Ok(Some(s)) if s.has_field("error") => {
+                    let why = s
+                        .get::<gst::glib::Error>("error")
+                        .map(|e| e.to_string())
+                        .unwrap_or_else(|_| "rejected by webrtcbin".into());
+                    MediaEvent::AnswerRejected(why)
+                }
+                Ok(_) => MediaEvent::AnswerApplied,
+                Err(e) => MediaEvent::AnswerRejected(format!("{e:?}")),
+            };
+            let _ = events.send(event);
+        });
+        self.webrtc.emit_by_name::<()>("set-remote-description", &[&answer, &promise]);
+    }
+
+    pub fn add_ice(&self, sdp_mline_index: u32, candidate: &str) {
+        self.webrtc.emit_by_name::<()>("add-ice-candidate", &[&sdp_mline_index, &candidate]);
+    }
+
+    /// Unlinks from the tee at a moment no buffer is passing, then stops the branch.
+    /// Blocking: call from a blocking-friendly thread.
+    pub fn remove(self, pipeline: &gst::Pipeline, tee: &gst::Element) {
+        let (done_tx, done_rx) = mpsc::channel();
+        let tee_for_probe = tee.clone();
+        self.tee_pad.add_probe(gst::PadProbeType::IDLE, move |pad, _| {
+            if let Some(peer) = pad.peer() {
+                let _ = pad.unlink(&peer);
+            }
+            tee_for_probe.release_request_pad(pad);
+            let _ = done_tx.send(());
+            gst::PadProbeReturn::Remove
+        });
+        if done_rx.recv_timeout(Duration::from_secs(2)).is_err() {
+            tracing::warn!(viewer = %self.bin.name(), "tee pad never went idle; removing the branch anyway");
+            if let Some(peer) = self.tee_pad.peer() {
+                let _ = self.tee_pad.unlink(&peer);
+            }
+        }
+        let _ = self.bin.set_state(gst::State::Null);
+        let _ = pipeline.remove(&self.bin);
+    }
+}
+
+fn connect_signals(webrtc: &gst::Element, events: UnboundedSender<MediaEvent>) {
+    let tx = events.clone();
+    webrtc.connect("on-ice-candidate", false, move |values| {
+        let mline = values.get(1).and_then(|v| v.get::<u32>().ok());
+        let candidate = values.get(2).and_then(|v| v.get::<String>().ok());
+        if let (Some(sdp_mline_index), Some(candidate)) = (mline, candidate) {
+            let _ = tx.send(MediaEvent::Ice { candidate, sdp_mline_index });
+        }
+        None
+    });
+    webrtc.connect_notify(Some("connection-state"), move |w, _| {
+        let state = w.property::<WebRTCPeerConnectionState>("connection-state");
+        tracing::debug!(viewer = ?w.parent().map(|p| p.name()), ?state, "peer connection state");
+        let event = match state {
+            WebRTCPeerConnectionState::Connected => MediaEvent::Connected,
+            WebRTCPeerConnectionState::Failed => MediaEvent::Failed("WebRTC connection failed (ICE or DTLS)".into()),
+            _ => return,
+        };
+        let _ = events.send(event);
+    });
+}
+
+fn create_input_channel(webrtc: &gst::Element, on_input: InputHandler) -> Option<WebRTCDataChannel> {
+    let options = gst::Structure::builder("application/data-channel").field("ordered", true).build();
+    let channel = webrtc.emit_by_name::<Option<WebRTCDataChannel>>("create-data-channel", &[&"input", &options]);
+    match &channel {
+        Some(ch) => {
+            ch.connect_on_message_string(move |_, text| {
+                if let Some(text) = text {
+                    on_input(text);
+                }
+            });
+        }
+        None => tracing::warn!("webrtcbin refused to create the input data channel; this viewer cannot send input"),
+    }
+    channel
+}
+
+fn create_offer(webrtc: &gst::Element, events: UnboundedSender<MediaEvent>) {
+    let w = webrtc.downgrade();
+    let promise = gst::Promise::with_change_func(move |reply| {
+        let Some(webrtc) = w.upgrade() else { return };
+        let offer = match reply {
+            Ok(Some(s)) => s.get::<WebRTCSessionDescription>("offer").ok(),
+            _ => None,
+        };
+        let Some(offer) = offer else {
+            let _ = events.send(MediaEvent::Failed("webrtcbin could not create an offer".into()));
+            return;
+        };
+        webrtc.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
+        match offer.sdp().as_text() {
+            Ok(text) => {
+                let _ = events.send(MediaEvent::Offer(text));
+            }
+            Err(e) => {
+                let _ = events.send(MediaEvent::Failed(format!("offer SDP: {e}")));
+            }
+        }
+    });
+    webrtc.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+}

@@ -1,0 +1,168 @@
+//! The JSON messages of the signalling WebSocket (see `docs/protocol.md`).
+
+use serde::{Deserialize, Serialize};
+
+/// Largest signalling frame accepted. Real SDP answers are a few KiB; anything near this
+/// limit is a bug or an attack, and is answered with `too_large`.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// What a viewer may do.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ViewerRole {
+    /// Sees the desktop and controls keyboard and pointer.
+    Controller,
+    /// Sees the desktop only; its input is dropped.
+    Viewer,
+}
+
+/// An ICE server as the browser's `RTCIceServer` expects it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// Messages the server sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    Welcome {
+        viewer_id: String,
+        role: ViewerRole,
+        ice_servers: Vec<IceServer>,
+    },
+    Offer {
+        sdp: String,
+    },
+    Ice {
+        candidate: String,
+        #[serde(rename = "sdpMLineIndex")]
+        sdp_mline_index: u32,
+    },
+    Pong,
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+impl ServerMessage {
+    pub fn to_json(&self) -> String {
+        // Serialising these plain enums cannot fail: no maps with non-string keys, no floats.
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| r#"{"type":"error","code":"internal","message":"serialisation"}"#.into())
+    }
+}
+
+/// Messages a client may send.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    Answer {
+        sdp: String,
+    },
+    Ice {
+        candidate: String,
+        #[serde(rename = "sdpMLineIndex")]
+        sdp_mline_index: u32,
+    },
+    Ping,
+}
+
+/// Machine-readable error codes, stable for clients.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadJson,
+    UnknownType,
+    BadMessage,
+    TooLarge,
+    BinaryUnsupported,
+    Unexpected,
+    BadSdp,
+    ServerFull,
+    Internal,
+}
+
+/// Why a client frame was not a valid [`ClientMessage`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct ParseError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+const CLIENT_TYPES: [&str; 3] = ["answer", "ice", "ping"];
+
+/// Parses a text frame, classifying failures so the client gets a precise error code.
+pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(ParseError {
+            code: ErrorCode::TooLarge,
+            message: format!("message of {} bytes exceeds the {} byte limit", text.len(), MAX_MESSAGE_BYTES),
+        });
+    }
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| ParseError { code: ErrorCode::BadJson, message: format!("not JSON: {e}") })?;
+    let Some(kind) = value.get("type").and_then(|t| t.as_str()).map(str::to_owned) else {
+        return Err(ParseError {
+            code: ErrorCode::BadJson,
+            message: "expected a JSON object with a string \"type\"".into(),
+        });
+    };
+    if !CLIENT_TYPES.contains(&kind.as_str()) {
+        let shown: String = kind.chars().take(40).collect();
+        return Err(ParseError {
+            code: ErrorCode::UnknownType,
+            message: format!("unknown message type {shown:?}; expected one of {CLIENT_TYPES:?}"),
+        });
+    }
+    serde_json::from_value(value)
+        .map_err(|e| ParseError { code: ErrorCode::BadMessage, message: format!("malformed {kind:?} message: {e}") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answer_parses() {
+        let m = parse_client_message(r#"{"type":"answer","sdp":"v=0\r\n"}"#).unwrap();
+        assert_eq!(m, ClientMessage::Answer { sdp: "v=0\r\n".into() });
+    }
+
+    #[test]
+    fn ice_uses_browser_field_names() {
+        let m = parse_client_message(
+            r#"{"type":"ice","candidate":"candidate:1 1 UDP 1 127.0.0.1 5000 typ host","sdpMLineIndex":0}"#,
+        )
+        .unwrap();
+        assert!(matches!(m, ClientMessage::Ice { sdp_mline_index: 0, .. }));
+    }
+
+    #[test]
+    fn errors_are_classified() {
+        let code = |t: &str| parse_client_message(t).unwrap_err().code;
+        assert_eq!(code("not json"), ErrorCode::BadJson);
+        assert_eq!(code("[1,2]"), ErrorCode::BadJson);
+        assert_eq!(code(r#"{"type":5}"#), ErrorCode::BadJson);
+        assert_eq!(code(r#"{"type":"offer","sdp":"x"}"#), ErrorCode::UnknownType);
+        assert_eq!(code(r#"{"type":"answer"}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"type":"ice","candidate":"c","sdpMLineIndex":-1}"#), ErrorCode::BadMessage);
+        assert_eq!(code(&"x".repeat(MAX_MESSAGE_BYTES + 1)), ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn server_messages_serialise_as_documented() {
+        let j = ServerMessage::Ice { candidate: "c".into(), sdp_mline_index: 0 }.to_json();
+        assert_eq!(j, r#"{"type":"ice","candidate":"c","sdpMLineIndex":0}"#);
+        let j = ServerMessage::Error { code: ErrorCode::TooLarge, message: "m".into() }.to_json();
+        assert_eq!(j, r#"{"type":"error","code":"too_large","message":"m"}"#);
+        let j = ServerMessage::Welcome { viewer_id: "v1".into(), role: ViewerRole::Controller, ice_servers: vec![] }
+            .to_json();
+        assert_eq!(j, r#"{"type":"welcome","viewer_id":"v1","role":"controller","ice_servers":[]}"#);
+    }
+}

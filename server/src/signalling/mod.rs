@@ -1,0 +1,7 @@
+//! Signalling: the JSON protocol of `/ws` and the pure per-viewer state machine.
+
+pub mod messages;
+pub mod session;
+
+pub use messages::{ErrorCode, IceServer, ServerMessage, ViewerRole};
+pub use session::{Action, Event, Session};

@@ -1,0 +1,321 @@
+//! The per-viewer signalling state machine: no sockets, no GStreamer, no clock.
+//!
+//! The WebSocket handler feeds it [`Event`]s (client frames, media-engine results) and
+//! carries out the [`Action`]s it returns. Keeping it pure lets the tests state the whole
+//! conversation as "this goes in, exactly these come out".
+
+use super::messages::{
+    parse_client_message, ClientMessage, ErrorCode, IceServer, ServerMessage, ViewerRole, MAX_MESSAGE_BYTES,
+};
+
+/// WebSocket close codes used when the server ends a session.
+pub mod close_code {
+    /// The client broke the protocol.
+    pub const POLICY: u16 = 1008;
+    /// The server could not serve this viewer.
+    pub const INTERNAL: u16 = 1011;
+    /// Orderly shutdown.
+    pub const NORMAL: u16 = 1000;
+}
+
+/// Where a viewer is in the offer/answer exchange.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Waiting for the media engine to produce our offer.
+    CreatingOffer,
+    /// Offer sent; waiting for the browser's answer.
+    OfferSent,
+    /// Answer passed to the media engine; waiting for it to accept.
+    ApplyingAnswer,
+    /// Negotiated; ICE and media flow.
+    Established,
+    /// The session is over; every further event is ignored.
+    Closed,
+}
+
+/// Something that happened to the session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A text frame from the browser.
+    ClientText(String),
+    /// A binary frame from the browser (only its size matters).
+    ClientBinary(usize),
+    /// The media engine created our offer.
+    LocalOffer(String),
+    /// The media engine found a local ICE candidate.
+    LocalIce { candidate: String, sdp_mline_index: u32 },
+    /// The media engine accepted the browser's answer.
+    AnswerApplied,
+    /// The media engine rejected the answer.
+    AnswerRejected(String),
+    /// The media engine failed for this viewer (ICE failed, element error, ...).
+    MediaFailed(String),
+}
+
+/// What the I/O shell must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Send(ServerMessage),
+    ApplyAnswer(String),
+    AddRemoteIce {
+        candidate: String,
+        sdp_mline_index: u32,
+    },
+    /// Ask the encoder for a keyframe so the new viewer can start decoding at once.
+    RequestKeyframe,
+    /// Close the socket with this code and reason, then tear the viewer down.
+    Close {
+        code: u16,
+        reason: String,
+    },
+}
+
+/// One viewer's signalling conversation.
+#[derive(Debug)]
+pub struct Session {
+    state: State,
+}
+
+impl Session {
+    /// Starts a session; the returned actions greet the viewer.
+    pub fn start(viewer_id: &str, role: ViewerRole, ice_servers: Vec<IceServer>) -> (Self, Vec<Action>) {
+        let welcome = ServerMessage::Welcome { viewer_id: viewer_id.to_owned(), role, ice_servers };
+        (Self { state: State::CreatingOffer }, vec![Action::Send(welcome)])
+    }
+
+    /// A session refused before it starts, e.g. because the server is full.
+    pub fn refuse(code: ErrorCode, message: String) -> Vec<Action> {
+        let close = if code == ErrorCode::Internal { close_code::INTERNAL } else { close_code::POLICY };
+        vec![
+            Action::Send(ServerMessage::Error { code, message: message.clone() }),
+            Action::Close { code: close, reason: truncate_reason(&message) },
+        ]
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Feeds one event in and returns what to do about it.
+    pub fn handle(&mut self, event: Event) -> Vec<Action> {
+        if self.state == State::Closed {
+            return Vec::new();
+        }
+        match event {
+            Event::ClientText(text) => match parse_client_message(&text) {
+                Ok(msg) => self.on_client_message(msg),
+                Err(e) => self.fail(e.code, e.message),
+            },
+            Event::ClientBinary(len) => self.fail(
+                if len > MAX_MESSAGE_BYTES { ErrorCode::TooLarge } else { ErrorCode::BinaryUnsupported },
+                format!("binary frame of {len} bytes: signalling is JSON text"),
+            ),
+            Event::LocalOffer(sdp) if self.state == State::CreatingOffer => {
+                self.state = State::OfferSent;
+                vec![Action::Send(ServerMessage::Offer { sdp })]
+            }
+            Event::LocalOffer(_) => Vec::new(),
+            Event::LocalIce { candidate, sdp_mline_index } => {
+                vec![Action::Send(ServerMessage::Ice { candidate, sdp_mline_index })]
+            }
+            Event::AnswerApplied if self.state == State::ApplyingAnswer => {
+                self.state = State::Established;
+                vec![Action::RequestKeyframe]
+            }
+            Event::AnswerApplied => Vec::new(),
+            Event::AnswerRejected(why) => self.fail(ErrorCode::BadSdp, format!("answer rejected: {why}")),
+            Event::MediaFailed(why) => self.fail(ErrorCode::Internal, why),
+        }
+    }
+
+    fn on_client_message(&mut self, msg: ClientMessage) -> Vec<Action> {
+        match msg {
+            ClientMessage::Ping => vec![Action::Send(ServerMessage::Pong)],
+            ClientMessage::Answer { sdp } => {
+                if self.state != State::OfferSent {
+                    return self.fail(ErrorCode::Unexpected, format!("answer not expected in state {:?}", self.state));
+                }
+                if let Err(why) = check_answer_sdp(&sdp) {
+                    return self.fail(ErrorCode::BadSdp, why);
+                }
+                self.state = State::ApplyingAnswer;
+                vec![Action::ApplyAnswer(sdp)]
+            }
+            ClientMessage::Ice { candidate, sdp_mline_index } => {
+                if !matches!(self.state, State::ApplyingAnswer | State::Established) {
+                    return self.fail(ErrorCode::Unexpected, "ICE candidate before the answer".into());
+                }
+                if candidate.is_empty() {
+                    // End of candidates: nothing for webrtcbin to do.
+                    return Vec::new();
+                }
+                if !candidate.starts_with("candidate:") || candidate.contains(['\r', '\n']) {
+                    return self.fail(ErrorCode::BadMessage, "ICE candidate must be one \"candidate:...\" line".into());
+                }
+                vec![Action::AddRemoteIce { candidate, sdp_mline_index }]
+            }
+        }
+    }
+
+    fn fail(&mut self, code: ErrorCode, message: String) -> Vec<Action> {
+        self.state = State::Closed;
+        Self::refuse(code, message)
+    }
+}
+
+/// Cheap structural checks before the answer reaches the media engine, so that obvious
+/// garbage gets a precise message rather than a generic engine failure.
+fn check_answer_sdp(sdp: &str) -> Result<(), String> {
+    if !sdp.starts_with("v=0") {
+        return Err("SDP must start with \"v=0\"".into());
+    }
+    if !sdp.lines().any(|l| l.starts_with("m=video ")) {
+        return Err("SDP answer has no video media section".into());
+    }
+    if !sdp.lines().any(|l| l.starts_with("a=fingerprint:")) {
+        return Err("SDP answer has no DTLS fingerprint".into());
+    }
+    Ok(())
+}
+
+/// Close reasons must fit a WebSocket control frame (123 bytes).
+fn truncate_reason(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if out.len() + c.len_utf8() > 120 {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ANSWER: &str = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=fingerprint:sha-256 AA\r\n";
+
+    fn started() -> Session {
+        let (mut s, out) = Session::start("v1", ViewerRole::Controller, vec![]);
+        assert!(matches!(out.as_slice(), [Action::Send(ServerMessage::Welcome { .. })]));
+        assert_eq!(
+            s.handle(Event::LocalOffer("OFFER".into())),
+            vec![Action::Send(ServerMessage::Offer { sdp: "OFFER".into() })]
+        );
+        s
+    }
+
+    fn answer_json() -> String {
+        serde_json::json!({"type": "answer", "sdp": ANSWER}).to_string()
+    }
+
+    fn error_code(actions: &[Action]) -> Option<ErrorCode> {
+        match actions {
+            [Action::Send(ServerMessage::Error { code, .. }), Action::Close { .. }] => Some(*code),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn full_exchange_ends_established_with_a_keyframe_request() {
+        let mut s = started();
+        assert_eq!(s.handle(Event::ClientText(answer_json())), vec![Action::ApplyAnswer(ANSWER.into())]);
+        let ice = r#"{"type":"ice","candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdpMLineIndex":0}"#;
+        assert_eq!(
+            s.handle(Event::ClientText(ice.into())),
+            vec![Action::AddRemoteIce {
+                candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host".into(),
+                sdp_mline_index: 0
+            }]
+        );
+        assert_eq!(s.handle(Event::AnswerApplied), vec![Action::RequestKeyframe]);
+        assert_eq!(s.state(), State::Established);
+    }
+
+    #[test]
+    fn local_candidates_are_forwarded_in_any_live_state() {
+        let (mut s, _) = Session::start("v1", ViewerRole::Controller, vec![]);
+        let out = s.handle(Event::LocalIce { candidate: "candidate:x".into(), sdp_mline_index: 0 });
+        assert_eq!(out, vec![Action::Send(ServerMessage::Ice { candidate: "candidate:x".into(), sdp_mline_index: 0 })]);
+    }
+
+    #[test]
+    fn answer_before_offer_is_unexpected() {
+        let (mut s, _) = Session::start("v1", ViewerRole::Controller, vec![]);
+        assert_eq!(error_code(&s.handle(Event::ClientText(answer_json()))), Some(ErrorCode::Unexpected));
+        assert!(s.is_closed());
+    }
+
+    #[test]
+    fn second_answer_is_unexpected() {
+        let mut s = started();
+        s.handle(Event::ClientText(answer_json()));
+        assert_eq!(error_code(&s.handle(Event::ClientText(answer_json()))), Some(ErrorCode::Unexpected));
+    }
+
+    #[test]
+    fn malformed_frames_close_with_their_error_code() {
+        for (frame, code) in [
+            ("not json".to_string(), ErrorCode::BadJson),
+            (r#"{"type":"launch_missiles"}"#.to_string(), ErrorCode::UnknownType),
+            (serde_json::json!({"type":"answer","sdp":"hello"}).to_string(), ErrorCode::BadSdp),
+            ("x".repeat(10 * 1024 * 1024), ErrorCode::TooLarge),
+        ] {
+            let mut s = started();
+            let out = s.handle(Event::ClientText(frame));
+            assert_eq!(error_code(&out), Some(code));
+            assert!(matches!(out[1], Action::Close { code: close_code::POLICY, .. }));
+            assert!(s.is_closed());
+        }
+    }
+
+    #[test]
+    fn binary_frames_are_refused() {
+        let mut s = started();
+        assert_eq!(error_code(&s.handle(Event::ClientBinary(10))), Some(ErrorCode::BinaryUnsupported));
+    }
+
+    #[test]
+    fn engine_rejection_of_the_answer_is_bad_sdp() {
+        let mut s = started();
+        s.handle(Event::ClientText(answer_json()));
+        assert_eq!(error_code(&s.handle(Event::AnswerRejected("no".into()))), Some(ErrorCode::BadSdp));
+    }
+
+    #[test]
+    fn nothing_happens_after_close() {
+        let mut s = started();
+        s.handle(Event::ClientText("garbage".into()));
+        assert!(s.handle(Event::ClientText(r#"{"type":"ping"}"#.into())).is_empty());
+        assert!(s.handle(Event::LocalIce { candidate: "candidate:x".into(), sdp_mline_index: 0 }).is_empty());
+    }
+
+    #[test]
+    fn ping_gets_pong_and_end_of_candidates_is_ignored() {
+        let mut s = started();
+        assert_eq!(s.handle(Event::ClientText(r#"{"type":"ping"}"#.into())), vec![Action::Send(ServerMessage::Pong)]);
+        s.handle(Event::ClientText(answer_json()));
+        assert!(s.handle(Event::ClientText(r#"{"type":"ice","candidate":"","sdpMLineIndex":0}"#.into())).is_empty());
+    }
+
+    #[test]
+    fn candidate_with_line_breaks_is_refused() {
+        let mut s = started();
+        s.handle(Event::ClientText(answer_json()));
+        let bad = serde_json::json!({"type":"ice","candidate":"candidate:1\r\na=evil","sdpMLineIndex":0}).to_string();
+        assert_eq!(error_code(&s.handle(Event::ClientText(bad))), Some(ErrorCode::BadMessage));
+    }
+
+    #[test]
+    fn close_reason_fits_a_control_frame() {
+        let out = Session::refuse(ErrorCode::Internal, "é".repeat(500));
+        let Action::Close { code, reason } = &out[1] else { panic!("no close") };
+        assert_eq!(*code, close_code::INTERNAL);
+        assert!(reason.len() <= 123);
+    }
+}
