@@ -1,0 +1,55 @@
+# Kelpie — two commands on a fresh Debian 12 machine:
+#   make run    installs what it needs, builds, and streams an embedded desktop
+#   make test   installs what it needs and runs every test
+# Options: make run ARGS="--size 1280x720 --framerate 30"
+
+SHELL := /bin/bash
+CARGO ?= cargo
+JOBS ?= 2
+ARGS ?=
+
+.PHONY: run test build build-release deps-run deps-test unit e2e bench-spine fmt lint clean
+
+run: deps-run build-release
+	./target/release/kelpie $(ARGS)
+
+build-release:
+	$(CARGO) build -j$(JOBS) --release -p kelpie
+
+build:
+	$(CARGO) build -j$(JOBS) --workspace --all-targets
+
+deps-run:
+	./scripts/install-deps.sh run
+
+deps-test:
+	./scripts/install-deps.sh test
+	cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error
+
+# Every test: Rust unit and integration tests (real Xvfb, GStreamer and webrtc-rs), then the
+# headless Chromium end-to-end tests. Tests build once and run serially: each one starts
+# its own X server and streams real video, and two cores cannot do two of those at once.
+test: deps-test build
+	$(CARGO) test -j$(JOBS) --workspace -- --test-threads=1
+	node --test --test-concurrency=1 tests/e2e/
+
+unit:
+	$(CARGO) test -j$(JOBS) --workspace --lib --bins
+
+e2e: build
+	node --test --test-concurrency=1 tests/e2e/
+
+# CPU, frame rate and time to first frame (docs/benchmarks.md).
+bench-spine: deps-test
+	$(CARGO) build -j$(JOBS) --release -p kelpie -p kelpie-tests
+	./target/release/kelpie-bench
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy -j$(JOBS) --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean
