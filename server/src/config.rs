@@ -69,6 +69,17 @@ pub struct Config {
     #[arg(long, env = "KELPIE_ALLOWED_ORIGINS", value_delimiter = ',', value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
 
+    /// Local IP addresses to offer as ICE host candidates, comma separated (default: every
+    /// interface). Pick the interface browsers can reach on multi-homed hosts; `127.0.0.1`
+    /// keeps media on loopback for same-host browsers and tests.
+    #[arg(long = "ice-address", env = "KELPIE_ICE_ADDRESSES", value_delimiter = ',', value_name = "IP")]
+    pub ice_addresses: Vec<std::net::IpAddr>,
+
+    /// UDP port range for WebRTC media, MIN-MAX (default: any ephemeral port). Open this
+    /// range in firewalls or publish it from a container.
+    #[arg(long, env = "KELPIE_UDP_PORTS", value_name = "MIN-MAX")]
+    pub udp_ports: Option<PortRange>,
+
     /// How viewers authenticate. Only `none` exists yet, and it is only accepted on a
     /// loopback address: anyone who reaches the port controls the desktop.
     #[arg(long, env = "KELPIE_AUTH", value_enum, default_value_t = AuthMode::None)]
@@ -128,6 +139,27 @@ fn is_display_name(s: &str) -> bool {
     };
     let number = rest.split('.').next().unwrap_or("");
     !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// An inclusive range of UDP ports.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PortRange {
+    pub min: u16,
+    pub max: u16,
+}
+
+impl FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (a, b) = s.split_once('-').ok_or_else(|| format!("{s:?} is not MIN-MAX, e.g. 50000-50100"))?;
+        let parse = |v: &str| v.trim().parse::<u16>().map_err(|_| format!("{v:?} is not a port number"));
+        let (min, max) = (parse(a)?, parse(b)?);
+        if min == 0 || min > max {
+            return Err(format!("{min}-{max}: need 1 <= MIN <= MAX"));
+        }
+        Ok(Self { min, max })
+    }
 }
 
 /// A screen size in pixels.
@@ -191,6 +223,16 @@ mod tests {
         assert!(parse(&["--size", "big"]).is_err());
         assert!(parse(&["--size", "10x10"]).is_err());
         assert_eq!("1280x720".parse::<ScreenSize>().unwrap(), ScreenSize { width: 1280, height: 720 });
+    }
+
+    #[test]
+    fn ice_addresses_and_port_ranges_parse() {
+        let c = parse(&["--ice-address", "127.0.0.1,::1", "--udp-ports", "50000-50010"]).unwrap();
+        assert_eq!(c.ice_addresses.len(), 2);
+        assert_eq!(c.udp_ports, Some(PortRange { min: 50000, max: 50010 }));
+        assert!(parse(&["--udp-ports", "10-5"]).is_err());
+        assert!(parse(&["--udp-ports", "0-5"]).is_err());
+        assert!(parse(&["--ice-address", "not-an-ip"]).is_err());
     }
 
     #[test]

@@ -65,7 +65,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
 
     let params = EncodeParams { bitrate_kbps: config.bitrate, framerate: config.framerate, threads: video_threads() };
     let choice = tokio::task::block_in_place(|| media::select_encoder(config.encoder, &params))?;
-    let desktop = Desktop::start(&screen.name, choice.kind, &params)?;
+    let ice =
+        media::IceSettings { addresses: config.ice_addresses.clone(), ports: config.udp_ports.map(|r| (r.min, r.max)) };
+    let desktop = Desktop::start(&screen.name, choice.kind, &params, ice)?;
     let input = input::InputInjector::start(screen.name.clone());
 
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -135,8 +135,7 @@ async fn serve_viewer(socket: WebSocket, app: Arc<App>) {
                 Some(MediaEvent::AnswerRejected(why)) => session.handle(Event::AnswerRejected(why)),
                 Some(MediaEvent::Connected) => {
                     tracing::info!(viewer = id, "WebRTC connected");
-                    app.desktop.request_keyframe();
-                    Vec::new()
+                    session.handle(Event::MediaConnected)
                 }
                 Some(MediaEvent::Failed(why)) => session.handle(Event::MediaFailed(why)),
                 None => break "media engine gone".to_string(),

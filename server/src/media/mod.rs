@@ -1,6 +1,7 @@
 //! Media: one shared capture/encode pipeline per desktop, one webrtcbin branch per viewer.
 
 pub mod encoder;
+pub mod keyframe;
 pub mod pipeline;
 pub mod spec;
 mod viewer;
@@ -14,7 +15,7 @@ use gst::prelude::*;
 use tokio::sync::mpsc::UnboundedSender;
 
 pub use encoder::{EncodeParams, EncoderChoice, EncoderKind};
-pub use viewer::{InputHandler, MediaEvent};
+pub use viewer::{IceSettings, InputHandler, MediaEvent};
 use viewer::{ViewerBranch, BIN_PREFIX};
 
 /// How long without an encoded frame before the pipeline counts as stalled.
@@ -105,8 +106,9 @@ pub struct Desktop {
     tee: gst::Element,
     encoder: gst::Element,
     frame_interval: gst::ClockTime,
+    ice: IceSettings,
     viewers: Mutex<HashMap<u64, ViewerSlot>>,
-    last_keyframe: Mutex<Option<Instant>>,
+    keyframes: Arc<Mutex<keyframe::KeyframeGate>>,
     pub health: Arc<Health>,
     pub encoder_kind: EncoderKind,
     stop: Arc<AtomicBool>,
@@ -114,7 +116,12 @@ pub struct Desktop {
 
 impl Desktop {
     /// Builds and starts the pipeline for `display` with the chosen encoder.
-    pub fn start(display: &str, kind: EncoderKind, params: &EncodeParams) -> Result<Arc<Self>, MediaError> {
+    pub fn start(
+        display: &str,
+        kind: EncoderKind,
+        params: &EncodeParams,
+        ice: IceSettings,
+    ) -> Result<Arc<Self>, MediaError> {
         let chain = pipeline::desktop_chain(display, kind, params);
         tracing::info!("pipeline: {}", chain.launch_line());
         let pipeline = gst::parse::launch(&chain.launch_line())
@@ -137,8 +144,9 @@ impl Desktop {
             tee,
             encoder,
             frame_interval: gst::ClockTime::from_nseconds(1_000_000_000 / u64::from(params.framerate.max(1))),
+            ice,
             viewers: Mutex::new(HashMap::new()),
-            last_keyframe: Mutex::new(None),
+            keyframes: Arc::new(Mutex::new(keyframe::KeyframeGate::new(KEYFRAME_MIN_INTERVAL))),
             health,
             encoder_kind: kind,
             stop: Arc::new(AtomicBool::new(false)),
@@ -162,8 +170,15 @@ impl Desktop {
         events: UnboundedSender<MediaEvent>,
         on_input: InputHandler,
     ) -> Result<(), MediaError> {
-        let branch =
-            ViewerBranch::create(id, &self.pipeline, &self.tee, self.frame_interval, events.clone(), on_input)?;
+        let branch = ViewerBranch::create(
+            id,
+            &self.pipeline,
+            &self.tee,
+            self.frame_interval,
+            &self.ice,
+            events.clone(),
+            on_input,
+        )?;
         self.viewers().insert(id, ViewerSlot { branch: Some(branch), events });
         Ok(())
     }
@@ -206,19 +221,29 @@ impl Desktop {
             .count()
     }
 
-    /// Asks the encoder for a keyframe, at most once per [`KEYFRAME_MIN_INTERVAL`].
+    /// Asks the encoder for a keyframe; requests closer than [`KEYFRAME_MIN_INTERVAL`] are
+    /// merged into one forced at the end of the interval.
     pub fn request_keyframe(&self) {
-        {
-            let mut last = self.last_keyframe.lock().unwrap_or_else(|e| e.into_inner());
-            if last.is_some_and(|t| t.elapsed() < KEYFRAME_MIN_INTERVAL) {
-                return;
+        let decision = self.keyframes.lock().unwrap_or_else(|e| e.into_inner()).request(Instant::now());
+        match decision {
+            keyframe::Decision::Now => self.force_keyframe(),
+            keyframe::Decision::AlreadyScheduled => {}
+            keyframe::Decision::After(delay) => {
+                let encoder = self.encoder.downgrade();
+                let gate = Arc::downgrade(&self.keyframes);
+                std::thread::spawn(move || {
+                    std::thread::sleep(delay);
+                    if let (Some(enc), Some(gate)) = (encoder.upgrade(), gate.upgrade()) {
+                        gate.lock().unwrap_or_else(|e| e.into_inner()).fired(Instant::now());
+                        force_keyframe_on(&enc);
+                    }
+                });
             }
-            *last = Some(Instant::now());
         }
-        let event = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
-        if let Some(pad) = self.encoder.static_pad("src") {
-            pad.send_event(event);
-        }
+    }
+
+    fn force_keyframe(&self) {
+        force_keyframe_on(&self.encoder);
     }
 
     /// Stops the pipeline and every branch.
@@ -276,6 +301,13 @@ impl Drop for Desktop {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+fn force_keyframe_on(encoder: &gst::Element) {
+    let event = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
+    if let Some(pad) = encoder.static_pad("src") {
+        pad.send_event(event);
     }
 }
 

@@ -31,6 +31,15 @@ pub enum MediaEvent {
 /// Receives the raw text messages of the viewer's `input` data channel.
 pub type InputHandler = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// Where webrtcbin may gather ICE candidates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IceSettings {
+    /// Local addresses for host candidates; empty means every interface.
+    pub addresses: Vec<std::net::IpAddr>,
+    /// UDP port range for media; `None` means any.
+    pub ports: Option<(u16, u16)>,
+}
+
 /// Name prefix of viewer bins; the bus handler uses it to route errors to one viewer.
 pub const BIN_PREFIX: &str = "viewer-";
 
@@ -49,6 +58,7 @@ impl ViewerBranch {
         pipeline: &gst::Pipeline,
         tee: &gst::Element,
         frame_interval: gst::ClockTime,
+        ice: &IceSettings,
         events: UnboundedSender<MediaEvent>,
         on_input: InputHandler,
     ) -> Result<Self, MediaError> {
@@ -57,15 +67,19 @@ impl ViewerBranch {
         };
         let bin = gst::Bin::with_name(&format!("{BIN_PREFIX}{id}"));
         let queue = make("queue")?;
-        // RTP packets of one frame share a timestamp, so a time limit of one frame interval
-        // holds one frame, whatever its packet count.
+        // RTP packets of one frame share a timestamp, so the queue is limited in time. Its
+        // time level counts from the last packet it let out, which makes a flowing queue
+        // read one frame interval "full" as a new frame starts; 2.5 intervals therefore let
+        // at most about one and a half frames of real backlog build before it leaks, and
+        // never cut the first packet of a frame that arrives on time.
         queue.set_property("max-size-buffers", 0u32);
         queue.set_property("max-size-bytes", 0u32);
-        queue.set_property("max-size-time", frame_interval.nseconds());
+        queue.set_property("max-size-time", frame_interval.nseconds() * 5 / 2);
         queue.set_property_from_str("leaky", "downstream");
         let webrtc = make("webrtcbin")?;
         webrtc.set_property_from_str("bundle-policy", "max-bundle");
         webrtc.set_property("latency", 0u32);
+        configure_ice(&webrtc, ice);
         bin.add_many([&queue, &webrtc]).map_err(|e| MediaError::Link(e.to_string()))?;
 
         let sink = webrtc
@@ -159,6 +173,19 @@ impl ViewerBranch {
         }
         let _ = self.bin.set_state(gst::State::Null);
         let _ = pipeline.remove(&self.bin);
+    }
+}
+
+fn configure_ice(webrtc: &gst::Element, ice: &IceSettings) {
+    let agent = webrtc.property::<gst::glib::Object>("ice-agent");
+    for ip in &ice.addresses {
+        if !agent.emit_by_name::<bool>("add-local-ip-address", &[&ip.to_string()]) {
+            tracing::warn!(%ip, "the ICE agent refused this local address");
+        }
+    }
+    if let Some((min, max)) = ice.ports {
+        agent.set_property("min-rtp-port", u32::from(min));
+        agent.set_property("max-rtp-port", u32::from(max));
     }
 }
 

@@ -46,6 +46,8 @@ pub enum Event {
     LocalIce { candidate: String, sdp_mline_index: u32 },
     /// The media engine accepted the browser's answer.
     AnswerApplied,
+    /// The viewer's WebRTC transport is up (DTLS done): media reaches it from now on.
+    MediaConnected,
     /// The media engine rejected the answer.
     AnswerRejected(String),
     /// The media engine failed for this viewer (ICE failed, element error, ...).
@@ -122,11 +124,14 @@ impl Session {
             Event::LocalIce { candidate, sdp_mline_index } => {
                 vec![Action::Send(ServerMessage::Ice { candidate, sdp_mline_index })]
             }
-            Event::AnswerApplied if self.state == State::ApplyingAnswer => {
-                self.state = State::Established;
-                vec![Action::RequestKeyframe]
+            Event::AnswerApplied => {
+                if self.state == State::ApplyingAnswer {
+                    self.state = State::Established;
+                }
+                Vec::new()
             }
-            Event::AnswerApplied => Vec::new(),
+            // A keyframe sent before DTLS completes is lost; ask once the viewer can get it.
+            Event::MediaConnected => vec![Action::RequestKeyframe],
             Event::AnswerRejected(why) => self.fail(ErrorCode::BadSdp, format!("answer rejected: {why}")),
             Event::MediaFailed(why) => self.fail(ErrorCode::Internal, why),
         }
@@ -222,7 +227,7 @@ mod tests {
     }
 
     #[test]
-    fn full_exchange_ends_established_with_a_keyframe_request() {
+    fn full_exchange_ends_established_and_asks_for_a_keyframe_once_connected() {
         let mut s = started();
         assert_eq!(s.handle(Event::ClientText(answer_json())), vec![Action::ApplyAnswer(ANSWER.into())]);
         let ice = r#"{"type":"ice","candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdpMLineIndex":0}"#;
@@ -233,8 +238,9 @@ mod tests {
                 sdp_mline_index: 0
             }]
         );
-        assert_eq!(s.handle(Event::AnswerApplied), vec![Action::RequestKeyframe]);
+        assert!(s.handle(Event::AnswerApplied).is_empty());
         assert_eq!(s.state(), State::Established);
+        assert_eq!(s.handle(Event::MediaConnected), vec![Action::RequestKeyframe]);
     }
 
     #[test]

@@ -1,0 +1,416 @@
+/**
+ * End-to-end harness: a private Xvfb display, the kelpie-xprobe X client on it, the
+ * kelpie server streaming it, and headless Chromium viewers of the web client.
+ *
+ * Everything started here is tracked by PID and stopped when the test ends (t.after),
+ * and killed outright if the node process exits first. Every wait is bounded.
+ * Logs of each process go to tests/e2e/logs/<name>/ and their tails are attached to
+ * failure messages through `env.why()`.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import readline from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export { sleep };
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const REPO_ROOT = path.resolve(HERE, '../..');
+export const KELPIE_BIN = process.env.KELPIE_BIN || path.join(REPO_ROOT, 'target/debug/kelpie');
+export const XPROBE_BIN = process.env.KELPIE_XPROBE_BIN || path.join(REPO_ROOT, 'target/debug/kelpie-xprobe');
+export const CHROMIUM_BIN = process.env.KELPIE_CHROMIUM || '/usr/bin/chromium';
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--disable-background-networking',
+  '--no-first-run',
+  '--disable-component-update',
+  '--disable-sync',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+/** PIDs (process-group leaders) still running, killed synchronously if node exits. */
+const live = new Set();
+process.on('exit', () => {
+  for (const pid of live) {
+    try { process.kill(-pid, 'SIGKILL'); } catch { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+  }
+});
+
+/** Polls `fn` until it returns a truthy value; throws `what` after `timeoutMs`. */
+export async function waitFor(what, fn, { timeoutMs = 10_000, intervalMs = 100 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() >= deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last.message}` : ''}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (the kernel picks; we release it just before use). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A started child process with its log file and an in-memory tail of its output. */
+class Proc {
+  constructor(name, cmd, args, { logDir, env, stdio = ['ignore', 'pipe', 'pipe'] }) {
+    this.name = name;
+    this.lines = [];
+    this.logPath = path.join(logDir, `${name}.log`);
+    this.log = fs.createWriteStream(this.logPath);
+    this.log.write(`$ ${cmd} ${args.join(' ')}\n`);
+    // detached: its own process group, so its children die with it.
+    this.child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio, detached: true });
+    this.pid = this.child.pid;
+    this.exited = new Promise((resolve) => {
+      this.child.on('exit', (code, signal) => {
+        live.delete(this.pid);
+        this.exitStatus = signal || code;
+        this.#record(`[${name} exited: ${signal || code}]`);
+        resolve(this.exitStatus);
+      });
+    });
+    this.child.on('error', (err) => this.#record(`[${name} failed to start: ${err.message}]`));
+    if (this.pid) live.add(this.pid);
+    if (this.child.stderr) this.#lines(this.child.stderr);
+  }
+
+  #record(line) {
+    line = line.replace(/\x1b\[[0-9;]*m/g, ''); // colours, in case a program ignores NO_COLOR
+    this.log.write(`${line}\n`);
+    this.lines.push(line);
+    if (this.lines.length > 400) this.lines.splice(0, this.lines.length - 400);
+  }
+
+  #lines(stream, onLine) {
+    readline.createInterface({ input: stream }).on('line', (line) => {
+      this.#record(line);
+      onLine?.(line);
+    });
+  }
+
+  /** Records stdout lines, handing each to `onLine`. */
+  readStdout(onLine) {
+    this.#lines(this.child.stdout, onLine);
+  }
+
+  get running() {
+    return this.exitStatus === undefined && !!this.pid;
+  }
+
+  tail(n = 30) {
+    return this.lines.slice(-n).join('\n');
+  }
+
+  /** SIGTERM, then SIGKILL for the whole process group if it lingers. */
+  async stop(graceMs = 5000) {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.running) {
+      try { process.kill(-this.pid, 'SIGTERM'); } catch { /* gone */ }
+      const timedOut = await Promise.race([this.exited.then(() => false), sleep(graceMs).then(() => true)]);
+      if (timedOut) this.#record(`[${this.name} ignored SIGTERM for ${graceMs} ms, killing]`);
+    }
+    try { process.kill(-this.pid, 'SIGKILL'); } catch { /* gone */ }
+    live.delete(this.pid);
+    await new Promise((resolve) => this.log.end(resolve));
+  }
+}
+
+function requireExecutable(file, hint) {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+  } catch {
+    throw new Error(`${file} is missing or not executable: ${hint}`);
+  }
+}
+
+/**
+ * One test environment. Create it with `startEnv(t, opts)`, which registers
+ * `env.close()` with `t.after` so it is torn down even when the test fails.
+ */
+export class Env {
+  /**
+   * @param {string} name names the log directory
+   * @param {object} opts display size, server frame rate, extra server arguments, and
+   *   `animate`: have xprobe repaint at the frame rate so there is something to encode
+   *   (its window is otherwise static grey, which a damage-driven capture may not resend)
+   */
+  constructor(name, { width = 1280, height = 720, framerate = 30, serverArgs = [], animate = false } = {}) {
+    this.name = name;
+    this.width = width;
+    this.height = height;
+    this.framerate = framerate;
+    this.serverArgs = serverArgs;
+    this.animate = animate;
+    this.procs = [];
+    this.browsers = [];
+    this.logDir = path.join(HERE, 'logs', name.replace(/[^\w.-]+/g, '_'));
+    fs.rmSync(this.logDir, { recursive: true, force: true });
+    fs.mkdirSync(this.logDir, { recursive: true });
+  }
+
+  #spawn(name, cmd, args, opts = {}) {
+    const p = new Proc(name, cmd, args, { logDir: this.logDir, ...opts });
+    this.procs.push(p);
+    return p;
+  }
+
+  /** The tails of every log, for failure messages. */
+  why(prefix = '') {
+    const parts = this.procs.map((p) => `--- ${p.name} (${p.logPath}) ---\n${p.tail()}`);
+    return `${prefix}\n${parts.join('\n')}`;
+  }
+
+  async start() {
+    requireExecutable(KELPIE_BIN, 'build it with `cargo build` or set KELPIE_BIN');
+    requireExecutable(XPROBE_BIN, 'build it with `cargo build` or set KELPIE_XPROBE_BIN');
+    await this.#startXvfb();
+    await this.#startProbe();
+    await this.#startServer();
+    return this;
+  }
+
+  /** Xvfb picks a free display itself and writes its number to fd 3 (-displayfd). */
+  async #startXvfb() {
+    const xvfb = this.#spawn('xvfb', 'Xvfb', [
+      '-displayfd', '3',
+      '-screen', '0', `${this.width}x${this.height}x24`,
+      '-nolisten', 'tcp',
+      '-noreset',
+    ], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+    const fd3 = xvfb.child.stdio[3];
+    let text = '';
+    const number = await Promise.race([
+      new Promise((resolve) => {
+        fd3.on('data', (d) => {
+          text += d;
+          if (text.includes('\n')) resolve(text.trim());
+        });
+      }),
+      xvfb.exited.then(() => { throw new Error(this.why('Xvfb exited before reporting its display')); }),
+      sleep(10_000).then(() => { throw new Error(this.why('Xvfb did not report a display within 10 s')); }),
+    ]);
+    this.display = `:${number}`;
+  }
+
+  async #startProbe() {
+    this.probeEvents = [];
+    const args = this.animate ? ['--animate', String(this.framerate)] : [];
+    const probe = this.#spawn('xprobe', XPROBE_BIN, args, { env: { DISPLAY: this.display } });
+    probe.readStdout((line) => {
+      try {
+        this.probeEvents.push(JSON.parse(line));
+      } catch { /* not an event */ }
+    });
+    this.probe = probe;
+    const ready = await this.waitProbe('xprobe ready', (e) => e.ev === 'ready', 10_000);
+    if (ready.width !== this.width || ready.height !== this.height) {
+      throw new Error(this.why(`xprobe reports ${ready.width}x${ready.height}, display is ${this.width}x${this.height}`));
+    }
+  }
+
+  /** Waits for the first probe event (from index `from`) matching `pred`. */
+  async waitProbe(what, pred, timeoutMs = 10_000, from = 0) {
+    try {
+      return await waitFor(what, () => {
+        if (!this.probe.running) throw new Error('xprobe exited');
+        return this.probeEvents.slice(from).find(pred);
+      }, { timeoutMs, intervalMs: 50 });
+    } catch (err) {
+      throw new Error(this.why(err.message));
+    }
+  }
+
+  /** Stops the server and starts a new one on the same port (viewers must reconnect). */
+  async restartServer() {
+    await this.server.stop();
+    this.restarts = (this.restarts || 0) + 1;
+    await this.#startServer(this.port);
+  }
+
+  async #startServer(port) {
+    this.port = port || await freePort();
+    this.url = `http://127.0.0.1:${this.port}/`;
+    const name = this.restarts ? `kelpie-${this.restarts}` : 'kelpie';
+    this.server = this.#spawn(name, KELPIE_BIN, [
+      '--display', this.display,
+      '--listen', `127.0.0.1:${this.port}`,
+      '--framerate', String(this.framerate),
+      // Server ICE candidates on loopback only: media never uses a routable address.
+      '--ice-address', '127.0.0.1',
+      ...this.serverArgs,
+    ], { env: { DISPLAY: this.display, KELPIE_LOG: process.env.KELPIE_LOG || 'info', NO_COLOR: '1' } });
+    this.server.readStdout();
+    try {
+      await waitFor('GET /health to return 200', async () => {
+        if (!this.server.running) throw new Error('kelpie exited');
+        return (await this.health()).status === 200;
+      }, { timeoutMs: 30_000, intervalMs: 200 });
+    } catch (err) {
+      throw new Error(this.why(err.message));
+    }
+  }
+
+  /** GET /health → {status, body} (body parsed when it is JSON). */
+  async health() {
+    const res = await fetch(new URL('health', this.url), { signal: AbortSignal.timeout(3000) });
+    const text = await res.text();
+    let body = text;
+    try { body = JSON.parse(text); } catch { /* not JSON */ }
+    return { status: res.status, body };
+  }
+
+  /** Polls /health until `pred(body)` holds; returns the body. */
+  async waitHealth(what, pred, timeoutMs = 10_000) {
+    let last;
+    try {
+      await waitFor(what, async () => {
+        last = await this.health();
+        return last.status === 200 && pred(last.body);
+      }, { timeoutMs, intervalMs: 200 });
+      return last.body;
+    } catch (err) {
+      throw new Error(this.why(`${err.message}; last /health: ${JSON.stringify(last)}`));
+    }
+  }
+
+  /**
+   * A headless Chromium with a fresh temporary profile. Launched as a browser server
+   * so the test can reach its process (Browser objects from chromium.launch don't
+   * expose one); `kill()` SIGKILLs it like a crash.
+   */
+  async launchBrowser() {
+    const server = await chromium.launchServer({
+      executablePath: CHROMIUM_BIN,
+      args: CHROMIUM_ARGS,
+      timeout: 30_000,
+    });
+    const proc = server.process();
+    const browser = await chromium.connect(server.wsEndpoint(), { timeout: 30_000 });
+    const entry = {
+      browser,
+      pid: proc.pid,
+      async close() {
+        await browser.close().catch(() => {});
+        await server.close().catch(() => {});
+      },
+      kill() {
+        proc.kill('SIGKILL');
+      },
+    };
+    live.add(proc.pid);
+    proc.on('exit', () => live.delete(proc.pid));
+    this.browsers.push(entry);
+    return entry;
+  }
+
+  /** Opens the web client in `entry` and waits until it reports 'connected'. */
+  async openViewer(entry, { viewport = { width: this.width, height: this.height } } = {}) {
+    const page = await entry.browser.newPage({ viewport });
+    page.consoleLines = [];
+    page.on('console', (m) => page.consoleLines.push(`${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => page.consoleLines.push(`pageerror: ${e.message}`));
+    await page.goto(this.url, { timeout: 15_000 });
+    try {
+      await page.waitForFunction(() => window.kelpie?.state === 'connected', null, { timeout: 20_000 });
+    } catch (err) {
+      const state = await page.evaluate(() => [window.kelpie?.state, document.getElementById('status')?.textContent]).catch(() => '?');
+      throw new Error(this.why(`page never connected (state ${JSON.stringify(state)}): ${err.message}\n--- page console ---\n${page.consoleLines.join('\n')}`));
+    }
+    return page;
+  }
+
+  async close() {
+    for (const b of this.browsers.splice(0)) {
+      await b.close();
+      // Chromium's helper processes share its process group; make sure none linger.
+      try { process.kill(-b.pid, 'SIGKILL'); } catch { /* gone */ }
+      live.delete(b.pid);
+    }
+    // Server first, so it does not log errors about its display going away.
+    for (const p of this.procs.reverse()) await p.stop();
+  }
+}
+
+/** Starts an environment for test context `t` and tears it down after the test. */
+export async function startEnv(t, opts) {
+  const env = new Env(opts?.name || t.name, opts);
+  t.after(() => env.close());
+  await env.start();
+  return env;
+}
+
+/** The inbound video stats of a page's peer connection (null before there are any). */
+export async function videoStats(page) {
+  return page.evaluate(async () => {
+    const pc = window.kelpie?.pc;
+    if (!pc) return null;
+    const stats = await pc.getStats();
+    for (const s of stats.values()) {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') {
+        return {
+          timestamp: s.timestamp,
+          framesDecoded: s.framesDecoded ?? 0,
+          framesReceived: s.framesReceived ?? 0,
+          framesDropped: s.framesDropped ?? 0,
+          frameWidth: s.frameWidth ?? 0,
+          frameHeight: s.frameHeight ?? 0,
+          // For diagnosis: loss, retransmission and keyframe requests.
+          keyFramesDecoded: s.keyFramesDecoded ?? 0,
+          packetsReceived: s.packetsReceived ?? 0,
+          packetsLost: s.packetsLost ?? 0,
+          nackCount: s.nackCount ?? 0,
+          pliCount: s.pliCount ?? 0,
+        };
+      }
+    }
+    return null;
+  });
+}
+
+/** Waits until the page has decoded at least `frames` frames. */
+export async function waitDecoding(env, page, frames = 1, timeoutMs = 15_000) {
+  let last = null;
+  try {
+    await waitFor(`${frames} decoded frames`, async () => {
+      last = await videoStats(page);
+      return last && last.framesDecoded >= frames;
+    }, { timeoutMs, intervalMs: 200 });
+  } catch (err) {
+    throw new Error(env.why(`${err.message}; last stats ${JSON.stringify(last)}`));
+  }
+  return last;
+}
+
+/** Decoded frames per second over `ms`, measured from the stats' own timestamps. */
+export async function decodeRate(page, ms = 3000) {
+  const a = await videoStats(page);
+  await sleep(ms);
+  const b = await videoStats(page);
+  const seconds = (b.timestamp - a.timestamp) / 1000;
+  return { rate: (b.framesDecoded - a.framesDecoded) / seconds, before: a, after: b };
+}
