@@ -61,12 +61,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for (viewer, last) in viewers.iter().zip(last.iter_mut()) {
             let s = viewer.stats();
             println!(
-                "{}: {} fps, {} frames ({} key, {} incomplete), {} lost, {:.0} kB, {:?}x{:?}, first frame {:?}, first key {:?}, max gap {:?}, {}",
+                "{}: {} fps, {} frames ({} key, {} incomplete, {} after key), {} lost, {:.0} kB, {:?}x{:?}, first frame {:?}, first key {:?}, max gap {:?}, {}",
                 viewer.viewer_id(),
                 s.frames - *last,
                 s.frames,
                 s.keyframes,
                 s.incomplete_frames,
+                s.incomplete_after_keyframe,
                 s.lost_packets,
                 s.bytes as f64 / 1000.0,
                 s.width,

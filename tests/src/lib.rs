@@ -18,6 +18,7 @@
 pub mod client;
 pub mod error;
 pub mod h264;
+pub mod harness;
 pub mod keysym;
 pub mod signalling;
 pub mod video;

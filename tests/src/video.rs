@@ -4,7 +4,8 @@
 //! A frame (access unit) counts as *complete* only if every one of its packets arrived in
 //! sequence and it ended with the marker bit; that is the frame a browser could decode. A
 //! frame with a hole in it counts as incomplete instead, so a test of "no frames lost" can
-//! tell the two apart.
+//! tell the two apart. A frame whose first packet follows a sequence gap counts as
+//! incomplete too: the missing packets may have been its own beginning.
 
 use std::time::{Duration, Instant};
 
