@@ -124,13 +124,20 @@ fn default_session() -> String {
 }
 
 fn spawn_session(display: &str, cmd: &str) -> Result<Child, DisplayError> {
+    // Desktop sessions are chatty on stderr; keep that out of Kelpie's own log.
+    let log_path = std::env::temp_dir().join(format!("kelpie-session-{}.log", display.trim_start_matches(':')));
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| DisplayError::Session { cmd: cmd.to_owned(), why: format!("{}: {e}", log_path.display()) })?;
+    let log_err = log.try_clone().map_err(|e| DisplayError::Session { cmd: cmd.to_owned(), why: e.to_string() })?;
     let shown = display.to_owned();
-    tracing::info!(x_display = %shown, session = cmd, "starting session");
+    tracing::info!(x_display = %shown, session = cmd, log = %log_path.display(), "starting session");
     Command::new("sh")
         .args(["-c", cmd])
         .env("DISPLAY", display)
         .env_remove("WAYLAND_DISPLAY")
         .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
         .process_group(0)
         .spawn()
         .map_err(|e| DisplayError::Session { cmd: cmd.to_owned(), why: e.to_string() })

@@ -23,7 +23,7 @@ impl Drop for Proc {
 /// A private X server on a free display number.
 pub struct Xvfb {
     pub display: String,
-    _proc: Proc,
+    proc: Proc,
 }
 
 impl Xvfb {
@@ -44,7 +44,15 @@ impl Xvfb {
         let line = rx.recv_timeout(Duration::from_secs(15)).expect("Xvfb reports its display number");
         let display = format!(":{}", line.trim());
         assert!(display.len() > 1, "Xvfb gave no display number");
-        Self { display, _proc: Proc(child) }
+        Self { display, proc: Proc(child) }
+    }
+}
+
+impl Xvfb {
+    /// Kills the X server, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.proc.0.kill();
+        let _ = self.proc.0.wait();
     }
 }
 
@@ -114,7 +122,10 @@ pub fn workspace_bin(name: &str) -> PathBuf {
             return candidate;
         }
     }
-    panic!("{name} is missing next to {}: run `cargo build --workspace` first (make test does), or set {var}", exe.display());
+    panic!(
+        "{name} is missing next to {}: run `cargo build --workspace` first (make test does), or set {var}",
+        exe.display()
+    );
 }
 
 /// A free TCP port on loopback.
@@ -135,6 +146,16 @@ impl Kelpie {
 
     /// Starts a specific `kelpie` binary (benchmarks use the release build).
     pub fn start_bin(bin: &std::path::Path, display: &str, args: &[&str]) -> Self {
+        Self::spawn(bin, display, args, Stdio::inherit())
+    }
+
+    /// Starts `kelpie` with its log (stderr) written to `log`, for tests that read it.
+    pub fn start_logged(display: &str, args: &[&str], log: &std::path::Path) -> Self {
+        let file = std::fs::File::create(log).expect("log file");
+        Self::spawn(&workspace_bin("kelpie"), display, args, Stdio::from(file))
+    }
+
+    fn spawn(bin: &std::path::Path, display: &str, args: &[&str], stderr: Stdio) -> Self {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let child = Command::new(bin)
@@ -142,7 +163,7 @@ impl Kelpie {
             .args(args)
             .env("KELPIE_LOG", std::env::var("KELPIE_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("kelpie starts");
         let k = Self { port, proc: Proc(child) };
@@ -156,6 +177,18 @@ impl Kelpie {
 
     pub fn ws_url(&self) -> String {
         format!("ws://127.0.0.1:{}/ws", self.port)
+    }
+
+    /// Waits up to `timeout` for the process to exit; its exit code if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.proc.0.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     /// Whether the process is still running (it must never die from network input).

@@ -188,3 +188,17 @@ async fn viewers_share_one_encode_and_a_joining_viewer_gets_a_keyframe() {
     tokio::time::sleep(SECS).await;
     assert!(a.stats().frames > before + 20, "a keeps playing after b left");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_x_server_gives_a_clear_error_and_exit_status() {
+    let mut x = Xvfb::start(640, 480);
+    let log = std::env::temp_dir().join(format!("kelpie-xdeath-{}.log", std::process::id()));
+    let mut k = Kelpie::start_logged(&x.display, &["--framerate", "30"], &log);
+    x.kill();
+    let code = k.wait_exit(10 * SECS);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    assert_eq!(code, Some(3), "kelpie must exit with status 3 when X dies; log:\n{text}");
+    assert!(text.contains("lost the connection to the X display"), "log:\n{text}");
+    assert!(!text.contains("panicked"), "log:\n{text}");
+}

@@ -5,6 +5,7 @@ pub mod keyframe;
 pub mod pipeline;
 pub mod spec;
 mod viewer;
+pub mod xlib;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
