@@ -114,7 +114,7 @@ export class Session {
     const msg = JSON.parse(data);
     switch (msg.type) {
       case 'welcome':
-        this.#createPeer(ws, msg.ice_servers || []);
+        this.#createPeer(ws, msg.ice_servers || [], msg.ice_transport_policy === 'relay' ? 'relay' : 'all');
         this.hooks.onWelcome?.(msg);
         break;
       case 'offer': {
@@ -150,8 +150,9 @@ export class Session {
     return this.pc;
   }
 
-  #createPeer(ws, iceServers) {
-    const pc = new RTCPeerConnection({ iceServers });
+  #createPeer(ws, iceServers, iceTransportPolicy) {
+    // 'relay' when the server says media must go through TURN (firewalled sites).
+    const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy });
     this.pc = pc;
     pc.onicecandidate = (ev) => {
       // A null candidate means gathering is complete; the protocol spells it ''.

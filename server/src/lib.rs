@@ -11,18 +11,21 @@
 //!
 //! Start-up wires these in dependency order in [`run`]; shutdown goes in reverse.
 
+pub mod auth;
 pub mod config;
 pub mod display;
 pub mod http;
 pub mod input;
 pub mod media;
+pub mod metrics;
 pub mod signalling;
+pub mod turn;
 pub mod web;
 
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use config::Config;
+use config::{Command, Config};
 use display::Display;
 use media::{Desktop, EncodeParams};
 
@@ -43,6 +46,19 @@ pub enum RunError {
     Listen { addr: std::net::SocketAddr, why: std::io::Error },
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// Runs a subcommand other than streaming; returns what to print.
+pub fn run_command(config: &Config, command: &Command) -> Result<String, RunError> {
+    match command {
+        Command::Token { ttl, user } => {
+            let key = config.security.token_key()?;
+            let expires = http::now_unix() + ttl.as_secs();
+            key.mint(user, expires).map_err(|e| RunError::Config(config::ConfigError::Secret(e.to_string())))
+        }
+    }
 }
 
 /// Worker threads for software video work: all cores up to four (x264 slices and
@@ -54,6 +70,14 @@ fn video_threads() -> u32 {
 /// Runs Kelpie until Ctrl-C or SIGTERM.
 pub async fn run(config: Config) -> Result<(), RunError> {
     config.validate()?;
+    // Secrets and ICE settings are checked before anything starts, so a typo costs nothing.
+    let auth = config.security.build()?;
+    let ice_servers = config.ice.build()?;
+    let tls = match (&config.security.tls_cert, &config.security.tls_key) {
+        (Some(cert), Some(key)) => Some(http::load_tls(cert, key).map_err(RunError::Tls)?),
+        _ => None,
+    };
+    tracing::info!(auth = ?config.security.auth, tls = tls.is_some(), base_path = %config.base_path, "access settings");
     gst::init().map_err(|e| RunError::Gstreamer(e.to_string()))?;
     kelpiegst::plugin_register_static().map_err(|e| RunError::Gstreamer(e.to_string()))?;
     media::xlib::install_io_error_handler();
@@ -84,15 +108,30 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         framerate: config.framerate,
         max_viewers: config.max_viewers as usize,
         allowed_origins: config.allowed_origins.clone(),
-        ice_servers: Vec::new(),
+        ice: ice_servers,
+        auth,
+        limiter: Mutex::new(Default::default()),
+        base_path: config.base_path.clone(),
+        tls: tls.is_some(),
         next_viewer: AtomicU64::new(0),
     });
-    tracing::info!("Kelpie is streaming display {} at http://{addr}/", screen.name);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("Kelpie is streaming display {} at {scheme}://{addr}{}", screen.name, config.base_path);
 
-    axum::serve(listener, http::router(app))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(RunError::Serve)?;
+    let router = http::router(app);
+    match tls {
+        Some(tls) => {
+            let service = router.into_make_service_with_connect_info::<http::Peer>();
+            axum::serve(http::TlsListener::new(listener, tls), service)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .map_err(RunError::Serve)?
+        }
+        None => {
+            let service = router.into_make_service_with_connect_info::<http::Peer>();
+            axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await.map_err(RunError::Serve)?
+        }
+    }
 
     tracing::info!("shutting down");
     desktop.shutdown();

@@ -8,6 +8,11 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_env("KELPIE_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
+    if let Some(command) = &config.command {
+        let out = kelpie::run_command(&config, command)?;
+        println!("{out}");
+        return Ok(());
+    }
     if let Err(e) = kelpie::run(config).await {
         tracing::error!("{e}");
         return Err(e.into());

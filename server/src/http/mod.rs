@@ -1,23 +1,29 @@
 //! HTTP: the axum router (web client, `/health`, `/ws`).
 
+mod auth;
 mod origin;
+mod tls;
 mod ws;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{middleware, Json, Router};
 use serde_json::json;
 
+use crate::auth::limiter::FailureLimiter;
+use crate::auth::Auth;
 use crate::input::InputInjector;
 use crate::media::Desktop;
-use crate::signalling::IceServer;
+use crate::turn::IceServers;
 
+pub use auth::{now_unix, AuthedUser};
 pub use origin::origin_allowed;
+pub use tls::{load_tls, Peer, TlsListener};
 
 /// Everything request handlers share.
 pub struct App {
@@ -29,23 +35,43 @@ pub struct App {
     pub framerate: u32,
     pub max_viewers: usize,
     pub allowed_origins: Vec<String>,
-    pub ice_servers: Vec<IceServer>,
+    pub ice: IceServers,
+    pub auth: Auth,
+    pub limiter: Mutex<FailureLimiter>,
+    /// `/` or `/prefix/`.
+    pub base_path: String,
+    /// Whether Kelpie terminates TLS itself (cookies get `Secure`).
+    pub tls: bool,
     pub next_viewer: AtomicU64,
 }
 
 impl App {
+    pub fn limiter(&self) -> MutexGuard<'_, FailureLimiter> {
+        self.limiter.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn next_viewer_id(&self) -> u64 {
         self.next_viewer.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
 
 /// The router; built in a function so tests can drive it without a socket.
+///
+/// With a base path the app answers both under the prefix (proxies that pass the path on)
+/// and at the root (proxies that strip it); the web client only uses relative URLs.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
+    let inner = Router::new()
         .route("/health", get(health))
         .route("/ws", get(ws::upgrade))
+        .route("/metrics", get(metrics))
         .fallback(get(static_file))
-        .with_state(app)
+        .layer(middleware::from_fn_with_state(app.clone(), auth::require_auth))
+        .with_state(app.clone());
+    if app.base_path == "/" {
+        return inner;
+    }
+    let prefix = app.base_path.trim_end_matches('/').to_string();
+    Router::new().nest_service(&prefix, inner.clone()).fallback_service(inner)
 }
 
 async fn health(State(app): State<Arc<App>>) -> impl IntoResponse {
@@ -75,7 +101,57 @@ async fn health(State(app): State<Arc<App>>) -> impl IntoResponse {
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body))
 }
 
-async fn static_file(uri: Uri) -> Response {
+async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    use crate::metrics::{render, Metric};
+    let d = &app.desktop;
+    let nets = d.stats.viewers();
+    let mut rtt = Metric::gauge("kelpie_rtt_seconds", "Round-trip time to each viewer, from RTCP.", 0.0);
+    rtt.samples =
+        nets.iter().filter_map(|(id, n)| Some((vec![("viewer", format!("v{id}"))], n.rtt_seconds?))).collect();
+    let mut lost = Metric::counter("kelpie_packets_lost_total", "RTP packets each viewer reported lost.", 0.0);
+    lost.samples = nets.iter().map(|(id, n)| (vec![("viewer", format!("v{id}"))], n.packets_lost as f64)).collect();
+    let input = &app.input.counters;
+    let mut input_events = Metric::counter("kelpie_input_events_total", "Input events from viewers.", 0.0);
+    input_events.samples = vec![
+        (vec![("result", "applied".into())], input.applied.load(Ordering::Relaxed) as f64),
+        (vec![("result", "dropped".into())], input.dropped.load(Ordering::Relaxed) as f64),
+    ];
+    let body = render(&[
+        Metric::gauge("kelpie_viewers", "Connected viewers.", d.viewer_count() as f64),
+        Metric::counter(
+            "kelpie_frames_encoded_total",
+            "Frames encoded by the shared encoder.",
+            d.health.frames() as f64,
+        ),
+        Metric::gauge(
+            "kelpie_delivered_fps",
+            "Frames encoded per second (one stream shared by all viewers).",
+            d.stats.fps(),
+        ),
+        Metric::gauge("kelpie_bitrate_bps", "Encoded video bitrate in bits per second.", d.stats.bitrate_bps()),
+        Metric::gauge(
+            "kelpie_encode_seconds",
+            "Mean time a frame spends in the encoder.",
+            d.stats.mean_encode_seconds(),
+        ),
+        rtt,
+        lost,
+        input_events,
+        Metric::counter(
+            "kelpie_errors_total",
+            "Pipeline and viewer errors.",
+            d.stats.errors.load(Ordering::Relaxed) as f64,
+        ),
+    ]);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+}
+
+async fn static_file(uri: Uri, OriginalUri(original): OriginalUri) -> Response {
+    // `/prefix` without its slash would make the page's relative URLs miss the prefix.
+    if uri.path() == "/" && !original.path().ends_with('/') {
+        let last = original.path().rsplit('/').next().unwrap_or("");
+        return Redirect::permanent(&format!("{last}/")).into_response();
+    }
     match crate::web::asset(uri.path()) {
         Some((mime, body)) => {
             let mut resp = body.into_response();

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{SplitSink, StreamExt};
@@ -27,16 +27,22 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(8);
 /// A send that takes longer than this means the client stopped reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub async fn upgrade(State(app): State<Arc<App>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(app): State<Arc<App>>,
+    user: Option<Extension<super::AuthedUser>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     if !super::origin_allowed(origin, host, &app.allowed_origins) {
         tracing::warn!(origin = origin.unwrap_or(""), "refused WebSocket from a foreign origin");
         return (StatusCode::FORBIDDEN, "WebSocket origin not allowed\n").into_response();
     }
-    ws.max_message_size(TRANSPORT_MAX_MESSAGE)
-        .max_frame_size(TRANSPORT_MAX_MESSAGE)
-        .on_upgrade(move |socket| serve_viewer(socket, app))
+    ws.max_message_size(TRANSPORT_MAX_MESSAGE).max_frame_size(TRANSPORT_MAX_MESSAGE).on_upgrade(move |socket| {
+        let user = user.map_or_else(|| "kelpie".to_string(), |Extension(u)| u.0);
+        serve_viewer(socket, app, user)
+    })
 }
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -83,7 +89,7 @@ fn input_handler(app: &Arc<App>, id: u64, role: ViewerRole) -> InputHandler {
     })
 }
 
-async fn serve_viewer(socket: WebSocket, app: Arc<App>) {
+async fn serve_viewer(socket: WebSocket, app: Arc<App>, user: String) {
     let id = app.next_viewer_id();
     let (mut sink, mut stream) = socket.split();
     if app.desktop.viewer_count() >= app.max_viewers {
@@ -93,16 +99,17 @@ async fn serve_viewer(socket: WebSocket, app: Arc<App>) {
         return;
     }
     let role = ViewerRole::Controller;
-    let (mut session, greeting) = Session::start(&format!("v{id}"), role, app.ice_servers.clone());
+    let ice = app.ice.for_viewer(&user, super::now_unix());
+    let (mut session, greeting) = Session::start(&format!("v{id}"), role, ice.browser.clone(), ice.relay_only);
     if !execute(greeting, &mut sink, &app, id).await {
         return;
     }
     let (tx, mut media) = mpsc::unbounded_channel();
     let desktop = app.desktop.clone();
     let on_input = input_handler(&app, id, role);
-    let added = tokio::task::spawn_blocking(move || desktop.add_viewer(id, tx, on_input)).await;
+    let added = tokio::task::spawn_blocking(move || desktop.add_viewer(id, &ice, tx, on_input)).await;
     match added {
-        Ok(Ok(())) => tracing::info!(viewer = id, "viewer joined"),
+        Ok(Ok(())) => tracing::info!(viewer = id, user, "viewer joined"),
         Ok(Err(e)) => {
             tracing::error!(viewer = id, "cannot add viewer: {e}");
             execute(Session::refuse(ErrorCode::Internal, e.to_string()), &mut sink, &app, id).await;

@@ -4,6 +4,7 @@ pub mod encoder;
 pub mod keyframe;
 pub mod pipeline;
 pub mod spec;
+pub mod stats;
 mod viewer;
 pub mod xlib;
 
@@ -111,6 +112,7 @@ pub struct Desktop {
     viewers: Mutex<HashMap<u64, ViewerSlot>>,
     keyframes: Arc<Mutex<keyframe::KeyframeGate>>,
     pub health: Arc<Health>,
+    pub stats: Arc<stats::MediaStats>,
     pub encoder_kind: EncoderKind,
     stop: Arc<AtomicBool>,
 }
@@ -140,6 +142,8 @@ impl Desktop {
                 gst::PadProbeReturn::Ok
             });
         }
+        let media_stats = Arc::new(stats::MediaStats::default());
+        media_stats.attach(&encoder);
         let desktop = Arc::new(Self {
             pipeline,
             tee,
@@ -149,10 +153,12 @@ impl Desktop {
             viewers: Mutex::new(HashMap::new()),
             keyframes: Arc::new(Mutex::new(keyframe::KeyframeGate::new(KEYFRAME_MIN_INTERVAL))),
             health,
+            stats: media_stats,
             encoder_kind: kind,
             stop: Arc::new(AtomicBool::new(false)),
         });
         desktop.spawn_bus_thread();
+        desktop.spawn_stats_thread();
         desktop
             .pipeline
             .set_state(gst::State::Playing)
@@ -168,6 +174,7 @@ impl Desktop {
     pub fn add_viewer(
         &self,
         id: u64,
+        servers: &crate::turn::ViewerIce,
         events: UnboundedSender<MediaEvent>,
         on_input: InputHandler,
     ) -> Result<(), MediaError> {
@@ -177,6 +184,7 @@ impl Desktop {
             &self.tee,
             self.frame_interval,
             &self.ice,
+            servers,
             events.clone(),
             on_input,
         )?;
@@ -201,6 +209,7 @@ impl Desktop {
     /// Tears a viewer's branch down. Blocking (waits for the branch to stop).
     pub fn remove_viewer(&self, id: u64) {
         let branch = self.viewers().remove(&id).and_then(|s| s.branch);
+        self.stats.forget_viewer(id);
         if let Some(b) = branch {
             b.remove(&self.pipeline, &self.tee);
             tracing::info!(viewer = id, "viewer branch removed");
@@ -270,10 +279,36 @@ impl Desktop {
         }
     }
 
+    /// Once a second: frame rate and bitrate of the encoder, and each viewer's network
+    /// figures from webrtcbin.
+    fn spawn_stats_thread(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let stop = self.stop.clone();
+        let _ = std::thread::Builder::new().name("kelpie-stats".into()).spawn(move || {
+            let mut last = (Instant::now(), 0u64, 0u64);
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_secs(1));
+                let Some(d) = weak.upgrade() else { return };
+                let (frames, bytes) = (d.health.frames(), d.stats.encoded_bytes());
+                let secs = last.0.elapsed().as_secs_f64().max(1e-3);
+                d.stats.set_rates((frames - last.1) as f64 / secs, (bytes - last.2) as f64 * 8.0 / secs);
+                last = (Instant::now(), frames, bytes);
+                for (id, slot) in d.viewers().iter() {
+                    if let Some(b) = &slot.branch {
+                        let st = d.stats.clone();
+                        let id = *id;
+                        b.request_stats(move |s| st.set_viewer(id, stats::viewer_net_from_stats(s)));
+                    }
+                }
+            }
+        });
+    }
+
     fn on_bus_message(&self, msg: &gst::Message) {
         use gst::MessageView;
         match msg.view() {
             MessageView::Error(err) => {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
                 let text = format!("{} ({})", err.error(), err.debug().unwrap_or_default());
                 if let Some(id) = msg.src().and_then(viewer_of) {
                     tracing::warn!(viewer = id, "viewer media error: {text}");

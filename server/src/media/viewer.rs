@@ -59,6 +59,7 @@ impl ViewerBranch {
         tee: &gst::Element,
         frame_interval: gst::ClockTime,
         ice: &IceSettings,
+        servers: &crate::turn::ViewerIce,
         events: UnboundedSender<MediaEvent>,
         on_input: InputHandler,
     ) -> Result<Self, MediaError> {
@@ -79,7 +80,7 @@ impl ViewerBranch {
         let webrtc = make("webrtcbin")?;
         webrtc.set_property_from_str("bundle-policy", "max-bundle");
         webrtc.set_property("latency", 0u32);
-        configure_ice(&webrtc, ice);
+        configure_ice(&webrtc, ice, servers);
         bin.add_many([&queue, &webrtc]).map_err(|e| MediaError::Link(e.to_string()))?;
 
         let sink = webrtc
@@ -148,6 +149,16 @@ impl ViewerBranch {
         self.webrtc.emit_by_name::<()>("set-remote-description", &[&answer, &promise]);
     }
 
+    /// Asks webrtcbin for its statistics; `on_stats` runs on a GStreamer thread.
+    pub fn request_stats(&self, on_stats: impl FnOnce(&gst::StructureRef) + Send + 'static) {
+        let promise = gst::Promise::with_change_func(move |reply| {
+            if let Ok(Some(s)) = reply {
+                on_stats(s);
+            }
+        });
+        self.webrtc.emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
+    }
+
     pub fn add_ice(&self, sdp_mline_index: u32, candidate: &str) {
         self.webrtc.emit_by_name::<()>("add-ice-candidate", &[&sdp_mline_index, &candidate]);
     }
@@ -176,7 +187,19 @@ impl ViewerBranch {
     }
 }
 
-fn configure_ice(webrtc: &gst::Element, ice: &IceSettings) {
+fn configure_ice(webrtc: &gst::Element, ice: &IceSettings, servers: &crate::turn::ViewerIce) {
+    if let Some(stun) = &servers.gst_stun {
+        webrtc.set_property("stun-server", stun);
+    }
+    for turn in &servers.gst_turn {
+        if !webrtc.emit_by_name::<bool>("add-turn-server", &[turn]) {
+            // The URL carries credentials: never log it.
+            tracing::warn!("webrtcbin refused a TURN server URL");
+        }
+    }
+    if servers.relay_only {
+        webrtc.set_property_from_str("ice-transport-policy", "relay");
+    }
     let agent = webrtc.property::<gst::glib::Object>("ice-agent");
     for ip in &ice.addresses {
         if !agent.emit_by_name::<bool>("add-local-ip-address", &[&ip.to_string()]) {

@@ -34,6 +34,8 @@ pub enum ServerMessage {
         viewer_id: String,
         role: ViewerRole,
         ice_servers: Vec<IceServer>,
+        /// `"relay"` when media must go through TURN, else `"all"` (RTCIceTransportPolicy).
+        ice_transport_policy: &'static str,
     },
     Offer {
         sdp: String,
@@ -161,8 +163,16 @@ mod tests {
         assert_eq!(j, r#"{"type":"ice","candidate":"c","sdpMLineIndex":0}"#);
         let j = ServerMessage::Error { code: ErrorCode::TooLarge, message: "m".into() }.to_json();
         assert_eq!(j, r#"{"type":"error","code":"too_large","message":"m"}"#);
-        let j = ServerMessage::Welcome { viewer_id: "v1".into(), role: ViewerRole::Controller, ice_servers: vec![] }
-            .to_json();
-        assert_eq!(j, r#"{"type":"welcome","viewer_id":"v1","role":"controller","ice_servers":[]}"#);
+        let j = ServerMessage::Welcome {
+            viewer_id: "v1".into(),
+            role: ViewerRole::Controller,
+            ice_servers: vec![],
+            ice_transport_policy: "all",
+        }
+        .to_json();
+        assert_eq!(
+            j,
+            r#"{"type":"welcome","viewer_id":"v1","role":"controller","ice_servers":[],"ice_transport_policy":"all"}"#
+        );
     }
 }

@@ -80,8 +80,15 @@ pub struct Session {
 
 impl Session {
     /// Starts a session; the returned actions greet the viewer.
-    pub fn start(viewer_id: &str, role: ViewerRole, ice_servers: Vec<IceServer>) -> (Self, Vec<Action>) {
-        let welcome = ServerMessage::Welcome { viewer_id: viewer_id.to_owned(), role, ice_servers };
+    pub fn start(
+        viewer_id: &str,
+        role: ViewerRole,
+        ice_servers: Vec<IceServer>,
+        relay_only: bool,
+    ) -> (Self, Vec<Action>) {
+        let ice_transport_policy = if relay_only { "relay" } else { "all" };
+        let welcome =
+            ServerMessage::Welcome { viewer_id: viewer_id.to_owned(), role, ice_servers, ice_transport_policy };
         (Self { state: State::CreatingOffer }, vec![Action::Send(welcome)])
     }
 
@@ -206,7 +213,7 @@ mod tests {
     const ANSWER: &str = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=fingerprint:sha-256 AA\r\n";
 
     fn started() -> Session {
-        let (mut s, out) = Session::start("v1", ViewerRole::Controller, vec![]);
+        let (mut s, out) = Session::start("v1", ViewerRole::Controller, vec![], false);
         assert!(matches!(out.as_slice(), [Action::Send(ServerMessage::Welcome { .. })]));
         assert_eq!(
             s.handle(Event::LocalOffer("OFFER".into())),
@@ -245,14 +252,14 @@ mod tests {
 
     #[test]
     fn local_candidates_are_forwarded_in_any_live_state() {
-        let (mut s, _) = Session::start("v1", ViewerRole::Controller, vec![]);
+        let (mut s, _) = Session::start("v1", ViewerRole::Controller, vec![], false);
         let out = s.handle(Event::LocalIce { candidate: "candidate:x".into(), sdp_mline_index: 0 });
         assert_eq!(out, vec![Action::Send(ServerMessage::Ice { candidate: "candidate:x".into(), sdp_mline_index: 0 })]);
     }
 
     #[test]
     fn answer_before_offer_is_unexpected() {
-        let (mut s, _) = Session::start("v1", ViewerRole::Controller, vec![]);
+        let (mut s, _) = Session::start("v1", ViewerRole::Controller, vec![], false);
         assert_eq!(error_code(&s.handle(Event::ClientText(answer_json()))), Some(ErrorCode::Unexpected));
         assert!(s.is_closed());
     }

@@ -7,7 +7,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub mod security;
+pub use security::{AuthArgs, AuthMode, IceArgs};
 
 /// Default capture rate. 60 fps halves the frame interval (and so the worst-case added
 /// latency) against 30 fps, and x264 ultrafast keeps up with it at 1080p on one core.
@@ -80,10 +83,46 @@ pub struct Config {
     #[arg(long, env = "KELPIE_UDP_PORTS", value_name = "MIN-MAX")]
     pub udp_ports: Option<PortRange>,
 
-    /// How viewers authenticate. Only `none` exists yet, and it is only accepted on a
-    /// loopback address: anyone who reaches the port controls the desktop.
-    #[arg(long, env = "KELPIE_AUTH", value_enum, default_value_t = AuthMode::None)]
-    pub auth: AuthMode,
+    /// URL prefix the app is served under behind a reverse proxy, e.g. /desktop/. Works
+    /// whether the proxy strips the prefix or passes it on.
+    #[arg(long, env = "KELPIE_BASE_PATH", default_value = "/", value_parser = parse_base_path)]
+    pub base_path: String,
+
+    #[command(flatten)]
+    pub security: AuthArgs,
+
+    #[command(flatten)]
+    pub ice: IceArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Commands other than streaming.
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Print a signed token for `--auth token` (uses KELPIE_TOKEN_SECRET or --token-secret-file).
+    /// Open the desktop as `http://HOST:PORT/?token=TOKEN`.
+    Token {
+        /// How long the token is valid, e.g. 30m, 8h, 7d.
+        #[arg(long, default_value = "8h", value_parser = security::parse_duration)]
+        ttl: std::time::Duration,
+        /// The user name the token stands for (shown in logs, used for TURN credentials).
+        #[arg(long, default_value = "kelpie")]
+        user: String,
+    },
+}
+
+/// Normalises a base path to `/a/b/` form.
+fn parse_base_path(s: &str) -> Result<String, String> {
+    let trimmed = s.trim().trim_matches('/');
+    if trimmed.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") && !trimmed.is_empty() {
+        return Err(format!("{s:?} is not a clean URL path like /desktop/"));
+    }
+    if !trimmed.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/%@+".contains(&b)) {
+        return Err(format!("{s:?} has characters that need escaping; use a plain path like /desktop/"));
+    }
+    Ok(if trimmed.is_empty() { "/".to_string() } else { format!("/{trimmed}/") })
 }
 
 /// Which encoder the operator asked for.
@@ -99,13 +138,6 @@ pub enum EncoderPreference {
     Vah264,
 }
 
-/// Authentication modes.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum AuthMode {
-    /// No authentication: only allowed when listening on loopback.
-    None,
-}
-
 /// Why a configuration cannot run.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -116,12 +148,14 @@ the desktop. Listen on 127.0.0.1 (and put an authenticating proxy in front), or 
     UnauthenticatedRemote(SocketAddr),
     #[error("display name {0:?} is not of the form :N or HOST:N")]
     BadDisplay(String),
+    #[error("{0}")]
+    Secret(String),
 }
 
 impl Config {
     /// Checks the rules that clap cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.auth == AuthMode::None && !self.listen.ip().is_loopback() {
+        if self.security.auth == AuthMode::None && !self.listen.ip().is_loopback() {
             return Err(ConfigError::UnauthenticatedRemote(self.listen));
         }
         if let Some(d) = &self.display {
@@ -215,6 +249,28 @@ mod tests {
     fn unauthenticated_non_loopback_listen_is_refused() {
         let c = parse(&["--listen", "0.0.0.0:8080"]).unwrap();
         assert!(matches!(c.validate(), Err(ConfigError::UnauthenticatedRemote(_))));
+    }
+
+    #[test]
+    fn non_loopback_listen_is_allowed_with_authentication() {
+        let c = parse(&["--listen", "0.0.0.0:8080", "--auth", "basic"]).unwrap();
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn base_paths_are_normalised_and_checked() {
+        assert_eq!(parse_base_path("/"), Ok("/".into()));
+        assert_eq!(parse_base_path("desk"), Ok("/desk/".into()));
+        assert_eq!(parse_base_path("/user/alice/kelpie"), Ok("/user/alice/kelpie/".into()));
+        for bad in ["/a//b/", "/../x/", "/a b/", "/x?y"] {
+            assert!(parse_base_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_subcommand_parses() {
+        let c = parse(&["token", "--ttl", "30m", "--user", "alice"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Token { ref user, .. }) if user == "alice"));
     }
 
     #[test]

@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""Checks on rendered Kelpie kustomizations beyond schema validity.
+
+    check_renders.py shape VARIANT RENDER.yaml    VARIANT: base | nvidia-gpu | coturn
+    check_renders.py same RENDER_A.yaml RENDER_B.yaml
+
+`shape` checks that the pieces agree with each other and with what Kelpie needs: one desktop
+per pod (1 replica, Recreate), /health probes, writable /tmp, home and /dev/shm on a
+read-only root, every referenced ConfigMap/Secret key present in the render, the
+NetworkPolicy's UDP range equal to KELPIE_UDP_PORTS, and per overlay the GPU request and
+NVENC settings or the coturn wiring (shared secret, relay ports == Service ports).
+
+`same` checks that two renders (e.g. by kustomize v2.0.3 and v5) are the same objects,
+ignoring generated-name hashes, key order and empty metadata maps.
+
+Exits 1 with one line per problem.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any
+
+import yaml
+
+
+def load(path: str) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        return [d for d in yaml.safe_load_all(f) if isinstance(d, dict)]
+
+
+def find(docs: list[dict[str, Any]], kind: str, name_prefix: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d.get("kind") == kind and d["metadata"]["name"].startswith(name_prefix)]
+
+
+def one(docs, kind, name, problems) -> dict[str, Any]:
+    found = [d for d in docs if d.get("kind") == kind and d["metadata"]["name"] == name]
+    if len(found) != 1:
+        problems.append(f"expected exactly one {kind}/{name}, found {len(found)}")
+        return {}
+    return found[0]
+
+
+def container(deploy: dict[str, Any], name: str) -> dict[str, Any]:
+    for c in deploy.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+        if c.get("name") == name:
+            return c
+    return {}
+
+
+def env_of(docs, c: dict[str, Any]) -> dict[str, str]:
+    """The container's effective environment from envFrom ConfigMaps and literal env."""
+    env: dict[str, str] = {}
+    for src in c.get("envFrom") or []:
+        ref = (src.get("configMapRef") or {}).get("name")
+        for cm in docs:
+            if cm.get("kind") == "ConfigMap" and cm["metadata"]["name"] == ref:
+                env.update(cm.get("data") or {})
+    for e in c.get("env") or []:
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        else:
+            env.setdefault(e["name"], "<from " + ",".join(e.get("valueFrom", {})) + ">")
+    return env
+
+
+def check_references(docs, problems: list[str]) -> None:
+    """Every ConfigMap/Secret (and key) a pod refers to exists in the render."""
+    objects = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+
+    def keys(kind: str, name: str) -> set[str] | None:
+        obj = objects.get((kind, name))
+        if obj is None:
+            return None
+        return set(obj.get("data") or {}) | set(obj.get("stringData") or {})
+
+    for d in docs:
+        spec = d.get("spec", {}).get("template", {}).get("spec")
+        if not spec:
+            continue
+        where = f"{d['kind']}/{d['metadata']['name']}"
+        for vol in spec.get("volumes") or []:
+            for kind, field, namefield in (("Secret", "secret", "secretName"), ("ConfigMap", "configMap", "name")):
+                if field in vol and keys(kind, vol[field][namefield]) is None:
+                    problems.append(f"{where}: volume {vol['name']!r} refers to missing {kind} {vol[field][namefield]!r}")
+        for c in spec.get("containers", []) + spec.get("initContainers", []):
+            for src in c.get("envFrom") or []:
+                for kind, field in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+                    if field in src and keys(kind, src[field]["name"]) is None:
+                        problems.append(f"{where}: envFrom refers to missing {kind} {src[field]['name']!r}")
+            for e in c.get("env") or []:
+                vf = e.get("valueFrom") or {}
+                for kind, field in (("ConfigMap", "configMapKeyRef"), ("Secret", "secretKeyRef")):
+                    if field in vf:
+                        ks = keys(kind, vf[field]["name"])
+                        if ks is None or vf[field]["key"] not in ks:
+                            problems.append(f"{where}: env {e['name']} refers to missing {kind} key "
+                                            f"{vf[field]['name']}/{vf[field]['key']}")
+
+
+def secret_file_ok(docs, deploy, c, env, var: str, problems: list[str]) -> None:
+    """An env var naming a file must point into a mounted Secret that has that key."""
+    path = env.get(var)
+    if not path:
+        problems.append(f"{var} is not set")
+        return
+    spec = deploy["spec"]["template"]["spec"]
+    for m in c.get("volumeMounts") or []:
+        if path.startswith(m["mountPath"].rstrip("/") + "/"):
+            vol = next((v for v in spec.get("volumes", []) if v["name"] == m["name"]), {})
+            if "secret" not in vol:
+                problems.append(f"{var}={path} is not on a Secret volume")
+                return
+            key = path[len(m["mountPath"].rstrip("/")) + 1:]
+            secret = next((d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == vol["secret"]["secretName"]), {})
+            if key not in (secret.get("data") or {}):
+                problems.append(f"{var}={path}: Secret {vol['secret']['secretName']} has no key {key!r}")
+            return
+    problems.append(f"{var}={path} is not under any volume mount")
+
+
+def port_range(text: str) -> tuple[int, int]:
+    lo, hi = text.split("-")
+    return int(lo), int(hi)
+
+
+def shape(variant: str, docs: list[dict[str, Any]]) -> list[str]:
+    problems: list[str] = []
+    deploy = one(docs, "Deployment", "kelpie", problems)
+    one(docs, "Service", "kelpie", problems)
+    ingress = one(docs, "Ingress", "kelpie", problems)
+    netpol = one(docs, "NetworkPolicy", "kelpie", problems)
+    if not deploy:
+        return problems
+    check_references(docs, problems)
+
+    spec = deploy["spec"]
+    if spec.get("replicas") != 1:
+        problems.append(f"Deployment/kelpie: replicas must be 1 (one desktop per pod), is {spec.get('replicas')}")
+    if (spec.get("strategy") or {}).get("type") != "Recreate":
+        problems.append("Deployment/kelpie: strategy must be Recreate (never two desktops at once)")
+
+    c = container(deploy, "kelpie")
+    env = env_of(docs, c)
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        get = (c.get(probe) or {}).get("httpGet") or {}
+        if get.get("path") != "/health" or get.get("port") != "http":
+            problems.append(f"Deployment/kelpie: {probe} must GET /health on port http (is {get})")
+    ports = {p["name"]: p for p in c.get("ports") or []}
+    listen_port = int(env.get("KELPIE_LISTEN", ":0").rsplit(":", 1)[1])
+    if ports.get("http", {}).get("containerPort") != listen_port:
+        problems.append(f"container port http != KELPIE_LISTEN port {listen_port}")
+
+    pod = spec["template"]["spec"]
+    volumes = {v["name"]: v for v in pod.get("volumes") or []}
+    mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts") or []}
+    for path in ("/tmp", "/home/kelpie", "/dev/shm"):
+        vol = volumes.get(mounts.get(path, ""), {})
+        if "emptyDir" not in vol and "persistentVolumeClaim" not in vol:
+            problems.append(f"Deployment/kelpie: {path} must be a writable volume (emptyDir or PVC)")
+    if (volumes.get(mounts.get("/dev/shm", ""), {}).get("emptyDir") or {}).get("medium") != "Memory":
+        problems.append("Deployment/kelpie: /dev/shm must be a memory-backed emptyDir")
+
+    auth = env.get("KELPIE_AUTH", "none")
+    if auth == "none":
+        problems.append("KELPIE_AUTH must not be none on a pod address")
+    if auth == "token":
+        secret_file_ok(docs, deploy, c, env, "KELPIE_TOKEN_SECRET_FILE", problems)
+
+    # The NetworkPolicy lets in exactly the UDP range Kelpie uses for media.
+    lo, hi = port_range(env.get("KELPIE_UDP_PORTS", "0-0"))
+    udp = [p for rule in netpol.get("spec", {}).get("ingress", []) for p in rule.get("ports", []) if p.get("protocol") == "UDP"]
+    if not any(p.get("port") == lo and p.get("endPort", p.get("port")) == hi for p in udp):
+        problems.append(f"NetworkPolicy/kelpie must admit UDP {lo}-{hi} (KELPIE_UDP_PORTS), has {udp}")
+    tcp = [p for rule in netpol.get("spec", {}).get("ingress", []) for p in rule.get("ports", []) if p.get("protocol") == "TCP"]
+    if [p.get("port") for p in tcp] != [listen_port]:
+        problems.append(f"NetworkPolicy/kelpie must admit only TCP {listen_port}, has {tcp}")
+    if sorted(netpol.get("spec", {}).get("policyTypes", [])) != ["Egress", "Ingress"]:
+        problems.append("NetworkPolicy/kelpie must restrict both Ingress and Egress")
+
+    ann = ingress.get("metadata", {}).get("annotations") or {}
+    for key in ("nginx.ingress.kubernetes.io/proxy-read-timeout", "nginx.ingress.kubernetes.io/proxy-send-timeout"):
+        if int(ann.get(key, "0")) < 3600:
+            problems.append(f"Ingress/kelpie: {key} must be at least 3600 for long WebSocket sessions")
+
+    limits = (c.get("resources") or {}).get("limits") or {}
+    if variant == "nvidia-gpu":
+        if str(limits.get("nvidia.com/gpu")) != "1":
+            problems.append("nvidia-gpu: the kelpie container must limit nvidia.com/gpu: 1")
+        if env.get("KELPIE_ENCODER") != "nvh264":
+            problems.append("nvidia-gpu: KELPIE_ENCODER must be nvh264")
+        caps = set(env.get("NVIDIA_DRIVER_CAPABILITIES", "").split(","))
+        if not ({"video", "compute", "utility"} <= caps or "all" in caps):
+            problems.append(f"nvidia-gpu: NVIDIA_DRIVER_CAPABILITIES must include compute,utility,video (is {caps})")
+        if "NVIDIA_VISIBLE_DEVICES" in env:
+            problems.append("nvidia-gpu: NVIDIA_VISIBLE_DEVICES must be left to the device plugin")
+    elif "nvidia.com/gpu" in limits:
+        problems.append(f"{variant}: no GPU should be requested")
+
+    if variant == "coturn":
+        coturn = one(docs, "Deployment", "kelpie-coturn", problems)
+        svc = one(docs, "Service", "kelpie-coturn", problems)
+        conf_cm = find(docs, "ConfigMap", "coturn-config")
+        conf = (conf_cm[0].get("data") or {}).get("turnserver.conf", "") if conf_cm else ""
+        settings = dict(line.split("=", 1) if "=" in line else (line, "") for line in conf.splitlines()
+                        if line.strip() and not line.startswith("#"))
+        if "use-auth-secret" not in settings:
+            problems.append("coturn: turnserver.conf must set use-auth-secret")
+        if "static-auth-secret" in settings:
+            problems.append("coturn: the secret must not be in the ConfigMap")
+        tc = container(coturn, "coturn") if coturn else {}
+        if "--static-auth-secret=$(TURN_SECRET)" not in (tc.get("args") or []):
+            problems.append("coturn: args must pass --static-auth-secret=$(TURN_SECRET)")
+        turn_env = {e["name"]: e.get("valueFrom", {}) for e in tc.get("env") or []}
+        ref = turn_env.get("TURN_SECRET", {}).get("secretKeyRef", {})
+        secret_file_ok(docs, deploy, c, env, "KELPIE_TURN_SECRET_FILE", problems)
+        kelpie_secret = next((v["secret"]["secretName"] for v in pod.get("volumes", []) if "secret" in v), None)
+        key = env.get("KELPIE_TURN_SECRET_FILE", "").rsplit("/", 1)[-1]
+        if (ref.get("name"), ref.get("key")) != (kelpie_secret, key):
+            problems.append(f"coturn and Kelpie must share one TURN secret: coturn reads {ref}, Kelpie {kelpie_secret}/{key}")
+        if not env.get("KELPIE_TURN_URLS", "").startswith("turn:"):
+            problems.append("coturn: KELPIE_TURN_URLS must name the TURN server")
+        listen = int(settings.get("listening-port", "3478"))
+        lo, hi = int(settings.get("min-port", 0)), int(settings.get("max-port", -1))
+        svc_udp = {p["port"] for p in svc.get("spec", {}).get("ports", []) if p.get("protocol") == "UDP"}
+        want = set(range(lo, hi + 1)) | {listen}
+        if svc_udp != want:
+            problems.append(f"coturn Service UDP ports must be the listening port and relay range {lo}-{hi}: "
+                            f"missing {sorted(want - svc_udp)}, extra {sorted(svc_udp - want)}")
+        for url in env.get("KELPIE_TURN_URLS", "").split(","):
+            m = re.match(r"turns?:[^:?]+:(\d+)", url)
+            if not m or int(m.group(1)) != listen:
+                problems.append(f"KELPIE_TURN_URLS entry {url!r} does not use coturn's port {listen}")
+    return problems
+
+
+HASH = re.compile(r"-[a-z0-9]{10}$")
+
+
+def normalise(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if k in ("annotations", "labels") and v == {}:
+                continue
+            out[k] = normalise(v)
+        return out
+    if isinstance(obj, list):
+        return [normalise(v) for v in obj]
+    if isinstance(obj, str):
+        return HASH.sub("-HASH", obj)
+    return obj
+
+
+def same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[str]:
+    def keyed(docs):
+        return {(d["kind"], HASH.sub("-HASH", d["metadata"]["name"])): normalise(d) for d in docs}
+
+    ka, kb = keyed(a), keyed(b)
+    problems = [f"only in the first render: {k}" for k in sorted(set(ka) - set(kb))]
+    problems += [f"only in the second render: {k}" for k in sorted(set(kb) - set(ka))]
+    for k in sorted(set(ka) & set(kb)):
+        if ka[k] != kb[k]:
+            problems.append(f"{k[0]}/{k[1]} differs between the renders")
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 3 and argv[0] == "shape" and argv[1] in ("base", "nvidia-gpu", "coturn"):
+        problems = shape(argv[1], load(argv[2]))
+        label = f"shape {argv[1]}"
+    elif len(argv) == 3 and argv[0] == "same":
+        problems = same(load(argv[1]), load(argv[2]))
+        label = f"same {argv[1]} {argv[2]}"
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    for p in problems:
+        print(f"FAIL {label}: {p}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

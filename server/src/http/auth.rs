@@ -1,0 +1,108 @@
+//! The authentication middleware: the I/O shell around [`crate::auth::Auth::check`].
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::App;
+use crate::auth::{cookie_value, query_value, query_without, Presented, Verdict, Via, COOKIE};
+
+/// The authenticated user, for handlers (TURN credentials, logs).
+#[derive(Clone, Debug)]
+pub struct AuthedUser(pub String);
+
+/// Paths reachable without credentials: probes and scrapers must not need secrets, and
+/// these reveal nothing about the desktop's content.
+const OPEN_PATHS: [&str; 2] = ["/health", "/metrics"];
+
+pub fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+pub async fn require_auth(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+    if app.auth.is_none() || OPEN_PATHS.contains(&req.uri().path()) {
+        req.extensions_mut().insert(AuthedUser("kelpie".into()));
+        return next.run(req).await;
+    }
+    let peer = req.extensions().get::<ConnectInfo<super::Peer>>().map(|c| c.0 .0.ip());
+    if let Some(ip) = peer {
+        if app.limiter().is_blocked(ip, Instant::now()) {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, "60")],
+                "too many failed logins; wait a minute\n",
+            )
+                .into_response();
+        }
+    }
+    let headers = req.headers();
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let cookie = text(header::COOKIE.as_str()).and_then(|c| cookie_value(c, COOKIE));
+    let query = req.uri().query().unwrap_or("");
+    let trusted = match &app.auth {
+        crate::auth::Auth::TrustedHeader { header, .. } => text(header),
+        _ => None,
+    };
+    let presented = Presented {
+        peer,
+        authorization: text(header::AUTHORIZATION.as_str()),
+        cookie_token: cookie,
+        query_token: query_value(query, "token"),
+        trusted_header: trusted,
+    };
+    match app.auth.check(&presented, now_unix()) {
+        Verdict::Allow { user, via } => {
+            if let Some(ip) = peer {
+                app.limiter().succeed(ip);
+            }
+            let is_page_load = req.method() == Method::GET && !headers.contains_key(header::UPGRADE);
+            if via == Via::QueryToken && is_page_load {
+                if let Some(token) = presented.query_token {
+                    return token_to_cookie(&app, req.uri(), token);
+                }
+            }
+            tracing::debug!(user, path = req.uri().path(), "authenticated");
+            req.extensions_mut().insert(AuthedUser(user));
+            next.run(req).await
+        }
+        Verdict::Deny(why) => {
+            if let Some(ip) = peer {
+                if app.limiter().fail(ip, Instant::now()) {
+                    tracing::warn!(%ip, "too many failed logins: blocking this address for a minute");
+                }
+            }
+            tracing::warn!(peer = ?peer, path = req.uri().path(), "refused: {why}");
+            let mut resp = (StatusCode::UNAUTHORIZED, format!("authentication required: {why}\n")).into_response();
+            if let Some(realm) = app.auth.realm_header() {
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(realm));
+            }
+            resp
+        }
+    }
+}
+
+/// Swaps `?token=` for an HttpOnly cookie and redirects to the same page without it, so
+/// the token leaves the address bar, history and Referer headers.
+fn token_to_cookie(app: &App, uri: &axum::http::Uri, token: &str) -> Response {
+    // A relative Location works whether or not a proxy stripped our base path.
+    let last = uri.path().rsplit('/').next().unwrap_or("");
+    let rest = query_without(uri.query().unwrap_or(""), "token");
+    let mut location = if last.is_empty() { "./".to_string() } else { last.to_string() };
+    if !rest.is_empty() {
+        location = format!("{location}?{rest}");
+    }
+    let secure = if app.tls { "; Secure" } else { "" };
+    let cookie = format!("{COOKIE}={token}; Path={}; HttpOnly; SameSite=Lax{secure}", app.base_path);
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    let h = resp.headers_mut();
+    if let (Ok(loc), Ok(c)) = (HeaderValue::from_str(&location), HeaderValue::from_str(&cookie)) {
+        h.insert(header::LOCATION, loc);
+        h.insert(header::SET_COOKIE, c);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
