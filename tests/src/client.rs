@@ -66,6 +66,8 @@ pub struct ViewerOptions {
     /// arrived, as Chrome does when it has nothing it can decode. Off by default: Kelpie is
     /// supposed to send a keyframe to a joining viewer unprompted, and tests check that.
     pub pli_until_keyframe: Option<Duration>,
+    /// Extra headers on the WebSocket upgrade (`Authorization`, `Cookie`, …).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Default for ViewerOptions {
@@ -76,6 +78,7 @@ impl Default for ViewerOptions {
             send_end_of_candidates: true,
             udp_addrs: vec!["127.0.0.1:0".to_owned()],
             pli_until_keyframe: None,
+            headers: Vec::new(),
         }
     }
 }
@@ -239,9 +242,10 @@ impl ViewerClient {
             tasks: Mutex::new(Vec::new()),
         });
 
-        let ws = tokio::time::timeout_at(deadline, signalling::open(ws_url, &options.origin))
-            .await
-            .map_err(|_| ClientError::timeout("websocket handshake", options.connect_timeout))??;
+        let ws =
+            tokio::time::timeout_at(deadline, signalling::open_with_headers(ws_url, &options.origin, &options.headers))
+                .await
+                .map_err(|_| ClientError::timeout("websocket handshake", options.connect_timeout))??;
         let (mut sink, mut stream) = ws.split();
         let offer = read_offer(&mut stream, deadline, options.connect_timeout).await?;
 

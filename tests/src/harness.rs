@@ -133,6 +133,21 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
+/// What [`Kelpie::request`] got back.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Lower-cased names.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
 /// A running `kelpie` attached to a display.
 pub struct Kelpie {
     pub port: u16,
@@ -142,6 +157,11 @@ pub struct Kelpie {
 impl Kelpie {
     pub fn start(display: &str, args: &[&str]) -> Self {
         Self::start_bin(&workspace_bin("kelpie"), display, args)
+    }
+
+    /// Starts `kelpie` with extra environment variables (secrets are passed this way).
+    pub fn start_env(display: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn_full(&workspace_bin("kelpie"), display, args, env, Stdio::inherit())
     }
 
     /// Starts a specific `kelpie` binary (benchmarks use the release build).
@@ -156,12 +176,17 @@ impl Kelpie {
     }
 
     fn spawn(bin: &std::path::Path, display: &str, args: &[&str], stderr: Stdio) -> Self {
+        Self::spawn_full(bin, display, args, &[], stderr)
+    }
+
+    fn spawn_full(bin: &std::path::Path, display: &str, args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Self {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let child = Command::new(bin)
             .args(["--display", display, "--listen", &listen])
             .args(args)
             .env("KELPIE_LOG", std::env::var("KELPIE_LOG").unwrap_or_else(|_| "info".into()))
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -215,14 +240,29 @@ impl Kelpie {
 
     /// A bare HTTP/1.0 GET: status code and body.
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        self.request(path, &[]).map(|r| (r.status, r.body))
+    }
+
+    /// A bare HTTP/1.0 GET with extra request headers.
+    pub fn request(&self, path: &str, headers: &[(&str, &str)]) -> Option<HttpResponse> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\r\n", self.port).ok()?;
+        let mut req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n", self.port);
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).ok()?;
         let mut resp = String::new();
         s.read_to_string(&mut resp).ok()?;
-        let status = resp.split_whitespace().nth(1)?.parse().ok()?;
-        let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-        Some((status, body))
+        let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+        let mut lines = head.lines();
+        let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        Some(HttpResponse { status, headers, body: body.to_string() })
     }
 
     /// Polls `/health` until `pred` holds, returning the last body, or panics after `timeout`.

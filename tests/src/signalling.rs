@@ -63,7 +63,18 @@ pub fn origin_for_url(ws_url: &str) -> Result<String> {
 
 /// Opens the WebSocket with the requested `Origin`, bounded by [`HANDSHAKE_TIMEOUT`].
 pub async fn open(ws_url: &str, origin: &Origin) -> Result<WsStream> {
+    open_with_headers(ws_url, origin, &[]).await
+}
+
+/// [`open`] with extra request headers (`Authorization`, `Cookie`, proxy headers).
+pub async fn open_with_headers(ws_url: &str, origin: &Origin, headers: &[(String, String)]) -> Result<WsStream> {
     let mut request = ws_url.into_client_request()?;
+    for (name, value) in headers {
+        let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| ClientError::Url(name.clone()))?;
+        let value = HeaderValue::from_str(value).map_err(|_| ClientError::Url(value.clone()))?;
+        request.headers_mut().insert(name, value);
+    }
     let value = match origin {
         Origin::SameAsUrl => Some(origin_for_url(ws_url)?),
         Origin::Value(v) => Some(v.clone()),
@@ -163,6 +174,11 @@ impl SignallingSocket {
     /// Connects with full control over the `Origin` header (including none).
     pub async fn connect_with_origin(ws_url: &str, origin: &Origin) -> Result<Self> {
         Ok(Self { ws: open(ws_url, origin).await? })
+    }
+
+    /// Connects with extra request headers (credentials, cookies).
+    pub async fn connect_with_headers(ws_url: &str, headers: &[(String, String)]) -> Result<Self> {
+        Ok(Self { ws: open_with_headers(ws_url, &Origin::SameAsUrl, headers).await? })
     }
 
     async fn send(&mut self, message: Message) -> Result<()> {

@@ -18,8 +18,8 @@ pub struct ViewerNet {
 #[derive(Debug, Default)]
 pub struct MediaStats {
     encoded_bytes: AtomicU64,
-    /// Encode latency samples: buffer PTS → when it entered the encoder.
-    in_flight: Mutex<VecDeque<(Option<gst::ClockTime>, Instant)>>,
+    /// When each frame still inside the encoder entered it, oldest first.
+    in_flight: Mutex<VecDeque<Instant>>,
     encode_micros_total: AtomicU64,
     encode_samples: AtomicU64,
     /// f64 bits, updated once a second.
@@ -39,12 +39,12 @@ impl MediaStats {
         let me = self.clone();
         if let Some(sink) = encoder.static_pad("sink") {
             sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                if let Some(buf) = info.buffer() {
+                if info.buffer().is_some() {
                     let mut q = me.in_flight.lock().unwrap_or_else(|e| e.into_inner());
                     if q.len() >= 64 {
                         q.pop_front();
                     }
-                    q.push_back((buf.pts(), Instant::now()));
+                    q.push_back(Instant::now());
                 }
                 gst::PadProbeReturn::Ok
             });
@@ -55,14 +55,11 @@ impl MediaStats {
                 if let Some(buf) = info.buffer() {
                     me.encoded_bytes.fetch_add(buf.size() as u64, Ordering::Relaxed);
                     let mut q = me.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-                    // Low-latency encoders never reorder: the output matches the oldest input
-                    // with its timestamp; older unmatched inputs were dropped by the encoder.
-                    while let Some((pts, t)) = q.pop_front() {
-                        if pts == buf.pts() {
-                            me.encode_micros_total.fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
-                            me.encode_samples.fetch_add(1, Ordering::Relaxed);
-                            break;
-                        }
+                    // Encoders restamp their output, so frames are matched in order: the
+                    // low-latency chains neither reorder nor hold frames back.
+                    if let Some(t) = q.pop_front() {
+                        me.encode_micros_total.fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+                        me.encode_samples.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 gst::PadProbeReturn::Ok
