@@ -311,9 +311,13 @@ impl Desktop {
                 self.stats.errors.fetch_add(1, Ordering::Relaxed);
                 let text = format!("{} ({})", err.error(), err.debug().unwrap_or_default());
                 if let Some(id) = msg.src().and_then(viewer_of) {
-                    tracing::warn!(viewer = id, "viewer media error: {text}");
-                    if let Some(slot) = self.viewers().get(&id) {
-                        let _ = slot.events.send(MediaEvent::Failed(format!("media error: {}", err.error())));
+                    match self.viewers().get(&id) {
+                        Some(slot) => {
+                            tracing::warn!(viewer = id, "viewer media error: {text}");
+                            let _ = slot.events.send(MediaEvent::Failed(format!("media error: {}", err.error())));
+                        }
+                        // A branch being torn down reports its closing data channel as an error.
+                        None => tracing::debug!(viewer = id, "media error from a departed viewer: {text}"),
                     }
                 } else {
                     tracing::error!("pipeline error: {text}");
