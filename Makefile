@@ -8,7 +8,7 @@ CARGO ?= cargo
 JOBS ?= 2
 ARGS ?=
 
-.PHONY: run test build build-release deps-run deps-test unit e2e bench-spine fmt lint clean
+.PHONY: run test build build-release deps-run deps-test unit e2e deploy-static bench bench-spine fmt lint clean
 
 run: deps-run build-release
 	./target/release/kelpie $(ARGS)
@@ -24,6 +24,7 @@ deps-run:
 
 deps-test:
 	./scripts/install-deps.sh test
+	./tests/e2e/setup-deploy-tools.sh
 	cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error
 
 # Every test: Rust unit and integration tests (real Xvfb, GStreamer and webrtc-rs), then the
@@ -32,6 +33,12 @@ deps-test:
 test: deps-test build
 	$(CARGO) test -j$(JOBS) --workspace -- --test-threads=1
 	node --test --test-concurrency=1 tests/e2e/
+	bash containers/tests/check-static.sh
+
+# Deployment artefacts: kustomize renders, schema and restricted-PSS checks, hadolint,
+# shellcheck, the Jupyter entry point (no cargo build needed).
+deploy-static:
+	bash containers/tests/check-static.sh
 
 unit:
 	$(CARGO) test -j$(JOBS) --workspace --lib --bins

@@ -3,15 +3,19 @@
 //! The server registers this plugin statically with [`plugin_register_static`]; built as a
 //! `cdylib` it also loads into `gst-launch-1.0` through `GST_PLUGIN_PATH`.
 //!
-//! Elements arrive with the capture work (a damage-aware XShm source); until then the
-//! plugin registers nothing and the server uses `ximagesrc`.
+//! | element | what |
+//! |---|---|
+//! | `kelpiexsrc` | damage-aware X11 capture (XShm + XDamage) straight to I420 |
 
-fn plugin_init(_plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
-    Ok(())
+pub mod convert;
+pub mod xsrc;
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
+    xsrc::register(plugin)
 }
 
 gst::plugin_define!(
-    kelpie,
+    kelpiegst,
     env!("CARGO_PKG_DESCRIPTION"),
     plugin_init,
     env!("CARGO_PKG_VERSION"),

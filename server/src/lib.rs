@@ -48,6 +48,19 @@ pub enum RunError {
     Serve(std::io::Error),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("{0}; the X display is gone, Kelpie stops (exit status 3)")]
+    DisplayLost(String),
+}
+
+impl RunError {
+    /// Process exit status: 3 when the display died (as with ximagesrc's Xlib handler), so a
+    /// supervisor can tell "desktop gone" from a configuration error (1).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::DisplayLost(_) => media::xlib::EXIT_X_GONE,
+            _ => 1,
+        }
+    }
 }
 
 /// Runs a subcommand other than streaming; returns what to print.
@@ -92,7 +105,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let choice = tokio::task::block_in_place(|| media::select_encoder(config.encoder, &params))?;
     let ice =
         media::IceSettings { addresses: config.ice_addresses.clone(), ports: config.udp_ports.map(|r| (r.min, r.max)) };
-    let desktop = Desktop::start(&screen.name, choice.kind, &params, ice)?;
+    let desktop = Desktop::start(config.capture, &screen.name, choice.kind, &params, ice)?;
     let input = input::InputInjector::start(screen.name.clone());
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -119,24 +132,35 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     tracing::info!("Kelpie is streaming display {} at {scheme}://{addr}{}", screen.name, config.base_path);
 
     let router = http::router(app);
+    let mut fatal = desktop.fatal_error();
+    let stop = async move {
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = fatal.wait_for(Option::is_some) => {}
+        }
+    };
     match tls {
         Some(tls) => {
             let service = router.into_make_service_with_connect_info::<http::Peer>();
             axum::serve(http::TlsListener::new(listener, tls), service)
-                .with_graceful_shutdown(shutdown_signal())
+                .with_graceful_shutdown(stop)
                 .await
                 .map_err(RunError::Serve)?
         }
         None => {
             let service = router.into_make_service_with_connect_info::<http::Peer>();
-            axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await.map_err(RunError::Serve)?
+            axum::serve(listener, service).with_graceful_shutdown(stop).await.map_err(RunError::Serve)?
         }
     }
 
+    let lost = desktop.fatal_error().borrow().clone();
     tracing::info!("shutting down");
     desktop.shutdown();
     drop(screen);
-    Ok(())
+    match lost {
+        Some(why) => Err(RunError::DisplayLost(why)),
+        None => Ok(()),
+    }
 }
 
 async fn shutdown_signal() {

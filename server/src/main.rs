@@ -15,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Err(e) = kelpie::run(config).await {
         tracing::error!("{e}");
-        return Err(e.into());
+        std::process::exit(e.exit_code());
     }
     Ok(())
 }

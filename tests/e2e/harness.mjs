@@ -155,16 +155,21 @@ function requireExecutable(file, hint) {
 export class Env {
   /**
    * @param {string} name names the log directory
-   * @param {object} opts display size, server frame rate, extra server arguments, and
+   * @param {object} opts display size, server frame rate, extra server arguments,
+   *   `startServer: false` for a test that starts kelpie itself (`startKelpie`) or has
+   *   something else start it on `env.display`, and
    *   `animate`: have xprobe repaint at the frame rate so there is something to encode
    *   (its window is otherwise static grey, which a damage-driven capture may not resend)
    */
-  constructor(name, { width = 1280, height = 720, framerate = 30, serverArgs = [], animate = false } = {}) {
+  constructor(name, {
+    width = 1280, height = 720, framerate = 30, serverArgs = [], startServer = true, animate = false,
+  } = {}) {
     this.name = name;
     this.width = width;
     this.height = height;
     this.framerate = framerate;
     this.serverArgs = serverArgs;
+    this.startServerAtStart = startServer;
     this.animate = animate;
     this.procs = [];
     this.browsers = [];
@@ -179,6 +184,16 @@ export class Env {
     return p;
   }
 
+  /**
+   * Starts another process of the test (a proxy, a TURN server, ...) in its own process
+   * group, logged to `logs/<test>/<name>.log`, in `why()`, and stopped by `close()`.
+   * `opts`: `env` (added to the environment), `stdio`. Returns the process (`pid`,
+   * `running`, `exited`, `readStdout(onLine)`, `stop()`).
+   */
+  spawn(name, cmd, args, opts = {}) {
+    return this.#spawn(name, cmd, args, opts);
+  }
+
   /** The tails of every log, for failure messages. */
   why(prefix = '') {
     const parts = this.procs.map((p) => `--- ${p.name} (${p.logPath}) ---\n${p.tail()}`);
@@ -190,7 +205,7 @@ export class Env {
     requireExecutable(XPROBE_BIN, 'build it with `cargo build` or set KELPIE_XPROBE_BIN');
     await this.#startXvfb();
     await this.#startProbe();
-    await this.#startServer();
+    if (this.startServerAtStart) await this.#startServer();
     return this;
   }
 
@@ -253,31 +268,44 @@ export class Env {
   }
 
   async #startServer(port) {
-    this.port = port || await freePort();
-    this.url = `http://127.0.0.1:${this.port}/`;
     const name = this.restarts ? `kelpie-${this.restarts}` : 'kelpie';
-    this.server = this.#spawn(name, KELPIE_BIN, [
+    const s = await this.startKelpie({ name, port, args: this.serverArgs });
+    this.port = s.port;
+    this.url = s.url;
+    this.server = s.proc;
+  }
+
+  /**
+   * Starts a kelpie on this display (on `port`, else a free one) with extra `args` and
+   * environment `env`, and waits until its /health answers 200. Returns {proc, port, url}.
+   * The environment's own server is one of these; tests may start more.
+   */
+  async startKelpie({ name = 'kelpie', port, args = [], env = {} } = {}) {
+    port = port || await freePort();
+    const url = `http://127.0.0.1:${port}/`;
+    const proc = this.#spawn(name, KELPIE_BIN, [
       '--display', this.display,
-      '--listen', `127.0.0.1:${this.port}`,
+      '--listen', `127.0.0.1:${port}`,
       '--framerate', String(this.framerate),
       // Server ICE candidates on loopback only: media never uses a routable address.
       '--ice-address', '127.0.0.1',
-      ...this.serverArgs,
-    ], { env: { DISPLAY: this.display, KELPIE_LOG: process.env.KELPIE_LOG || 'info', NO_COLOR: '1' } });
-    this.server.readStdout();
+      ...args,
+    ], { env: { DISPLAY: this.display, KELPIE_LOG: process.env.KELPIE_LOG || 'info', NO_COLOR: '1', ...env } });
+    proc.readStdout();
     try {
       await waitFor('GET /health to return 200', async () => {
-        if (!this.server.running) throw new Error('kelpie exited');
-        return (await this.health()).status === 200;
+        if (!proc.running) throw new Error(`${name} exited`);
+        return (await this.health(url)).status === 200;
       }, { timeoutMs: 30_000, intervalMs: 200 });
     } catch (err) {
       throw new Error(this.why(err.message));
     }
+    return { proc, port, url };
   }
 
-  /** GET /health → {status, body} (body parsed when it is JSON). */
-  async health() {
-    const res = await fetch(new URL('health', this.url), { signal: AbortSignal.timeout(3000) });
+  /** GET /health → {status, body} (body parsed when it is JSON); `base` defaults to the server. */
+  async health(base = this.url) {
+    const res = await fetch(new URL('health', base), { signal: AbortSignal.timeout(3000) });
     const text = await res.text();
     let body = text;
     try { body = JSON.parse(text); } catch { /* not JSON */ }
@@ -328,13 +356,16 @@ export class Env {
     return entry;
   }
 
-  /** Opens the web client in `entry` and waits until it reports 'connected'. */
-  async openViewer(entry, { viewport = { width: this.width, height: this.height } } = {}) {
+  /**
+   * Opens the web client in `entry` and waits until it reports 'connected'. `url`
+   * defaults to the server's; pass another to go through a proxy.
+   */
+  async openViewer(entry, { viewport = { width: this.width, height: this.height }, url = this.url } = {}) {
     const page = await entry.browser.newPage({ viewport });
     page.consoleLines = [];
     page.on('console', (m) => page.consoleLines.push(`${m.type()}: ${m.text()}`));
     page.on('pageerror', (e) => page.consoleLines.push(`pageerror: ${e.message}`));
-    await page.goto(this.url, { timeout: 15_000 });
+    await page.goto(url, { timeout: 15_000 });
     try {
       await page.waitForFunction(() => window.kelpie?.state === 'connected', null, { timeout: 20_000 });
     } catch (err) {

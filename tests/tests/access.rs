@@ -14,7 +14,8 @@ const TOKEN_SECRET: &str = "test-secret-0123456789abcdef";
 
 fn display() -> (Xvfb, XProbe) {
     let x = Xvfb::start(640, 480);
-    let probe = XProbe::start(&x.display, &[]);
+    // Moving content: the damage-driven capture only sends frames when the screen changes.
+    let probe = XProbe::start(&x.display, &["--animate", "30"]);
     (x, probe)
 }
 
@@ -151,6 +152,19 @@ async fn repeated_failures_are_rate_limited() {
         429,
         "blocked even with the right password"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_without_credentials_do_not_lock_anyone_out() {
+    let (x, _p) = display();
+    let mut args = base_args();
+    args.extend(["--auth", "basic"]);
+    let k = Kelpie::start_env(&x.display, &args, &[("KELPIE_BASIC_PASSWORD", "pw-pw-pw")]);
+    for _ in 0..15 {
+        assert_eq!(k.request("/", &[]).unwrap().status, 401);
+    }
+    let right = basic_header("kelpie", "pw-pw-pw");
+    assert_eq!(k.request("/", &[("Authorization", &right)]).unwrap().status, 200);
 }
 
 fn refusal(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {

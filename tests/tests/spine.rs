@@ -16,7 +16,8 @@ const SECS: Duration = Duration::from_secs(1);
 
 fn setup(width: u32, height: u32) -> (Xvfb, XProbe, Kelpie) {
     let x = Xvfb::start(width, height);
-    let probe = XProbe::start(&x.display, &[]);
+    // Moving content: the damage-driven capture only sends frames when the screen changes.
+    let probe = XProbe::start(&x.display, &["--animate", "30"]);
     let k = Kelpie::start(&x.display, &["--framerate", "30", "--ice-address", "127.0.0.1"]);
     (x, probe, k)
 }
@@ -189,16 +190,28 @@ async fn viewers_share_one_encode_and_a_joining_viewer_gets_a_keyframe() {
     assert!(a.stats().frames > before + 20, "a keeps playing after b left");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_x_server_gives_a_clear_error_and_exit_status() {
+fn dies_cleanly_with_its_x_server(capture: &str) {
     let mut x = Xvfb::start(640, 480);
-    let log = std::env::temp_dir().join(format!("kelpie-xdeath-{}.log", std::process::id()));
-    let mut k = Kelpie::start_logged(&x.display, &["--framerate", "30"], &log);
+    let log = std::env::temp_dir().join(format!("kelpie-xdeath-{capture}-{}.log", std::process::id()));
+    let mut k = Kelpie::start_logged(&x.display, &["--framerate", "30", "--capture", capture], &log);
     x.kill();
     let code = k.wait_exit(10 * SECS);
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
     assert_eq!(code, Some(3), "kelpie must exit with status 3 when X dies; log:\n{text}");
-    assert!(text.contains("lost the connection to the X display"), "log:\n{text}");
+    assert!(
+        text.contains("X display") && (text.contains("gone") || text.contains("lost the connection")),
+        "log:\n{text}"
+    );
     assert!(!text.contains("panicked"), "log:\n{text}");
+}
+
+#[test]
+fn a_dead_x_server_gives_a_clear_error_and_exit_status_with_damage_capture() {
+    dies_cleanly_with_its_x_server("damage");
+}
+
+#[test]
+fn a_dead_x_server_gives_a_clear_error_and_exit_status_with_ximagesrc() {
+    dies_cleanly_with_its_x_server("ximagesrc");
 }

@@ -58,6 +58,16 @@ pub struct Presented<'a> {
     pub trusted_header: Option<&'a str>,
 }
 
+impl Presented<'_> {
+    /// Whether the request tried to authenticate at all. Only wrong credentials count
+    /// towards the failed-login limit: otherwise anyone on a shared proxy address (every
+    /// request through jupyter-server-proxy comes from 127.0.0.1) could lock the real user
+    /// out just by asking without credentials.
+    pub fn has_credentials(&self) -> bool {
+        self.authorization.is_some() || self.cookie_token.is_some() || self.query_token.is_some()
+    }
+}
+
 /// How an allowed request proved itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {

@@ -57,6 +57,11 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(100..=500_000))]
     pub bitrate: u32,
 
+    /// Screen capture: `damage` (Kelpie's XDamage/XShm source: converts only what changed,
+    /// sends nothing while the screen is still) or `ximagesrc` (GStreamer's, for comparison).
+    #[arg(long, env = "KELPIE_CAPTURE", value_enum, default_value_t = CaptureSource::Damage)]
+    pub capture: CaptureSource,
+
     /// H.264 encoder. `auto` tries NVENC, then VA-API, then x264, and logs why it chose.
     /// A hardware encoder that cannot open a session falls back to x264.
     #[arg(long, env = "KELPIE_ENCODER", value_enum, default_value_t = EncoderPreference::Auto)]
@@ -123,6 +128,15 @@ fn parse_base_path(s: &str) -> Result<String, String> {
         return Err(format!("{s:?} has characters that need escaping; use a plain path like /desktop/"));
     }
     Ok(if trimmed.is_empty() { "/".to_string() } else { format!("/{trimmed}/") })
+}
+
+/// Where frames come from.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CaptureSource {
+    /// Kelpie's damage-aware XShm source (kelpiexsrc), output in I420.
+    Damage,
+    /// GStreamer's ximagesrc plus videoconvert.
+    Ximagesrc,
 }
 
 /// Which encoder the operator asked for.

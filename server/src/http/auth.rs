@@ -70,7 +70,7 @@ pub async fn require_auth(State(app): State<Arc<App>>, mut req: Request, next: N
             next.run(req).await
         }
         Verdict::Deny(why) => {
-            if let Some(ip) = peer {
+            if let (Some(ip), true) = (peer, presented.has_credentials()) {
                 if app.limiter().fail(ip, Instant::now()) {
                     tracing::warn!(%ip, "too many failed logins: blocking this address for a minute");
                 }

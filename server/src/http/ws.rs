@@ -36,7 +36,12 @@ pub async fn upgrade(
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     if !super::origin_allowed(origin, host, &app.allowed_origins) {
-        tracing::warn!(origin = origin.unwrap_or(""), "refused WebSocket from a foreign origin");
+        tracing::warn!(
+            origin = origin.unwrap_or(""),
+            host = host.unwrap_or(""),
+            "refused WebSocket from a foreign origin (the Origin must match the Host header, or be listed in \
+             --allowed-origins; behind a proxy, forward Host with its port, e.g. nginx `proxy_set_header Host $http_host`)"
+        );
         return (StatusCode::FORBIDDEN, "WebSocket origin not allowed\n").into_response();
     }
     ws.max_message_size(TRANSPORT_MAX_MESSAGE).max_frame_size(TRANSPORT_MAX_MESSAGE).on_upgrade(move |socket| {

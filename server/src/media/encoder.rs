@@ -90,14 +90,34 @@ impl EncodeParams {
 /// The caps every chain ends with: what browsers accept and our payloader expects.
 pub const H264_OUTPUT_CAPS: &str = "video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au";
 
-/// Convert + encode stages for `kind`, from raw BGRx video to H.264 byte-stream.
+/// The raw format the capture produces.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum RawFormat {
+    /// `ximagesrc`: needs conversion before a software encoder.
+    Bgrx,
+    /// `kelpiexsrc`: already the encoder's format.
+    I420,
+}
+
+/// Convert + encode stages for `kind`, from raw video to H.264 byte-stream.
 pub fn encoder_stages(kind: EncoderKind, p: &EncodeParams) -> Vec<Stage> {
+    encoder_stages_from(kind, p, RawFormat::Bgrx)
+}
+
+/// Convert + encode stages for `kind` when the capture produces `input`.
+pub fn encoder_stages_from(kind: EncoderKind, p: &EncodeParams, input: RawFormat) -> Vec<Stage> {
     let enc = Stage::element(kind.factory()).named("encoder");
+    let convert = match input {
+        RawFormat::Bgrx => {
+            vec![Stage::element("videoconvert").prop("n-threads", p.threads), Stage::caps("video/x-raw,format=I420")]
+        }
+        RawFormat::I420 => vec![],
+    };
     let mut stages = match kind {
-        EncoderKind::X264 => vec![
-            Stage::element("videoconvert").prop("n-threads", p.threads),
-            Stage::caps("video/x-raw,format=I420"),
-            enc.prop("speed-preset", "ultrafast")
+        EncoderKind::X264 => convert
+            .into_iter()
+            .chain([enc
+                .prop("speed-preset", "ultrafast")
                 .prop("tune", "zerolatency")
                 .prop("pass", "cbr")
                 .prop("bitrate", p.bitrate_kbps)
@@ -111,8 +131,8 @@ pub fn encoder_stages(kind: EncoderKind, p: &EncodeParams) -> Vec<Stage> {
                 .prop("sliced-threads", true)
                 .prop("threads", p.threads)
                 .prop("aud", false)
-                .prop("insert-vui", true),
-        ],
+                .prop("insert-vui", true)])
+            .collect(),
         EncoderKind::NvCudaH264 => vec![
             Stage::element("cudaupload"),
             Stage::element("cudaconvert"),
@@ -237,6 +257,18 @@ mod tests {
 tune=zerolatency pass=cbr bitrate=6000 vbv-buf-capacity=17 key-int-max=1073741824 bframes=0 b-adapt=false \
 rc-lookahead=0 sync-lookahead=0 mb-tree=false sliced-threads=true threads=2 aud=false insert-vui=true ! \
 video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au"
+        );
+    }
+
+    #[test]
+    fn i420_capture_skips_software_conversion() {
+        let c = Chain(encoder_stages_from(EncoderKind::X264, &P, RawFormat::I420));
+        assert_eq!(c.factories(), vec!["x264enc"]);
+        let gpu = Chain(encoder_stages_from(EncoderKind::NvH264, &P, RawFormat::I420));
+        assert_eq!(
+            gpu.factories(),
+            vec!["cudaupload", "cudaconvert", "nvh264enc"],
+            "GPU chains convert on the GPU either way"
         );
     }
 

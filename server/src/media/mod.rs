@@ -107,6 +107,7 @@ pub struct Desktop {
     pipeline: gst::Pipeline,
     tee: gst::Element,
     encoder: gst::Element,
+    capture: gst::Element,
     frame_interval: gst::ClockTime,
     ice: IceSettings,
     viewers: Mutex<HashMap<u64, ViewerSlot>>,
@@ -115,17 +116,21 @@ pub struct Desktop {
     pub stats: Arc<stats::MediaStats>,
     pub encoder_kind: EncoderKind,
     stop: Arc<AtomicBool>,
+    /// Set once the capture fails for good (the X display is gone): Kelpie cannot recover
+    /// and should exit so that its supervisor can restart it.
+    fatal: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl Desktop {
     /// Builds and starts the pipeline for `display` with the chosen encoder.
     pub fn start(
+        source: crate::config::CaptureSource,
         display: &str,
         kind: EncoderKind,
         params: &EncodeParams,
         ice: IceSettings,
     ) -> Result<Arc<Self>, MediaError> {
-        let chain = pipeline::desktop_chain(display, kind, params);
+        let chain = pipeline::desktop_chain(source, display, kind, params);
         tracing::info!("pipeline: {}", chain.launch_line());
         let pipeline = gst::parse::launch(&chain.launch_line())
             .map_err(|e| MediaError::Build(e.to_string()))?
@@ -134,6 +139,7 @@ impl Desktop {
         let by_name = |n: &str| pipeline.by_name(n).ok_or_else(|| MediaError::Build(format!("no element {n}")));
         let tee = by_name("fanout")?;
         let encoder = by_name("encoder")?;
+        let capture = by_name("capture")?;
         let health = Arc::new(Health::new());
         let h = health.clone();
         if let Some(pad) = encoder.static_pad("src") {
@@ -148,6 +154,7 @@ impl Desktop {
             pipeline,
             tee,
             encoder,
+            capture,
             frame_interval: gst::ClockTime::from_nseconds(1_000_000_000 / u64::from(params.framerate.max(1))),
             ice,
             viewers: Mutex::new(HashMap::new()),
@@ -156,6 +163,7 @@ impl Desktop {
             stats: media_stats,
             encoder_kind: kind,
             stop: Arc::new(AtomicBool::new(false)),
+            fatal: tokio::sync::watch::channel(None).0,
         });
         desktop.spawn_bus_thread();
         desktop.spawn_stats_thread();
@@ -216,6 +224,11 @@ impl Desktop {
         }
     }
 
+    /// Resolves with a reason once the desktop can no longer be streamed.
+    pub fn fatal_error(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.fatal.subscribe()
+    }
+
     pub fn viewer_count(&self) -> usize {
         self.viewers().len()
     }
@@ -240,12 +253,16 @@ impl Desktop {
             keyframe::Decision::AlreadyScheduled => {}
             keyframe::Decision::After(delay) => {
                 let encoder = self.encoder.downgrade();
+                let capture = self.capture.downgrade();
                 let gate = Arc::downgrade(&self.keyframes);
                 std::thread::spawn(move || {
                     std::thread::sleep(delay);
-                    if let (Some(enc), Some(gate)) = (encoder.upgrade(), gate.upgrade()) {
+                    if let (Some(enc), Some(gate), Some(cap)) = (encoder.upgrade(), gate.upgrade(), capture.upgrade()) {
                         gate.lock().unwrap_or_else(|e| e.into_inner()).fired(Instant::now());
                         force_keyframe_on(&enc);
+                        if cap.has_property("idle-interval") {
+                            cap.emit_by_name::<()>("refresh", &[]);
+                        }
                     }
                 });
             }
@@ -254,6 +271,11 @@ impl Desktop {
 
     fn force_keyframe(&self) {
         force_keyframe_on(&self.encoder);
+        // A damage-driven source sends nothing while the screen is still, and an encoder
+        // can only make a keyframe from a frame: ask it for one now.
+        if self.capture.has_property("idle-interval") {
+            self.capture.emit_by_name::<()>("refresh", &[]);
+        }
     }
 
     /// Stops the pipeline and every branch.
@@ -322,6 +344,9 @@ impl Desktop {
                 } else {
                     tracing::error!("pipeline error: {text}");
                     self.health.fail(format!("pipeline error: {}", err.error()));
+                    if msg.src().is_some_and(|s| s.name() == "capture") {
+                        self.fatal.send_replace(Some(format!("capture failed: {}", err.error())));
+                    }
                 }
             }
             MessageView::Warning(w) => tracing::warn!("pipeline warning: {}", w.error()),

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use gst::prelude::*;
 
-use super::encoder::{encoder_stages, EncodeParams, EncoderKind};
+use super::encoder::{encoder_stages, encoder_stages_from, EncodeParams, EncoderKind, RawFormat};
 use super::spec::{Chain, Stage};
+use crate::config::CaptureSource;
 
 /// RTP payload type of the H.264 stream. The server makes the offer, so ours is used.
 pub const H264_PAYLOAD_TYPE: u32 = 96;
@@ -17,16 +18,30 @@ const RTP_MTU: u32 = 1200;
 
 /// Capture stages for an X display. The queue lets capture and encoding run on separate
 /// threads (one core each on small machines) while holding at most one frame.
-pub fn capture_stages(display: &str, framerate: u32) -> Vec<Stage> {
-    vec![
-        Stage::element("ximagesrc")
-            .named("capture")
-            .prop("display-name", display)
-            .prop("use-damage", false)
-            .prop("show-pointer", false),
-        Stage::caps(format!("video/x-raw,framerate={framerate}/1")),
-        one_frame_queue("capture-queue"),
-    ]
+pub fn capture_stages(source: CaptureSource, display: &str, framerate: u32) -> Vec<Stage> {
+    let (src, caps) = match source {
+        CaptureSource::Damage => (
+            Stage::element("kelpiexsrc").named("capture").prop("display", display),
+            format!("video/x-raw,format=I420,framerate={framerate}/1"),
+        ),
+        CaptureSource::Ximagesrc => (
+            Stage::element("ximagesrc")
+                .named("capture")
+                .prop("display-name", display)
+                .prop("use-damage", false)
+                .prop("show-pointer", false),
+            format!("video/x-raw,framerate={framerate}/1"),
+        ),
+    };
+    vec![src, Stage::caps(caps), one_frame_queue("capture-queue")]
+}
+
+/// The raw format each capture source produces.
+pub fn raw_format(source: CaptureSource) -> RawFormat {
+    match source {
+        CaptureSource::Damage => RawFormat::I420,
+        CaptureSource::Ximagesrc => RawFormat::Bgrx,
+    }
 }
 
 /// A queue that holds at most one buffer and drops the older one when full, so a slow
@@ -64,8 +79,10 @@ pub fn rtp_stages() -> Vec<Stage> {
 }
 
 /// The whole shared pipeline for one desktop.
-pub fn desktop_chain(display: &str, kind: EncoderKind, p: &EncodeParams) -> Chain {
-    Chain(capture_stages(display, p.framerate)).then(encoder_stages(kind, p)).then(rtp_stages())
+pub fn desktop_chain(source: CaptureSource, display: &str, kind: EncoderKind, p: &EncodeParams) -> Chain {
+    Chain(capture_stages(source, display, p.framerate))
+        .then(encoder_stages_from(kind, p, raw_format(source)))
+        .then(rtp_stages())
 }
 
 /// Runs `kind`'s chain on a few test frames: an element that exists but cannot open an
@@ -114,8 +131,17 @@ mod tests {
     const P: EncodeParams = EncodeParams { bitrate_kbps: 8000, framerate: 30, threads: 2 };
 
     #[test]
+    fn damage_capture_feeds_x264_directly() {
+        let c = desktop_chain(CaptureSource::Damage, ":5", EncoderKind::X264, &P);
+        assert_eq!(c.factories(), vec!["kelpiexsrc", "queue", "x264enc", "rtph264pay", "tee"]);
+        assert!(c
+            .launch_line()
+            .starts_with("kelpiexsrc name=capture display=:5 ! video/x-raw,format=I420,framerate=30/1 ! queue"));
+    }
+
+    #[test]
     fn desktop_chain_captures_encodes_payloads_and_fans_out() {
-        let c = desktop_chain(":5", EncoderKind::X264, &P);
+        let c = desktop_chain(CaptureSource::Ximagesrc, ":5", EncoderKind::X264, &P);
         assert_eq!(c.factories(), vec!["ximagesrc", "queue", "videoconvert", "x264enc", "rtph264pay", "tee"]);
         let line = c.launch_line();
         assert!(line.starts_with("ximagesrc name=capture display-name=:5 use-damage=false show-pointer=false ! video/x-raw,framerate=30/1 ! queue name=capture-queue max-size-buffers=1"), "{line}");
@@ -129,7 +155,7 @@ mod tests {
     #[test]
     fn every_queue_holds_at_most_one_frame() {
         for kind in super::super::encoder::candidates(crate::config::EncoderPreference::Auto) {
-            for s in desktop_chain(":0", kind, &P).0 {
+            for s in desktop_chain(CaptureSource::Damage, ":0", kind, &P).0 {
                 if s.factory() == Some("queue") {
                     assert_eq!(s.get("max-size-buffers"), Some("1"));
                     assert_eq!(s.get("leaky"), Some("downstream"));

@@ -1,0 +1,471 @@
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::base_src::CreateSuccess;
+use gst_base::subclass::prelude::*;
+
+use super::capture::{CaptureError, XCapture};
+use crate::convert::{bgrx_to_i420, I420Layout, Rect};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new("kelpiexsrc", gst::DebugColorFlags::empty(), Some("Kelpie X11 damage source"))
+});
+
+/// A still screen still yields a frame this often, so encoders, payloaders and browsers
+/// see a live stream; 1 s costs one cheap encode of an unchanged picture per second.
+const DEFAULT_IDLE_INTERVAL_MS: u32 = 1000;
+/// Applications draw a frame as a burst of requests; capturing at the first damage event
+/// would grab half-drawn frames and leave the rest for one frame later. Waiting this long
+/// after the first damage lets a burst finish, at the cost of as much latency.
+const SETTLE: Duration = Duration::from_millis(3);
+/// Frame credit can bank up to this many frames, so a frame that arrives a little late
+/// (application and capture clocks drift against each other) is not lost: the average
+/// rate still never exceeds the negotiated one.
+const MAX_CREDIT: f64 = 1.5;
+/// Frame rate used when downstream does not ask for one.
+const DEFAULT_FPS: i32 = 30;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    display: Option<String>,
+    idle_interval_ms: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { display: None, idle_interval_ms: DEFAULT_IDLE_INTERVAL_MS }
+    }
+}
+
+/// Everything that exists between start() and stop().
+struct Running {
+    capture: XCapture,
+    layout: I420Layout,
+    picture: Vec<u8>,
+    frame_interval: Duration,
+    last_output: Option<Instant>,
+    /// Damage that arrived but is not captured yet.
+    dirty: bool,
+    /// When the pending damage was first seen.
+    damaged_at: Option<Instant>,
+    /// Frames we may send now (token bucket refilled at the frame rate).
+    credit: f64,
+    credit_at: Instant,
+    pool: Option<gst::BufferPool>,
+    frames: u64,
+}
+
+pub struct KelpieXSrc {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<Running>>,
+    /// Written to wake `create` (unlock or refresh).
+    wake_rx: OwnedFd,
+    wake_tx: OwnedFd,
+    flushing: AtomicBool,
+    refresh: AtomicBool,
+}
+
+fn wake_pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fds on success; both are owned from here on.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) != 0 {
+            panic!("pipe2 failed: {}", std::io::Error::last_os_error());
+        }
+        (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+    }
+}
+
+fn poke(fd: RawFd) {
+    // SAFETY: writes one byte from a valid buffer to our own non-blocking pipe.
+    unsafe {
+        libc::write(fd, [1u8].as_ptr().cast(), 1);
+    }
+}
+
+fn drain(fd: RawFd) {
+    let mut buf = [0u8; 64];
+    // SAFETY: reads into a valid buffer from our own non-blocking pipe.
+    while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for KelpieXSrc {
+    const NAME: &'static str = "KelpieXSrc";
+    type Type = super::KelpieXSrc;
+    type ParentType = gst_base::PushSrc;
+
+    fn new() -> Self {
+        let (wake_rx, wake_tx) = wake_pipe();
+        Self {
+            settings: Mutex::new(Settings::default()),
+            state: Mutex::new(None),
+            wake_rx,
+            wake_tx,
+            flushing: AtomicBool::new(false),
+            refresh: AtomicBool::new(false),
+        }
+    }
+}
+
+impl ObjectImpl for KelpieXSrc {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("display")
+                    .nick("Display")
+                    .blurb("X display to capture, e.g. :1 (default: $DISPLAY)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("idle-interval")
+                    .nick("Idle interval")
+                    .blurb("Milliseconds between repeated frames while the screen is still (0 = never)")
+                    .default_value(DEFAULT_IDLE_INTERVAL_MS)
+                    .mutable_playing()
+                    .build(),
+            ]
+        });
+        PROPS.as_ref()
+    }
+
+    fn signals() -> &'static [glib::subclass::Signal] {
+        static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
+            vec![glib::subclass::Signal::builder("refresh")
+                .action()
+                .class_handler(|args| {
+                    let obj = args[0].get::<super::KelpieXSrc>().expect("signal receiver");
+                    obj.imp().request_refresh();
+                    None
+                })
+                .build()]
+        });
+        SIGNALS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        match pspec.name() {
+            "display" => s.display = value.get().ok().flatten(),
+            "idle-interval" => s.idle_interval_ms = value.get().unwrap_or(DEFAULT_IDLE_INTERVAL_MS),
+            _ => {}
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        match pspec.name() {
+            "display" => s.display.to_value(),
+            "idle-interval" => s.idle_interval_ms.to_value(),
+            _ => unreachable!("unknown property {}", pspec.name()),
+        }
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.set_live(true);
+        obj.set_format(gst::Format::Time);
+        obj.set_do_timestamp(true);
+    }
+}
+
+impl GstObjectImpl for KelpieXSrc {}
+
+impl ElementImpl for KelpieXSrc {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Kelpie X11 damage source",
+                "Source/Video",
+                "Captures an X11 screen with XShm, only where XDamage reports changes, as I420",
+                "Kelpie developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst::Caps::builder("video/x-raw")
+                .field("format", "I420")
+                .field("width", gst::IntRange::new(2, 32766))
+                .field("height", gst::IntRange::new(2, 32766))
+                .field("framerate", gst::FractionRange::new(gst::Fraction::new(1, 1), gst::Fraction::new(240, 1)))
+                .build();
+            vec![gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps)
+                .expect("template")]
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+impl KelpieXSrc {
+    fn request_refresh(&self) {
+        self.refresh.store(true, Ordering::SeqCst);
+        poke(self.wake_tx.as_raw_fd());
+    }
+
+    fn size_caps(width: u32, height: u32) -> gst::Caps {
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            // Encoders want even sizes; an odd screen loses its last column or row.
+            .field("width", (width & !1) as i32)
+            .field("height", (height & !1) as i32)
+            .field("framerate", gst::FractionRange::new(gst::Fraction::new(1, 1), gst::Fraction::new(240, 1)))
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .field("interlace-mode", "progressive")
+            .field("colorimetry", "bt709")
+            .build()
+    }
+
+    fn error_for(&self, e: &CaptureError) -> gst::ErrorMessage {
+        gst::error_msg!(gst::ResourceError::Read, ["{}", e])
+    }
+}
+
+impl BaseSrcImpl for KelpieXSrc {
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let display = self.settings.lock().unwrap_or_else(|e| e.into_inner()).display.clone();
+        let capture =
+            XCapture::open(display.as_deref()).map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e]))?;
+        gst::info!(CAT, imp = self, "capturing {}x{} on {:?}", capture.width, capture.height, display);
+        let layout = I420Layout::new(capture.width & !1, capture.height & !1);
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(Running {
+            picture: vec![0; layout.size],
+            layout,
+            capture,
+            frame_interval: Duration::from_secs(1) / DEFAULT_FPS as u32,
+            last_output: None,
+            dirty: true,
+            damaged_at: None,
+            credit: MAX_CREDIT,
+            credit_at: Instant::now(),
+            pool: None,
+            frames: 0,
+        });
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        if let Some(r) = self.state.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            if let Some(pool) = r.pool {
+                let _ = pool.set_active(false);
+            }
+            gst::info!(CAT, imp = self, "stopped after {} frames", r.frames);
+        }
+        Ok(())
+    }
+
+    fn is_seekable(&self) -> bool {
+        false
+    }
+
+    fn caps(&self, filter: Option<&gst::Caps>) -> Option<gst::Caps> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let caps = match state.as_ref() {
+            Some(r) => Self::size_caps(r.capture.width, r.capture.height),
+            None => self.obj().src_pad().pad_template_caps(),
+        };
+        Some(match filter {
+            Some(f) => f.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
+            None => caps,
+        })
+    }
+
+    fn fixate(&self, mut caps: gst::Caps) -> gst::Caps {
+        caps.truncate();
+        if let Some(s) = caps.make_mut().structure_mut(0) {
+            s.fixate_field_nearest_fraction("framerate", gst::Fraction::new(DEFAULT_FPS, 1));
+        }
+        self.parent_fixate(caps)
+    }
+
+    fn set_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::loggable_error!(CAT, "bad caps {caps}"))?;
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let r = state.as_mut().ok_or_else(|| gst::loggable_error!(CAT, "caps before start"))?;
+        let fps = info.fps();
+        if fps.numer() > 0 {
+            r.frame_interval = Duration::from_nanos(1_000_000_000 * fps.denom() as u64 / fps.numer() as u64);
+        }
+        r.layout = I420Layout::new(info.width(), info.height());
+        if info.size() != r.layout.size {
+            return Err(gst::loggable_error!(CAT, "unexpected I420 size {} vs {}", info.size(), r.layout.size));
+        }
+        r.picture = vec![0; r.layout.size];
+        r.dirty = true;
+        if let Some(old) = r.pool.take() {
+            let _ = old.set_active(false);
+        }
+        let pool = gst_video::VideoBufferPool::new();
+        let mut config = pool.config();
+        config.set_params(Some(caps), r.layout.size as u32, 2, 0);
+        pool.set_config(config).map_err(|_| gst::loggable_error!(CAT, "pool config"))?;
+        pool.set_active(true).map_err(|_| gst::loggable_error!(CAT, "pool activation"))?;
+        r.pool = Some(pool.upcast());
+        gst::debug!(CAT, imp = self, "negotiated {caps}");
+        Ok(())
+    }
+
+    fn unlock(&self) -> Result<(), gst::ErrorMessage> {
+        self.flushing.store(true, Ordering::SeqCst);
+        poke(self.wake_tx.as_raw_fd());
+        Ok(())
+    }
+
+    fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
+        self.flushing.store(false, Ordering::SeqCst);
+        drain(self.wake_rx.as_raw_fd());
+        Ok(())
+    }
+}
+
+/// What `create` should do next.
+enum Step {
+    Produce { damaged: bool },
+    Wait(Duration),
+    Renegotiate,
+}
+
+impl PushSrcImpl for KelpieXSrc {
+    fn create(&self, _buffer: Option<&mut gst::BufferRef>) -> Result<CreateSuccess, gst::FlowError> {
+        let idle =
+            Duration::from_millis(u64::from(self.settings.lock().unwrap_or_else(|e| e.into_inner()).idle_interval_ms));
+        loop {
+            if self.flushing.load(Ordering::SeqCst) {
+                return Err(gst::FlowError::Flushing);
+            }
+            let step = {
+                let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let r = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+                let changes = r.capture.poll_changes().map_err(|e| {
+                    self.post_error_message(self.error_for(&e));
+                    gst::FlowError::Error
+                })?;
+                if changes.damaged && !r.dirty {
+                    r.damaged_at = Some(Instant::now());
+                }
+                r.dirty |= changes.damaged;
+                if changes.resized {
+                    Step::Renegotiate
+                } else {
+                    let now = Instant::now();
+                    let refresh = self.refresh.load(Ordering::SeqCst);
+                    let interval = r.frame_interval.as_secs_f64();
+                    r.credit = (r.credit + now.duration_since(r.credit_at).as_secs_f64() / interval).min(MAX_CREDIT);
+                    r.credit_at = now;
+                    // Never closer than half a frame interval, and only with credit left.
+                    let spacing = r.last_output.map_or(now, |t| t + r.frame_interval / 2);
+                    let credited = now + Duration::from_secs_f64(((1.0 - r.credit) * interval).max(0.0));
+                    let mut due = spacing.max(credited);
+                    if let (true, Some(t)) = (r.dirty, r.damaged_at) {
+                        due = due.max(t + SETTLE);
+                    }
+                    let idle_due = r.last_output.map_or(now, |t| t + idle);
+                    let wanted = r.dirty || refresh || (!idle.is_zero() && now >= idle_due);
+                    if wanted && now >= due {
+                        Step::Produce { damaged: r.dirty }
+                    } else if wanted {
+                        Step::Wait(due - now)
+                    } else if idle.is_zero() {
+                        Step::Wait(Duration::from_millis(500))
+                    } else {
+                        Step::Wait(idle_due.saturating_duration_since(now))
+                    }
+                }
+            };
+            match step {
+                Step::Renegotiate => {
+                    gst::info!(CAT, imp = self, "screen size changed: renegotiating");
+                    if !self.obj().negotiate() {
+                        gst::element_imp_error!(
+                            self,
+                            gst::CoreError::Negotiation,
+                            ["cannot renegotiate after a resize"]
+                        );
+                        return Err(gst::FlowError::NotNegotiated);
+                    }
+                }
+                Step::Wait(d) => {
+                    let fd = self.state.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|r| r.capture.fd());
+                    let Some(_) = fd else { return Err(gst::FlowError::Flushing) };
+                    self.wait(d);
+                }
+                Step::Produce { damaged } => return self.produce(damaged).map(CreateSuccess::NewBuffer),
+            }
+        }
+    }
+}
+
+impl KelpieXSrc {
+    fn wait(&self, timeout: Duration) {
+        let guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(r) = guard.as_ref() else { return };
+        let x_fd = r.capture.fd();
+        drop(guard);
+        let mut fds = [
+            libc::pollfd { fd: x_fd, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: self.wake_rx.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: a valid array of two pollfds.
+        unsafe {
+            libc::poll(fds.as_mut_ptr(), 2, ms);
+        }
+        if fds[1].revents != 0 && !self.flushing.load(Ordering::SeqCst) {
+            drain(self.wake_rx.as_raw_fd());
+        }
+    }
+
+    fn produce(&self, damaged: bool) -> Result<gst::Buffer, gst::FlowError> {
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let r = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        self.refresh.store(false, Ordering::SeqCst);
+        if damaged {
+            r.dirty = false;
+            r.damaged_at = None;
+            let fail = |e: CaptureError| {
+                self.post_error_message(self.error_for(&e));
+                gst::FlowError::Error
+            };
+            let rects = if r.frames == 0 {
+                vec![Rect { x: 0, y: 0, w: r.capture.width, h: r.capture.height }]
+            } else {
+                r.capture.take_damage().map_err(fail)?
+            };
+            // After the first frame, damage is fetched before grabbing, so nothing is lost.
+            if r.frames == 0 {
+                let _ = r.capture.take_damage().map_err(fail)?;
+            }
+            let grabbed = r.capture.grab(&rects).map_err(fail)?;
+            let (w, h) = (r.layout.width, r.layout.height);
+            let stride = r.capture.width as usize * 4;
+            for rect in grabbed {
+                let even = rect.to_even(w, h);
+                if even.area() > 0 {
+                    bgrx_to_i420(r.capture.frame(), stride, &mut r.picture, &r.layout, even);
+                }
+            }
+        }
+        let pool = r.pool.as_ref().ok_or(gst::FlowError::NotNegotiated)?;
+        let mut buffer = pool.acquire_buffer(None)?;
+        {
+            let buf = buffer.get_mut().ok_or(gst::FlowError::Error)?;
+            let mut map = buf.map_writable().map_err(|_| gst::FlowError::Error)?;
+            map.as_mut_slice()[..r.picture.len()].copy_from_slice(&r.picture);
+        }
+        if let Some(buf) = buffer.get_mut() {
+            buf.set_duration(gst::ClockTime::from_nseconds(r.frame_interval.as_nanos() as u64));
+        }
+        r.frames += 1;
+        r.credit -= 1.0;
+        r.last_output = Some(Instant::now());
+        Ok(buffer)
+    }
+}

@@ -1,0 +1,201 @@
+/**
+ * Media through a real TURN server: coturn (Debian's `turnserver`, started here as a child
+ * process on a free loopback port, not the system service) with `use-auth-secret`, and
+ * kelpie with `--turn-url … --force-relay` and the same secret. The browser gets
+ * time-limited TURN REST credentials and `iceTransportPolicy: 'relay'` in the welcome
+ * message, so the stream can only play through a relay: the selected candidate pair is
+ * `relay` on the browser's side (and on the server's), and coturn logs the allocations.
+ *
+ * Loopback everywhere: coturn listens and relays on 127.0.0.1 and needs
+ * `allow-loopback-peers`, since both peers' relayed addresses are loopback ones (without
+ * it coturn answers CreatePermission with 403 Forbidden IP and the page never connects).
+ * Chromium needs no extra switch for this: it allocates on a TURN server at 127.0.0.1 and
+ * pairs relayed loopback addresses like any others.
+ */
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import test from 'node:test';
+import { decodeRate, freePort, sleep, startEnv, waitDecoding, waitFor } from './harness.mjs';
+
+const TURNSERVER = process.env.KELPIE_TURNSERVER || '/usr/bin/turnserver';
+const TTL_S = 600;
+
+/** Starts coturn with a generated config; resolves once its UDP listener is open. */
+async function startCoturn(env, secret) {
+  const port = await freePort();
+  // A relay port range of our own below the kernel's ephemeral ports (32768-60999) that
+  // kelpie and Chromium bind: 100 ports in 20000-31999, picked by the listening port.
+  const minPort = 20000 + (port % 120) * 100;
+  const dir = path.join(env.logDir, 'coturn');
+  fs.mkdirSync(dir, { recursive: true });
+  const conf = path.join(dir, 'turnserver.conf');
+  fs.writeFileSync(conf, [
+    'listening-ip=127.0.0.1',
+    'relay-ip=127.0.0.1',
+    `listening-port=${port}`,
+    `min-port=${minPort}`,
+    `max-port=${minPort + 99}`,
+    'use-auth-secret',
+    `static-auth-secret=${secret}`,
+    'realm=kelpie.test',
+    'no-tls',
+    'no-dtls',
+    'no-tcp',
+    'no-cli',
+    // Both peers' relayed addresses are on 127.0.0.1: coturn refuses loopback peers otherwise.
+    'allow-loopback-peers',
+    'no-multicast-peers',
+    'log-file=stdout',
+    'simple-log',
+    'verbose',
+    `pidfile=${path.join(dir, 'turnserver.pid')}`,
+    // Its own user database, not the system one in /var/lib/turn.
+    `userdb=${path.join(dir, 'turndb')}`,
+    '',
+  ].join('\n'));
+  const proc = env.spawn('coturn', TURNSERVER, ['-c', conf]);
+  const lines = [];
+  proc.readStdout((line) => lines.push(line));
+  try {
+    await waitFor('coturn UDP listener', () => {
+      if (!proc.running) throw new Error('turnserver exited');
+      return lines.some((l) => l.includes(`UDP listener opened on: 127.0.0.1:${port}`));
+    }, { timeoutMs: 10_000 });
+  } catch (err) {
+    throw new Error(env.why(err.message));
+  }
+  return { proc, port, lines, minPort, maxPort: minPort + 99 };
+}
+
+test('with coturn and --force-relay the stream plays only through the relay', { timeout: 90_000 }, async (t) => {
+  assert.ok(fs.existsSync(TURNSERVER), `${TURNSERVER} is missing (Debian package coturn): run tests/e2e/setup-deploy-tools.sh`);
+  const secret = crypto.randomBytes(24).toString('base64url');
+  // The display and probe first; kelpie needs coturn's port.
+  const env = await startEnv(t, { width: 1280, height: 720, framerate: 30, animate: true, startServer: false });
+  const turn = await startCoturn(env, secret);
+  const turnUrl = `turn:127.0.0.1:${turn.port}?transport=udp`;
+  const server = await env.startKelpie({
+    args: ['--turn-url', turnUrl, '--force-relay', '--turn-ttl', `${TTL_S}s`],
+    env: { KELPIE_TURN_SECRET: secret },
+  });
+  env.url = server.url;
+  env.server = server.proc;
+
+  const viewer = await env.launchBrowser();
+  // The welcome message exactly as the server sent it.
+  let welcome;
+  const context = await viewer.browser.newContext({ viewport: { width: 1280, height: 720 } });
+  context.on('page', (p) => p.on('websocket', (ws) => ws.on('framereceived', ({ payload }) => {
+    try {
+      const msg = JSON.parse(payload);
+      if (msg.type === 'welcome') welcome = msg;
+    } catch { /* not JSON */ }
+  })));
+  const page = await openIn(env, context, server.url);
+  const now = Math.floor(Date.now() / 1000);
+
+  // The welcome: relay only, our TURN URL, REST credentials that expire in --turn-ttl.
+  assert.ok(welcome, env.why('no welcome message seen on the WebSocket'));
+  assert.equal(welcome.ice_transport_policy, 'relay', JSON.stringify(welcome));
+  const turnEntry = welcome.ice_servers.find((s) => s.urls.some((u) => u.startsWith('turn:')));
+  assert.ok(turnEntry, `no TURN server in the welcome: ${JSON.stringify(welcome.ice_servers)}`);
+  assert.deepEqual(turnEntry.urls, [turnUrl]);
+  const m = /^(\d+):(.+)$/.exec(turnEntry.username);
+  assert.ok(m, `TURN username ${JSON.stringify(turnEntry.username)} is not <unix expiry>:<user>`);
+  const expiry = Number(m[1]);
+  assert.ok(Math.abs(expiry - (now + TTL_S)) <= 30,
+    `TURN credentials expire at ${expiry}, want about now + ${TTL_S} s = ${now + TTL_S}`);
+  const want = crypto.createHmac('sha1', secret).update(turnEntry.username).digest('base64');
+  assert.equal(turnEntry.credential, want, 'TURN password is not base64(HMAC-SHA1(secret, username))');
+  assert.ok(!JSON.stringify(welcome).includes(secret), 'the shared secret itself reached the browser');
+
+  // The browser's peer connection was really configured from it.
+  const config = await page.evaluate(() => {
+    const c = window.kelpie.pc.getConfiguration();
+    return { policy: c.iceTransportPolicy, servers: c.iceServers };
+  });
+  assert.equal(config.policy, 'relay', JSON.stringify(config));
+  assert.equal(config.servers.find((s) => [s.urls].flat().includes(turnUrl))?.username, turnEntry.username);
+
+  // It plays.
+  await waitDecoding(env, page, 1);
+  await sleep(1000);
+  const { rate, after } = await decodeRate(page, 3000);
+  t.diagnostic(`decoded ${rate.toFixed(1)} fps through the relay, ${after.frameWidth}x${after.frameHeight}`);
+  assert.ok(rate >= 0.9 * env.framerate,
+    env.why(`decoded ${rate.toFixed(1)} fps, want >= ${0.9 * env.framerate}: ${JSON.stringify(after)}`));
+  assert.equal(after.frameWidth, env.width);
+  assert.equal(after.frameHeight, env.height);
+
+  // Through the relay: the selected pair's local (browser) candidate is a relay one,
+  // allocated on coturn's relay range; the server's side is a relay candidate too.
+  const pair = await selectedPair(page);
+  t.diagnostic(`selected pair: ${JSON.stringify(pair)}`);
+  assert.ok(pair, env.why('no selected candidate pair'));
+  assert.equal(pair.state, 'succeeded', JSON.stringify(pair));
+  assert.equal(pair.local.candidateType, 'relay', JSON.stringify(pair));
+  assert.equal(pair.local.address, '127.0.0.1', JSON.stringify(pair));
+  assert.ok(pair.local.port >= turn.minPort && pair.local.port <= turn.maxPort,
+    `browser relay port ${pair.local.port} outside coturn's range ${turn.minPort}-${turn.maxPort}`);
+  assert.ok(pair.local.url?.startsWith(`turn:127.0.0.1:${turn.port}`), JSON.stringify(pair.local));
+  assert.ok(pair.remote.port >= turn.minPort && pair.remote.port <= turn.maxPort,
+    `server candidate ${pair.remote.address}:${pair.remote.port} is not on coturn's relay range ${turn.minPort}-${turn.maxPort}`);
+  assert.ok(pair.bytesReceived > 100_000, `only ${pair.bytesReceived} bytes came over the selected pair`);
+
+  // No candidate but relay ones on the browser's side at all.
+  const localTypes = await page.evaluate(async () => {
+    const types = new Set();
+    for (const s of (await window.kelpie.pc.getStats()).values()) {
+      if (s.type === 'local-candidate') types.add(s.candidateType);
+    }
+    return [...types];
+  });
+  assert.deepEqual(localTypes, ['relay']);
+
+  // coturn authenticated with the REST credentials and allocated relays: one for the
+  // browser and one for kelpie's webrtcbin (their usernames both have the expiry form).
+  const log = turn.lines.join('\n');
+  const allocations = turn.lines.filter((l) => /ALLOCATE processed, success/.test(l));
+  assert.ok(allocations.length >= 2, env.why(`coturn logged ${allocations.length} successful allocations, want >= 2`));
+  assert.match(log, new RegExp(`username=<${turnEntry.username}>`), 'coturn never saw the browser\'s username');
+});
+
+/** Opens the client in a fresh page of `context` and waits for 'connected'. */
+async function openIn(env, context, url) {
+  const page = await context.newPage();
+  page.consoleLines = [];
+  page.on('console', (m) => page.consoleLines.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => page.consoleLines.push(`pageerror: ${e.message}`));
+  await page.goto(url, { timeout: 15_000 });
+  try {
+    await page.waitForFunction(() => window.kelpie?.state === 'connected', null, { timeout: 20_000 });
+  } catch (err) {
+    const state = await page.evaluate(() => [window.kelpie?.state, document.getElementById('status')?.textContent]).catch(() => '?');
+    throw new Error(env.why(`page never connected (state ${JSON.stringify(state)}): ${err.message}\n--- page console ---\n${page.consoleLines.join('\n')}`));
+  }
+  return page;
+}
+
+/** The transport's selected candidate pair with both candidates, from getStats. */
+async function selectedPair(page) {
+  return page.evaluate(async () => {
+    const stats = await window.kelpie.pc.getStats();
+    let transport;
+    for (const s of stats.values()) if (s.type === 'transport' && s.selectedCandidatePairId) transport = s;
+    if (!transport) return null;
+    const pair = stats.get(transport.selectedCandidatePairId);
+    const cand = (id) => {
+      const c = stats.get(id);
+      return c && {
+        candidateType: c.candidateType, address: c.address, port: c.port, protocol: c.protocol,
+        relayProtocol: c.relayProtocol, url: c.url,
+      };
+    };
+    return {
+      state: pair.state, nominated: pair.nominated, bytesReceived: pair.bytesReceived,
+      local: cand(pair.localCandidateId), remote: cand(pair.remoteCandidateId),
+    };
+  });
+}
