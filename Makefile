@@ -46,7 +46,13 @@ unit:
 e2e: build
 	node --test --test-concurrency=1 tests/e2e/
 
-# CPU, frame rate and time to first frame (docs/benchmarks.md).
+# The black-box benchmark (docs/benchmarks.md): kelpie against the plain ximagesrc pipeline
+# in the same run, with a headless-Chromium probe for latency. Not part of `make test`.
+bench: deps-test
+	$(CARGO) build -j$(JOBS) --release -p kelpie -p kelpie-tests -p kelpie-gst-plugins
+	node tests/bench/run.mjs
+
+# CPU, frame rate and time to first frame with a webrtc-rs viewer (docs/benchmarks.md).
 bench-spine: deps-test
 	$(CARGO) build -j$(JOBS) --release -p kelpie -p kelpie-tests
 	./target/release/kelpie-bench

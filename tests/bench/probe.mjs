@@ -206,6 +206,7 @@ export function pageProbe(cfg) {
       try {
         const r = await readHud(video);
         rec.color = r.color;
+        if (r.color < 0) rec.rgb = r.rgb.map(Math.round); // for diagnosis
         if (r.bad) rec.bad = r.bad;
         else rec.ts = r.ts;
       } catch (err) {
@@ -284,9 +285,14 @@ export function analyse({ frames, t0, t1, presses = [], inputs = [], keydowns = 
   const g2g = [];
   const toRecv = [];
   const inBrowser = [];
+  let mismatched = 0;
   for (const f of firstShown) {
     const lat = latencyMs(f.ts, f.disp ?? f.cb);
     if (lat < -5 || lat > 10_000) { bogus.push(lat); continue; }
+    // The picture read can be a newer one than the callback's metadata describes (a frame
+    // arrived between presentation and the callback): its timestamp is then later than
+    // the metadata's receive time. Rare; left out rather than counted a frame too fast.
+    if (f.recv != null && latencyMs(f.ts, f.recv) < 0) { mismatched++; continue; }
     g2g.push(lat);
     if (f.recv != null) {
       toRecv.push(latencyMs(f.ts, f.recv));
@@ -298,6 +304,7 @@ export function analyse({ frames, t0, t1, presses = [], inputs = [], keydowns = 
   out.undecodable_reasons = {};
   for (const f of inWin) if (f.bad) out.undecodable_reasons[f.bad] = (out.undecodable_reasons[f.bad] || 0) + 1;
   out.implausible_timestamps = bogus.length;
+  out.picture_newer_than_metadata = mismatched;
   out.distinct_content_fps = round(distinct / seconds, 1);
   out.glass_to_glass_ms = stats(g2g);
   out.source_to_browser_receive_ms = stats(toRecv, [0.5, 0.95]);
@@ -319,7 +326,8 @@ export function analyse({ frames, t0, t1, presses = [], inputs = [], keydowns = 
     const ev = inputs[evIdx];
     const kd = keydowns.find((k) => k >= p.before - 1 && k < next);
     if (kd != null) pageKeydown.push(kd - p.before);
-    const photon = frames.find((f) => (f.disp ?? f.cb) >= p.before && f.color === ev.color && (f.disp ?? f.cb) < next + 2000);
+    const newer = (f) => f.ts != null && f.recv != null && latencyMs(f.ts, f.recv) < 0; // see above
+    const photon = frames.find((f) => (f.disp ?? f.cb) >= p.before && f.color === ev.color && !newer(f) && (f.disp ?? f.cb) < next + 2000);
     if (!photon) { unseen++; return; }
     const t = photon.disp ?? photon.cb;
     i2p.push(t - p.before);

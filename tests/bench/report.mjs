@@ -30,7 +30,7 @@ export function evaluateTargets(results) {
     else if (kind === 'max' ? measured <= limit : measured >= limit) verdict = 'met';
     else {
       const by = Math.abs(measured - limit);
-      const times = kind === 'max' && limit > 0 ? ` (${(measured / limit).toFixed(1)}× the target)` : '';
+      const times = kind === 'max' && limit > 0 ? ` (${(measured / limit).toFixed(2)}× the target)` : '';
       verdict = `missed by ${by.toFixed(digits)}${unit}${times}`;
     }
     out.push({ target, capture, kind, limit, measured, unit, measured_text: fmt(measured, digits, unit), verdict });
@@ -101,7 +101,7 @@ export function renderSection(results) {
     for (const r of s.runs) {
       if (r.error) { rows.push([label, r.capture, `failed: ${r.error.split('\n')[0].replace(/\|/g, '\\|')}`, '', '', '', '', '', '', '', '']); continue; }
       const p = r.probe;
-      const fps = `${fmt(p.presented_fps, 1)} / ${s.kind === 'static' ? '–' : s.fps} (decoded ${fmt(p.decoded_fps, 1)}, new content ${fmt(p.distinct_content_fps, 1)})`;
+      const fps = `${fmt(p.presented_fps, 1)} / ${s.kind === 'static' ? '–' : s.fps} (decoded ${fmt(p.decoded_fps, 1)}; read with a new timestamp ${fmt(p.distinct_content_fps, 1)})`;
       rows.push([
         label, r.capture, fps,
         triple(p.glass_to_glass_ms, ['p50', 'p95', 'p99']),
@@ -166,9 +166,20 @@ export function renderSection(results) {
       ['encode (x264enc ultrafast zerolatency)', pct(c - b), `${fmt(p60.baseline.fps, 1)} fps`],
       ['plain pipeline total', pct(c), ''],
     ];
+    const x = p60.breakdown.xsrc;
+    const xe = p60.breakdown.xsrc_encode;
+    if (x && xe) {
+      brows.push(['kelpiexsrc: capture + conversion to I420 (`kelpiexsrc ! fakesink`)', pct(x.cpu_pct), `${fmt(x.fps, 1)} fps`]);
+      brows.push(['encode of its output (`kelpiexsrc ! x264enc`, minus the line above)', pct(xe.cpu_pct - x.cpu_pct), `${fmt(xe.fps, 1)} fps`]);
+      brows.push(['kelpiexsrc ! x264enc total', pct(xe.cpu_pct), '']);
+    } else if (p60.breakdown.xsrc_error) {
+      brows.push([`kelpiexsrc pipelines: not measured (${p60.breakdown.xsrc_error.replace(/\|/g, '\\|')})`, '–', '']);
+    }
     for (const r of okRuns(p60)) {
+      const ref = r.capture === 'damage' && xe ? xe.cpu_pct : c;
+      const refName = r.capture === 'damage' && xe ? 'kelpiexsrc ! x264enc' : 'the plain pipeline';
       brows.push([`kelpie, capture ${r.capture}`, pct(r.kelpie_cpu_pct), `${fmt(r.server?.encoded_fps, 1)} fps encoded`]);
-      brows.push([`  of which beyond the plain pipeline (payloading, WebRTC, SRTP, send; or savings if negative)`, pct(r.kelpie_cpu_pct - c), '']);
+      brows.push([`  minus ${refName}: payloading, WebRTC, SRTP, sending, and Kelpie's own settings`, pct(r.kelpie_cpu_pct - ref), '']);
     }
     lines.push(table(['stage', 'CPU (% of one core)', 'frames/s'], brows));
     lines.push('');
@@ -191,7 +202,8 @@ export function renderSection(results) {
     + 'frames whose timestamp failed its start pattern, contrast or parity check; CPU = user + system time of the whole '
     + 'process tree from `/proc`, as % of one core; *plain pipeline* = `gst-launch-1.0 ximagesrc use-damage=false ! '
     + 'videoconvert ! x264enc speed-preset=ultrafast tune=zerolatency bitrate=8000 ! fakesink` on the same display and content, '
-    + 'measured just before kelpie; RSS = kelpie\'s `VmHWM` (MB = 10⁶ bytes).');
+    + 'measured just before and just after kelpie (the mean is used); for the static screen, glass-to-glass and input-to-photon come '
+    + 'from the frames that followed key presses after the CPU window; RSS = kelpie\'s `VmHWM` (MB = 10⁶ bytes).');
   lines.push(END);
   return lines.join('\n');
 }

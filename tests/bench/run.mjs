@@ -2,7 +2,10 @@
 /**
  * `make bench`: Kelpie's black-box benchmark (issue 5). See docs/benchmarks.md.
  *
- *   cargo build -j2 --release -p kelpie -p kelpie-tests && node tests/bench/run.mjs
+ *   cargo build -j2 --release -p kelpie -p kelpie-tests -p kelpie-gst-plugins && node tests/bench/run.mjs
+ *
+ * (`-p kelpie-gst-plugins` builds target/release/libkelpiegst.so, used only for the
+ * kelpiexsrc rows of the 1080p60 breakdown; without it those rows say "not measured".)
  *
  * Per scenario it starts a private Xvfb at the scenario's size and `kelpie-content` on it
  * (moving or static content with a wall-clock timestamp and an input square), measures the
@@ -27,6 +30,11 @@
  *   --no-docs           do not touch docs/benchmarks.md
  *   --report FILE       only regenerate docs/benchmarks.md from an existing results JSON
  *   --budget S          hard time limit for the whole run (default 570 s)
+ *   --detune F          moving content is drawn at (1 + F) × the stream's rate (default 0.02)
+ *
+ * Environment: KELPIE_BIN, KELPIE_CONTENT_BIN, KELPIE_LOAD_BIN, KELPIE_CHROMIUM and
+ * KELPIE_GST_PLUGIN_PATH override where things are; KELPIE_BENCH_DUMP=1 also writes every
+ * probe's raw per-frame records to target/bench/logs/<scenario>/probe-<capture>.json.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -50,7 +58,7 @@ const BIN = {
   load: process.env.KELPIE_LOAD_BIN || path.join(RELEASE, 'kelpie-load'),
   chromium: process.env.KELPIE_CHROMIUM || '/usr/bin/chromium',
 };
-const COMMAND = 'make bench  # = cargo build -j2 --release -p kelpie -p kelpie-tests && node tests/bench/run.mjs';
+const COMMAND = 'make bench  # = cargo build -j2 --release -p kelpie -p kelpie-tests -p kelpie-gst-plugins && node tests/bench/run.mjs';
 const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
   '--no-first-run', '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required',
@@ -67,7 +75,7 @@ const ALL_SCENARIOS = {
 };
 
 function parseArgs(argv) {
-  const a = { scenarios: Object.keys(ALL_SCENARIOS), capture: null, seconds: 10, docs: true, budget: 570, out: path.join(ROOT, 'target/bench/results.json') };
+  const a = { scenarios: Object.keys(ALL_SCENARIOS), capture: null, seconds: 10, docs: true, budget: 570, detune: 0.02, out: path.join(ROOT, 'target/bench/results.json') };
   for (let i = 0; i < argv.length; i++) {
     const v = () => {
       if (i + 1 >= argv.length) throw new Error(`${argv[i]} needs a value`);
@@ -81,6 +89,7 @@ function parseArgs(argv) {
       case '--no-docs': a.docs = false; break;
       case '--report': a.report = path.resolve(v()); break;
       case '--budget': a.budget = Number(v()); break;
+      case '--detune': a.detune = Number(v()); break;
       case '-h': case '--help':
         console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
         process.exit(0);
@@ -90,6 +99,7 @@ function parseArgs(argv) {
   }
   for (const s of a.scenarios) if (!ALL_SCENARIOS[s]) throw new Error(`unknown scenario ${s}; known: ${Object.keys(ALL_SCENARIOS).join(', ')}`);
   if (!(a.seconds >= 2 && a.seconds <= 60)) throw new Error('--seconds must be in [2, 60]');
+  if (!(a.detune >= 0 && a.detune <= 0.5)) throw new Error('--detune must be in [0, 0.5]');
   return a;
 }
 
@@ -189,9 +199,19 @@ function baselinePipeline(display, fps, stage) {
   const convert = ['!', 'videoconvert', '!', 'video/x-raw,format=I420'];
   const encode = ['!', 'x264enc', 'speed-preset=ultrafast', 'tune=zerolatency', `bitrate=${BITRATE}`];
   const sink = ['!', 'fakesink', 'silent=false'];
+  // Kelpie's own source (gst-plugins), which captures and converts to I420 itself.
+  const xsrc = ['kelpiexsrc', `display=${display}`, '!', `video/x-raw,format=I420,framerate=${fps}/1`];
   if (stage === 'capture') return [...src, ...sink];
   if (stage === 'convert') return [...src, ...convert, ...sink];
+  if (stage === 'xsrc') return [...xsrc, ...sink];
+  if (stage === 'xsrc-encode') return [...xsrc, ...encode, ...sink];
   return [...src, ...convert, ...encode, ...sink];
+}
+
+/** Directory holding Kelpie's GStreamer plugin (libkelpiegst.so), if it was built. */
+function pluginDir() {
+  const dir = process.env.KELPIE_GST_PLUGIN_PATH || RELEASE;
+  return fs.existsSync(path.join(dir, 'libkelpiegst.so')) ? dir : null;
 }
 
 /** Runs a gst-launch pipeline for `seconds` after a warm-up: CPU of its tree, buffers/s. */
@@ -199,7 +219,7 @@ async function runPipeline(stack, env, fps, stage, seconds) {
   let buffers = 0;
   const args = ['-v', ...baselinePipeline(env.display, fps, stage)];
   const p = stack.spawn(`gst-${stage}`, 'gst-launch-1.0', args, {
-    env: { DISPLAY: env.display },
+    env: { DISPLAY: env.display, ...(stage.startsWith('xsrc') ? { GST_PLUGIN_PATH: pluginDir() } : {}) },
     onLine: (line) => { if (line.includes('last-message = chain')) buffers++; },
   });
   // Lines of every buffer would bloat the log; keep just the tail in memory.
@@ -475,7 +495,13 @@ async function runScenario(name, sc, ctx) {
   const result = { name, kind: sc.kind, width: sc.width, height: sc.height, fps: sc.fps, runs: [] };
   try {
     const x = await startXvfb(stack, sc.width, sc.height);
-    const c = await startContent(stack, x.display, sc.kind === 'static' ? 'static' : 'moving', sc.fps);
+    // Moving content is drawn slightly faster than the stream's rate, so the phase between
+    // drawing and capture sweeps through every value many times per window, as it does
+    // for real content; at exactly the same rate a run would measure one arbitrary phase
+    // (up to a frame interval of latency either way).
+    const contentFps = round(sc.fps * (1 + ctx.args.detune), 3);
+    result.content_fps = sc.kind === 'static' ? 0 : contentFps;
+    const c = await startContent(stack, x.display, sc.kind === 'static' ? 'static' : 'moving', contentFps);
     const env = { display: x.display, xvfb: x.proc, content: c.proc, ready: c.ready };
     await sleep(500);
     if (sc.kind !== 'viewers') {
@@ -487,6 +513,18 @@ async function runScenario(name, sc, ctx) {
           capture: await runPipeline(stack, env, sc.fps, 'capture', 5),
           convert: await runPipeline(stack, env, sc.fps, 'convert', 5),
         };
+        if (pluginDir()) {
+          log(`${name}: breakdown pipelines with kelpiexsrc (capture + convert; + x264)`);
+          try {
+            result.breakdown.xsrc = await runPipeline(stack, env, sc.fps, 'xsrc', 5);
+            result.breakdown.xsrc_encode = await runPipeline(stack, env, sc.fps, 'xsrc-encode', 5);
+          } catch (err) {
+            result.breakdown.xsrc_error = err.message.split('\n')[0];
+            log(`${name}: kelpiexsrc pipelines failed (reported, not fatal): ${err.message}`);
+          }
+        } else {
+          result.breakdown.xsrc_error = 'libkelpiegst.so not built (cargo build --release -p kelpie-gst-plugins)';
+        }
       }
     }
     for (const capture of ctx.modes) {
@@ -547,7 +585,7 @@ async function main() {
   }
   for (const [what, file] of Object.entries(BIN)) {
     try { fs.accessSync(file, fs.constants.X_OK); } catch {
-      throw new Error(`${file} (${what}) is missing: build with \`cargo build -j2 --release -p kelpie -p kelpie-tests\``);
+      throw new Error(`${file} (${what}) is missing: build with \`cargo build -j2 --release -p kelpie -p kelpie-tests -p kelpie-gst-plugins\``);
     }
   }
   const budgetTimer = setTimeout(() => {
@@ -572,6 +610,7 @@ async function main() {
     bitrate_kbps: BITRATE,
     viewport: VIEWPORT,
     seconds: args.seconds,
+    content_rate_factor: 1 + args.detune,
     scenarios: [],
   };
   const needsBrowser = args.scenarios.some((s) => ALL_SCENARIOS[s].kind !== 'viewers');

@@ -56,7 +56,8 @@ async fn entrypoint_streams_as_an_unprivileged_user() {
     cmd.arg(entrypoint())
         .args(["--listen", &format!("127.0.0.1:{port}"), "--size", "800x600", "--framerate", "30"])
         .args(["--ice-address", "127.0.0.1"])
-        .args(["--session", workspace_bin("kelpie-xprobe").to_str().expect("utf-8 path")])
+        // Moving content, so that the damage-driven capture streams at the full rate.
+        .args(["--session", &format!("{} --animate 30", workspace_bin("kelpie-xprobe").display())])
         .env("KELPIE_BIN", workspace_bin("kelpie"))
         .env("HOME", "/nonexistent")
         .env("KELPIE_PULSEAUDIO", "0")

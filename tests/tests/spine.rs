@@ -215,3 +215,28 @@ fn a_dead_x_server_gives_a_clear_error_and_exit_status_with_damage_capture() {
 fn a_dead_x_server_gives_a_clear_error_and_exit_status_with_ximagesrc() {
     dies_cleanly_with_its_x_server("ximagesrc");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_joining_a_still_screen_gets_a_picture_and_later_changes() {
+    let x = Xvfb::start(800, 600);
+    let _probe = XProbe::start(&x.display, &[]); // static grey
+    let k = Kelpie::start(&x.display, &["--framerate", "30", "--ice-address", "127.0.0.1"]);
+    tokio::time::sleep(2 * SECS).await; // the screen has been still for a while
+    let viewer = ViewerClient::connect(&k.ws_url(), None).await.expect("connects");
+    let first = viewer.wait_for_keyframes(1, 3 * SECS).await.expect("a keyframe on a still screen");
+    let frames = first.frames;
+
+    let (conn, screen) = x11rb::connect(Some(&x.display)).expect("connect");
+    let root = conn.setup().roots[screen].root;
+    use x11rb::protocol::xproto::{CreateGCAux, Rectangle, SubwindowMode};
+    let gc = conn.generate_id().unwrap();
+    conn.create_gc(gc, root, &CreateGCAux::new().foreground(0xff0000).subwindow_mode(SubwindowMode::INCLUDE_INFERIORS))
+        .unwrap();
+    for i in 0..5i16 {
+        conn.poly_fill_rectangle(root, gc, &[Rectangle { x: 10 + 50 * i, y: 10, width: 40, height: 40 }]).unwrap();
+        conn.flush().unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let s = viewer.wait_for(">= 5 more frames", 3 * SECS, |s| s.frames >= frames + 5).await.expect("changes arrive");
+    assert_eq!(s.incomplete_after_keyframe, 0, "no packet lost after a still period: {s:?}");
+}

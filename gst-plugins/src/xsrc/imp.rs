@@ -52,6 +52,8 @@ struct Running {
     last_output: Option<Instant>,
     /// Damage that arrived but is not captured yet.
     dirty: bool,
+    /// The whole screen must be grabbed: nothing valid is in `picture` (start, new caps).
+    need_full: bool,
     /// When the pending damage was first seen.
     damaged_at: Option<Instant>,
     /// Frames we may send now (token bucket refilled at the frame rate).
@@ -243,6 +245,7 @@ impl BaseSrcImpl for KelpieXSrc {
             frame_interval: Duration::from_secs(1) / DEFAULT_FPS as u32,
             last_output: None,
             dirty: true,
+            need_full: true,
             damaged_at: None,
             credit: MAX_CREDIT,
             credit_at: Instant::now(),
@@ -300,6 +303,7 @@ impl BaseSrcImpl for KelpieXSrc {
         }
         r.picture = vec![0; r.layout.size];
         r.dirty = true;
+        r.need_full = true;
         if let Some(old) = r.pool.take() {
             let _ = old.set_active(false);
         }
@@ -368,7 +372,7 @@ impl PushSrcImpl for KelpieXSrc {
                         due = due.max(t + SETTLE);
                     }
                     let idle_due = r.last_output.map_or(now, |t| t + idle);
-                    let wanted = r.dirty || refresh || (!idle.is_zero() && now >= idle_due);
+                    let wanted = r.dirty || r.need_full || refresh || (!idle.is_zero() && now >= idle_due);
                     if wanted && now >= due {
                         Step::Produce { damaged: r.dirty }
                     } else if wanted {
@@ -427,22 +431,22 @@ impl KelpieXSrc {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let r = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         self.refresh.store(false, Ordering::SeqCst);
-        if damaged {
+        if damaged || r.need_full {
             r.dirty = false;
             r.damaged_at = None;
             let fail = |e: CaptureError| {
                 self.post_error_message(self.error_for(&e));
                 gst::FlowError::Error
             };
-            let rects = if r.frames == 0 {
+            // Damage is taken (cleared) before grabbing, so a change during the grab is
+            // reported again rather than lost.
+            let damage = r.capture.take_damage().map_err(fail)?;
+            let rects = if r.need_full {
+                r.need_full = false;
                 vec![Rect { x: 0, y: 0, w: r.capture.width, h: r.capture.height }]
             } else {
-                r.capture.take_damage().map_err(fail)?
+                damage
             };
-            // After the first frame, damage is fetched before grabbing, so nothing is lost.
-            if r.frames == 0 {
-                let _ = r.capture.take_damage().map_err(fail)?;
-            }
             let grabbed = r.capture.grab(&rects).map_err(fail)?;
             let (w, h) = (r.layout.width, r.layout.height);
             let stride = r.capture.width as usize * 4;

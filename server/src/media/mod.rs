@@ -108,7 +108,8 @@ pub struct Desktop {
     tee: gst::Element,
     encoder: gst::Element,
     capture: gst::Element,
-    frame_interval: gst::ClockTime,
+    /// Bytes a viewer's queue may hold: about three frames at the configured bitrate.
+    viewer_queue_bytes: u32,
     ice: IceSettings,
     viewers: Mutex<HashMap<u64, ViewerSlot>>,
     keyframes: Arc<Mutex<keyframe::KeyframeGate>>,
@@ -155,7 +156,7 @@ impl Desktop {
             tee,
             encoder,
             capture,
-            frame_interval: gst::ClockTime::from_nseconds(1_000_000_000 / u64::from(params.framerate.max(1))),
+            viewer_queue_bytes: viewer_queue_bytes(params),
             ice,
             viewers: Mutex::new(HashMap::new()),
             keyframes: Arc::new(Mutex::new(keyframe::KeyframeGate::new(KEYFRAME_MIN_INTERVAL))),
@@ -190,7 +191,7 @@ impl Desktop {
             id,
             &self.pipeline,
             &self.tee,
-            self.frame_interval,
+            self.viewer_queue_bytes,
             &self.ice,
             servers,
             events.clone(),
@@ -376,6 +377,16 @@ fn force_keyframe_on(encoder: &gst::Element) {
     }
 }
 
+/// Three frames' worth of bytes at the configured bitrate, and never under 64 KiB.
+///
+/// Sized in bytes, not time: a damage-driven source sends nothing while the screen is still,
+/// and a queue limited in time would read the gap before the next frame as a full queue and
+/// drop that frame's packets.
+fn viewer_queue_bytes(p: &EncodeParams) -> u32 {
+    let per_frame = u64::from(p.bitrate_kbps) * 1000 / 8 / u64::from(p.framerate.max(1));
+    (3 * per_frame).clamp(64 * 1024, 16 * 1024 * 1024) as u32
+}
+
 /// The viewer id of the bin an element belongs to, if any.
 fn viewer_of(obj: &gst::Object) -> Option<u64> {
     let mut cur = Some(obj.clone());
@@ -404,4 +415,17 @@ pub fn select_encoder(
         }
     }
     Ok(choice)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn viewer_queues_hold_about_three_frames_of_bytes() {
+        let p = EncodeParams { bitrate_kbps: 8000, framerate: 30, threads: 2 };
+        assert_eq!(viewer_queue_bytes(&p), 3 * 33_333);
+        let tiny = EncodeParams { bitrate_kbps: 500, framerate: 60, threads: 2 };
+        assert_eq!(viewer_queue_bytes(&tiny), 64 * 1024);
+    }
 }

@@ -57,7 +57,7 @@ impl ViewerBranch {
         id: u64,
         pipeline: &gst::Pipeline,
         tee: &gst::Element,
-        frame_interval: gst::ClockTime,
+        queue_bytes: u32,
         ice: &IceSettings,
         servers: &crate::turn::ViewerIce,
         events: UnboundedSender<MediaEvent>,
@@ -68,14 +68,10 @@ impl ViewerBranch {
         };
         let bin = gst::Bin::with_name(&format!("{BIN_PREFIX}{id}"));
         let queue = make("queue")?;
-        // RTP packets of one frame share a timestamp, so the queue is limited in time. Its
-        // time level counts from the last packet it let out, which makes a flowing queue
-        // read one frame interval "full" as a new frame starts; 2.5 intervals therefore let
-        // at most about one and a half frames of real backlog build before it leaks, and
-        // never cut the first packet of a frame that arrives on time.
+        // A few frames of packets at most; older packets leak first when a viewer falls behind.
         queue.set_property("max-size-buffers", 0u32);
-        queue.set_property("max-size-bytes", 0u32);
-        queue.set_property("max-size-time", frame_interval.nseconds() * 5 / 2);
+        queue.set_property("max-size-bytes", queue_bytes);
+        queue.set_property("max-size-time", 0u64);
         queue.set_property_from_str("leaky", "downstream");
         let webrtc = make("webrtcbin")?;
         webrtc.set_property_from_str("bundle-policy", "max-bundle");

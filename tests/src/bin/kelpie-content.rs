@@ -354,7 +354,7 @@ impl Painter {
             let line = (first_line + i64::from(l)) as u64;
             let y = l * LINE_PITCH - offset + (LINE_PITCH - GLYPH_H) / 2;
             let seed = mix(line.wrapping_add(0x9e37_79b9));
-            if seed % 9 == 0 {
+            if seed.is_multiple_of(9) {
                 continue; // a blank line now and then, like paragraphs
             }
             let indent = ((seed >> 8) % 4) as i32 * 4;
