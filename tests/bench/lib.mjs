@@ -6,54 +6,14 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort, live, sleep, waitFor } from '../e2e/procs.mjs';
 
-export { sleep };
+export { freePort, live, sleep, waitFor };
 
 /** Clock ticks per second of /proc/<pid>/stat times (CLK_TCK; 100 on every Linux we run on). */
 export const CLK_TCK = 100;
-
-/** Process-group leaders started by us and still running, killed if node exits. */
-export const live = new Set();
-process.on('exit', () => {
-  for (const pid of live) {
-    try { process.kill(-pid, 'SIGKILL'); } catch { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
-  }
-});
-
-/** Polls `fn` until it returns a truthy value; throws after `timeoutMs`. */
-export async function waitFor(what, fn, { timeoutMs = 10_000, intervalMs = 100 } = {}) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() >= deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last.message}` : ''}`);
-    }
-    await sleep(intervalMs);
-  }
-}
-
-/** A free TCP port on 127.0.0.1. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** A child process in its own process group, logged to `<logDir>/<name>.log`. */
 export class Proc {

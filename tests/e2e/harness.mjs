@@ -7,16 +7,16 @@
  * Logs of each process go to tests/e2e/logs/<name>/ and their tails are attached to
  * failure messages through `env.why()`.
  */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { freePort, live, sleep, waitFor } from './procs.mjs';
 
-export { sleep };
+export { freePort, sleep, waitFor };
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = path.resolve(HERE, '../..');
@@ -34,45 +34,6 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
   '--autoplay-policy=no-user-gesture-required',
 ];
-
-/** PIDs (process-group leaders) still running, killed synchronously if node exits. */
-const live = new Set();
-process.on('exit', () => {
-  for (const pid of live) {
-    try { process.kill(-pid, 'SIGKILL'); } catch { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
-  }
-});
-
-/** Polls `fn` until it returns a truthy value; throws `what` after `timeoutMs`. */
-export async function waitFor(what, fn, { timeoutMs = 10_000, intervalMs = 100 } = {}) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() >= deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last.message}` : ''}`);
-    }
-    await sleep(intervalMs);
-  }
-}
-
-/** A free TCP port on 127.0.0.1 (the kernel picks; we release it just before use). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** A started child process with its log file and an in-memory tail of its output. */
 class Proc {
@@ -361,18 +322,7 @@ export class Env {
    * defaults to the server's; pass another to go through a proxy.
    */
   async openViewer(entry, { viewport = { width: this.width, height: this.height }, url = this.url } = {}) {
-    const page = await entry.browser.newPage({ viewport });
-    page.consoleLines = [];
-    page.on('console', (m) => page.consoleLines.push(`${m.type()}: ${m.text()}`));
-    page.on('pageerror', (e) => page.consoleLines.push(`pageerror: ${e.message}`));
-    await page.goto(url, { timeout: 15_000 });
-    try {
-      await page.waitForFunction(() => window.kelpie?.state === 'connected', null, { timeout: 20_000 });
-    } catch (err) {
-      const state = await page.evaluate(() => [window.kelpie?.state, document.getElementById('status')?.textContent]).catch(() => '?');
-      throw new Error(this.why(`page never connected (state ${JSON.stringify(state)}): ${err.message}\n--- page console ---\n${page.consoleLines.join('\n')}`));
-    }
-    return page;
+    return openConnected(this, entry.browser, url, { viewport });
   }
 
   async close() {
@@ -444,4 +394,59 @@ export async function decodeRate(page, ms = 3000) {
   const b = await videoStats(page);
   const seconds = (b.timestamp - a.timestamp) / 1000;
   return { rate: (b.framesDecoded - a.framesDecoded) / seconds, before: a, after: b };
+}
+
+/**
+ * Opens `url` in a fresh page of `target` (a Browser, with `pageOpts`, or a
+ * BrowserContext) and waits until the web client reports 'connected'.
+ */
+export async function openConnected(env, target, url, pageOpts) {
+  const page = await target.newPage(pageOpts);
+  page.consoleLines = [];
+  page.on('console', (m) => page.consoleLines.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => page.consoleLines.push(`pageerror: ${e.message}`));
+  await page.goto(url, { timeout: 15_000 });
+  try {
+    await page.waitForFunction(() => window.kelpie?.state === 'connected', null, { timeout: 20_000 });
+  } catch (err) {
+    const state = await page.evaluate(() => [window.kelpie?.state, document.getElementById('status')?.textContent]).catch(() => '?');
+    throw new Error(env.why(`page never connected (state ${JSON.stringify(state)}): ${err.message}\n--- page console ---\n${page.consoleLines.join('\n')}`));
+  }
+  return page;
+}
+
+/** Types `text` into the page's video and asserts that xprobe's key events spell the same text. */
+export async function assertTyping(env, page, text) {
+  const from = env.probeEvents.length;
+  await page.focus('#screen');
+  await page.keyboard.type(text, { delay: 20 });
+  const typed = () => env.probeEvents.slice(from)
+    .filter((e) => e.ev === 'key')
+    .map((e) => e.text ?? '')
+    .join('');
+  await waitFor(`${text.length} typed characters`, () => typed().length >= text.length, { timeoutMs: 10_000 })
+    .catch(() => {});
+  assert.equal(typed(), text, env.why(`xprobe key events: ${JSON.stringify(env.probeEvents.slice(from))}`));
+}
+
+/**
+ * Clicks `button` at viewport `point` of a page whose viewport is `viewport`, and asserts
+ * that xprobe sees X button `xbutton` pressed within 2 px of the proportional point of
+ * the screen (object-fit: contain, computed independently). Returns the probe event
+ * index the click's events start from.
+ */
+export async function assertClickLands(env, page, viewport, point, button, xbutton) {
+  const from = env.probeEvents.length;
+  await page.mouse.click(point.x, point.y, { button });
+  const ev = await env.waitProbe(`xprobe button ${xbutton} press`,
+    (e) => e.ev === 'button' && e.down === true, 10_000, from);
+  const scale = Math.min(viewport.width / env.width, viewport.height / env.height);
+  const offX = (viewport.width - env.width * scale) / 2;
+  const offY = (viewport.height - env.height * scale) / 2;
+  const want = { x: (point.x - offX) / scale, y: (point.y - offY) / scale };
+  const msg = `viewport ${JSON.stringify(point)} → want ~(${want.x.toFixed(1)}, ${want.y.toFixed(1)}), xprobe ${JSON.stringify(ev)}`;
+  assert.equal(ev.button, xbutton, msg);
+  assert.ok(Math.abs(ev.x - want.x) <= 2, msg);
+  assert.ok(Math.abs(ev.y - want.y) <= 2, msg);
+  return from;
 }

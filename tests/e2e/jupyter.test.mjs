@@ -14,7 +14,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'node:test';
-import { KELPIE_BIN, REPO_ROOT, decodeRate, freePort, sleep, startEnv, waitDecoding, waitFor } from './harness.mjs';
+import { KELPIE_BIN, REPO_ROOT, assertTyping, decodeRate, freePort, sleep, startEnv, waitDecoding, waitFor } from './harness.mjs';
 
 const VENV = process.env.KELPIE_E2E_VENV || path.join(REPO_ROOT, '.venv-e2e');
 const JUPYTER = path.join(VENV, 'bin', 'jupyter');
@@ -127,17 +127,7 @@ test('through jupyter-server-proxy and jupyter-kelpie the desktop plays and take
   assert.equal(after.frameHeight, env.height);
 
   // Typing reaches X.
-  const text = 'Jupyter desk 7!';
-  const from = env.probeEvents.length;
-  await page.focus('#screen');
-  await page.keyboard.type(text, { delay: 20 });
-  const typed = () => env.probeEvents.slice(from)
-    .filter((e) => e.ev === 'key')
-    .map((e) => e.text ?? '')
-    .join('');
-  await waitFor(`${text.length} typed characters`, () => typed().length >= text.length, { timeoutMs: 10_000 })
-    .catch(() => {});
-  assert.equal(typed(), text, env.why(`xprobe key events: ${JSON.stringify(env.probeEvents.slice(from))}`));
+  await assertTyping(env, page, 'Jupyter desk 7!');
 
   const errors = page.consoleLines.filter((l) => /^(error|pageerror)/.test(l));
   assert.deepEqual(errors, []);

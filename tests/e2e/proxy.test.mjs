@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Env, decodeRate, freePort, sleep, waitDecoding, waitFor } from './harness.mjs';
+import { Env, assertClickLands, assertTyping, decodeRate, freePort, sleep, waitDecoding, waitFor } from './harness.mjs';
 
 const NGINX = process.env.KELPIE_NGINX || '/usr/sbin/nginx';
 // Another aspect ratio than the display, so the video is letterboxed (as in input.test.mjs).
@@ -80,19 +80,6 @@ async function assertPlays(t, env, page) {
   assert.equal(stats.frameHeight, env.height, env.why(`frameHeight ${stats.frameHeight}`));
 }
 
-async function assertTyping(env, page, text) {
-  const from = env.probeEvents.length;
-  await page.focus('#screen');
-  await page.keyboard.type(text, { delay: 20 });
-  const typed = () => env.probeEvents.slice(from)
-    .filter((e) => e.ev === 'key')
-    .map((e) => e.text ?? '')
-    .join('');
-  await waitFor(`${text.length} typed characters`, () => typed().length >= text.length, { timeoutMs: 10_000 })
-    .catch(() => {});
-  assert.equal(typed(), text, env.why(`xprobe key events: ${JSON.stringify(env.probeEvents.slice(from))}`));
-}
-
 describe('behind nginx', { timeout: 120_000 }, () => {
   let env;
   let nginx;
@@ -147,29 +134,13 @@ describe('behind nginx', { timeout: 120_000 }, () => {
     await assertTyping(env, page, 'Proxied, via nginx! 42');
   });
 
-  /** Where a viewport point should land: object-fit: contain, computed independently. */
-  function expected(x, y) {
-    const scale = Math.min(VIEWPORT.width / env.width, VIEWPORT.height / env.height);
-    const offX = (VIEWPORT.width - env.width * scale) / 2;
-    const offY = (VIEWPORT.height - env.height * scale) / 2;
-    return { x: (x - offX) / scale, y: (y - offY) / scale };
-  }
-
   for (const [label, point, button, xbutton] of [
     ['left click', { x: 250, y: 200 }, 'left', 1],
     ['right click', { x: 900, y: 600 }, 'right', 3],
   ]) {
     test(`/desk/: a ${label} lands at the proportional point`, async () => {
       assert.ok(page, 'the /desk/ page did not open');
-      const from = env.probeEvents.length;
-      await page.mouse.click(point.x, point.y, { button });
-      const ev = await env.waitProbe(`xprobe button ${xbutton} press`,
-        (e) => e.ev === 'button' && e.down === true, 10_000, from);
-      const want = expected(point.x, point.y);
-      const msg = `viewport ${JSON.stringify(point)} → want ~(${want.x.toFixed(1)}, ${want.y.toFixed(1)}), xprobe ${JSON.stringify(ev)}`;
-      assert.equal(ev.button, xbutton, msg);
-      assert.ok(Math.abs(ev.x - want.x) <= 2, msg);
-      assert.ok(Math.abs(ev.y - want.y) <= 2, msg);
+      await assertClickLands(env, page, VIEWPORT, point, button, xbutton);
     });
   }
 

@@ -17,7 +17,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'node:test';
-import { decodeRate, freePort, sleep, startEnv, waitDecoding, waitFor } from './harness.mjs';
+import { decodeRate, freePort, openConnected, sleep, startEnv, waitDecoding, waitFor } from './harness.mjs';
 
 const TURNSERVER = process.env.KELPIE_TURNSERVER || '/usr/bin/turnserver';
 const TTL_S = 600;
@@ -93,7 +93,7 @@ test('with coturn and --force-relay the stream plays only through the relay', { 
       if (msg.type === 'welcome') welcome = msg;
     } catch { /* not JSON */ }
   })));
-  const page = await openIn(env, context, server.url);
+  const page = await openConnected(env, context, server.url);
   const now = Math.floor(Date.now() / 1000);
 
   // The welcome: relay only, our TURN URL, REST credentials that expire in --turn-ttl.
@@ -161,22 +161,6 @@ test('with coturn and --force-relay the stream plays only through the relay', { 
   assert.ok(allocations.length >= 2, env.why(`coturn logged ${allocations.length} successful allocations, want >= 2`));
   assert.match(log, new RegExp(`username=<${turnEntry.username}>`), 'coturn never saw the browser\'s username');
 });
-
-/** Opens the client in a fresh page of `context` and waits for 'connected'. */
-async function openIn(env, context, url) {
-  const page = await context.newPage();
-  page.consoleLines = [];
-  page.on('console', (m) => page.consoleLines.push(`${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => page.consoleLines.push(`pageerror: ${e.message}`));
-  await page.goto(url, { timeout: 15_000 });
-  try {
-    await page.waitForFunction(() => window.kelpie?.state === 'connected', null, { timeout: 20_000 });
-  } catch (err) {
-    const state = await page.evaluate(() => [window.kelpie?.state, document.getElementById('status')?.textContent]).catch(() => '?');
-    throw new Error(env.why(`page never connected (state ${JSON.stringify(state)}): ${err.message}\n--- page console ---\n${page.consoleLines.join('\n')}`));
-  }
-  return page;
-}
 
 /** The transport's selected candidate pair with both candidates, from getStats. */
 async function selectedPair(page) {
