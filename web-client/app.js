@@ -4,18 +4,19 @@
  */
 import { Session, signallingUrl } from './signalling.js';
 import { attachInput } from './input.js';
+import * as channel from './channel.js';
+import { attachClipboard } from './clipboard.js';
+import { attachTouch } from './touch.js';
+import { attachSettings } from './settings.js';
+import * as files from './files.js';
+import { attachCursor, cursorInfo } from './cursor.js';
 
 const video = document.getElementById('screen');
 const badge = document.getElementById('status');
 const startButton = document.getElementById('start');
 
-let channel = null;
 let role = null;
-
-/** Sends one input message; input while disconnected is dropped, not queued. */
-function send(msg) {
-  if (channel && channel.readyState === 'open') channel.send(JSON.stringify(msg));
-}
+const send = channel.send;
 
 function showState(state, detail) {
   badge.dataset.state = state;
@@ -46,25 +47,34 @@ const session = new Session(signallingUrl(), {
     video.srcObject = stream;
     play();
   },
-  onChannel: (c) => {
-    channel = c;
-    if (!c) return;
-    c.addEventListener('open', () => {
-      // The first keyframe can arrive before our decoder is ready; if no picture
-      // shows up soon, ask for another rather than wait for the next periodic one.
-      setTimeout(() => {
-        if (channel === c && !video.videoWidth) send({ t: 'kf' });
-      }, 1000);
-    });
-  },
+  onChannel: channel.setChannel,
 });
 
-attachInput(video, send);
+channel.onOpen(() => {
+  const c = channel.current();
+  // The first keyframe can arrive before our decoder is ready; if no picture
+  // shows up soon, ask for another rather than wait for the next periodic one.
+  setTimeout(() => {
+    if (channel.current() === c && !video.videoWidth) send({ t: 'kf' });
+  }, 1000);
+});
+
+const input = attachInput(video, send);
+const touch = attachTouch(video, send, input);
+const settings = attachSettings(video, input);
+const clipboard = attachClipboard(video, input.keyboard);
+attachCursor(video);
 
 window.kelpie = {
   get pc() { return session.pc; },
   get state() { return session.state; },
-  get channel() { return channel; },
+  get channel() { return channel.current(); },
+  input,
+  touch,
+  settings,
+  clipboard,
+  files,
+  cursor: cursorInfo,
   video,
 };
 

@@ -41,9 +41,14 @@ impl Display {
     }
 
     /// Starts Xvfb on a free display number and a session on it.
-    pub fn spawn_embedded(size: ScreenSize, session: Option<&str>) -> Result<Self, DisplayError> {
+    ///
+    /// Xvfb cannot grow its screen past the size it started with, so it starts at
+    /// `max_size` (or `size` if larger) and is shrunk to `size` with RandR before the
+    /// session starts; browsers can then resize it anywhere up to the maximum.
+    pub fn spawn_embedded(size: ScreenSize, max_size: ScreenSize, session: Option<&str>) -> Result<Self, DisplayError> {
+        let frame = ScreenSize { width: size.width.max(max_size.width), height: size.height.max(max_size.height) };
         let mut xvfb = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-screen", "0", &format!("{}x24", size), "-nolisten", "tcp"])
+            .args(["-displayfd", "1", "-screen", "0", &format!("{}x24", frame), "-nolisten", "tcp"])
             .args(["+extension", "RANDR", "+extension", "DAMAGE", "+extension", "XFIXES", "-dpi", "96", "-ac"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -58,7 +63,13 @@ impl Display {
         let name = format!(":{number}");
         tracing::info!(x_display = %name, %size, "started embedded Xvfb");
         let mut display = Self { name, width: 0, height: 0, session: None, xvfb: Some(xvfb) };
-        let (w, h) = wait_until_ready(&display.name)?;
+        let (mut w, mut h) = wait_until_ready(&display.name)?;
+        if (u32::from(w), u32::from(h)) != (size.width, size.height) {
+            match crate::screen::resize(&display.name, size.width, size.height, None) {
+                Ok(set) => (w, h) = set,
+                Err(e) => tracing::warn!("cannot set the embedded display to {size}: {e}; it stays at {w}x{h}"),
+            }
+        }
         display.width = w;
         display.height = h;
         let cmd = match session {

@@ -7,18 +7,25 @@
 //! | [`media`] | the shared capture/encode pipeline and per-viewer webrtcbin branches |
 //! | [`signalling`] | the `/ws` JSON protocol and its pure state machine |
 //! | [`input`] | data-channel input parsing, keysym mapping, XTest injection |
+//! | [`files`] | browser file transfer: name policy and the files folder |
+//! | [`clipboard`] | clipboard sync with X: UTF-8 text and PNG images, both ways |
+//! | [`cursor`] | the X cursor image, sent to browsers as their CSS cursor |
 //! | [`http`] | the axum router: web client, `/health`, `/ws` |
 //!
 //! Start-up wires these in dependency order in [`run`]; shutdown goes in reverse.
 
 pub mod auth;
+pub mod clipboard;
 pub mod config;
+pub mod cursor;
 pub mod display;
+pub mod files;
 pub mod http;
 pub mod input;
 pub mod media;
 pub mod metrics;
 pub mod signalling;
+pub mod screen;
 pub mod turn;
 pub mod web;
 
@@ -97,7 +104,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
 
     let screen = tokio::task::block_in_place(|| match &config.display {
         Some(name) => Display::attach(name),
-        None => Display::spawn_embedded(config.size, config.session.as_deref()),
+        None => Display::spawn_embedded(config.size, config.max_size, config.session.as_deref()),
     })?;
     tracing::info!(x_display = %screen.name, width = screen.width, height = screen.height, "capturing display");
 
@@ -107,6 +114,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         media::IceSettings { addresses: config.ice_addresses.clone(), ports: config.udp_ports.map(|r| (r.min, r.max)) };
     let desktop = Desktop::start(config.capture, &screen.name, choice.kind, &params, ice)?;
     let input = input::InputInjector::start(screen.name.clone());
+    let cursor = config.remote_cursor.then(|| cursor::RemoteCursor::start(screen.name.clone(), desktop.clone()));
+
+    let clipboard = clipboard::Clipboard::start(&config.clipboard, screen.name.clone(), desktop.clone());
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -127,6 +137,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         base_path: config.base_path.clone(),
         tls: tls.is_some(),
         next_viewer: AtomicU64::new(0),
+        clipboard,
+        files: Arc::new(http::files::FilesState::from_config(&config.files, &config.allowed_origins)),
+        cursor,
+        resizer: config.resize.then(|| screen::Resizer::start(screen.name.clone())),
     });
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("Kelpie is streaming display {} at {scheme}://{addr}{}", screen.name, config.base_path);

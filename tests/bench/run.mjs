@@ -253,7 +253,9 @@ async function runPipeline(stack, env, fps, stage, seconds) {
 async function startKelpie(stack, env, fps, capture) {
   const port = await freePort();
   const args = ['--display', env.display, '--listen', `127.0.0.1:${port}`, '--framerate', String(fps),
-    '--bitrate', String(BITRATE), '--ice-address', '127.0.0.1'];
+    '--bitrate', String(BITRATE), '--ice-address', '127.0.0.1',
+    // The scenarios fix the screen size; probes' windows must not resize it.
+    '--resize', 'off'];
   if (capture) args.push('--capture', capture);
   const p = stack.spawn(`kelpie-${capture || 'default'}`, BIN.kelpie, args,
     { env: { KELPIE_LOG: process.env.KELPIE_LOG || 'info', NO_COLOR: '1' } });

@@ -120,10 +120,14 @@ export class Env {
    *   `startServer: false` for a test that starts kelpie itself (`startKelpie`) or has
    *   something else start it on `env.display`, and
    *   `animate`: have xprobe repaint at the frame rate so there is something to encode
-   *   (its window is otherwise static grey, which a damage-driven capture may not resend)
+   *   (its window is otherwise static grey, which a damage-driven capture may not resend),
+   *   `resize: true` to let browsers resize the display (off by default, so the display
+   *   keeps the size a test chose whatever its browser window), `probeArgs`: extra
+   *   kelpie-xprobe arguments (e.g. `--motion`)
    */
   constructor(name, {
     width = 1280, height = 720, framerate = 30, serverArgs = [], startServer = true, animate = false,
+    resize = false, probeArgs = [],
   } = {}) {
     this.name = name;
     this.width = width;
@@ -132,6 +136,8 @@ export class Env {
     this.serverArgs = serverArgs;
     this.startServerAtStart = startServer;
     this.animate = animate;
+    this.resize = resize;
+    this.probeArgs = probeArgs;
     this.procs = [];
     this.browsers = [];
     this.logDir = path.join(HERE, 'logs', name.replace(/[^\w.-]+/g, '_'));
@@ -195,7 +201,7 @@ export class Env {
 
   async #startProbe() {
     this.probeEvents = [];
-    const args = this.animate ? ['--animate', String(this.framerate)] : [];
+    const args = [...(this.animate ? ['--animate', String(this.framerate)] : []), ...this.probeArgs];
     const probe = this.#spawn('xprobe', XPROBE_BIN, args, { env: { DISPLAY: this.display } });
     probe.readStdout((line) => {
       try {
@@ -250,6 +256,7 @@ export class Env {
       '--framerate', String(this.framerate),
       // Server ICE candidates on loopback only: media never uses a routable address.
       '--ice-address', '127.0.0.1',
+      ...(this.resize || args.includes('--resize') ? [] : ['--resize', 'off']),
       ...args,
     ], { env: { DISPLAY: this.display, KELPIE_LOG: process.env.KELPIE_LOG || 'info', NO_COLOR: '1', ...env } });
     proc.readStdout();

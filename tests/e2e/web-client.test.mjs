@@ -95,3 +95,30 @@ test('reconnect backoff doubles from 0.5 s to at most 10 s, with jitter', () => 
     assert.ok(d10 >= 7500 && d10 <= 10_000, `late retry ${d10}`);
   }
 });
+
+test('resize-to-fit asks for even device-pixel sizes of at least 64', async () => {
+  const { fitSize } = await import('../../web-client/settings.js');
+  assert.deepEqual(fitSize(1001, 601, 1), { w: 1000, h: 600 });
+  assert.deepEqual(fitSize(640, 400, 2), { w: 1280, h: 800 });
+  assert.deepEqual(fitSize(683, 384, 1.5), { w: 1024, h: 576 });
+  assert.deepEqual(fitSize(10, 10, 1), { w: 64, h: 64 });
+});
+
+test('stored settings are validated, unknown values fall back to defaults', async () => {
+  const { loadSettings, DEFAULTS } = await import('../../web-client/settings.js');
+  const store = (v) => ({ getItem: () => v });
+  assert.deepEqual(loadSettings(store(null)), DEFAULTS);
+  assert.deepEqual(loadSettings(store('not json')), DEFAULTS);
+  assert.deepEqual(loadSettings(store('{"fps":30,"kbps":-5,"resize":"bogus","scaling":"shrink"}')),
+    { ...DEFAULTS, fps: 30, scaling: 'shrink' });
+  assert.deepEqual(loadSettings({ getItem: () => { throw new Error('blocked'); } }), DEFAULTS);
+});
+
+test('paste shortcuts are recognised on every platform', async () => {
+  const { isPasteShortcut } = await import('../../web-client/keyboard.js');
+  assert.ok(isPasteShortcut({ ctrlKey: true, key: 'v' }));
+  assert.ok(isPasteShortcut({ metaKey: true, key: 'v' }));
+  assert.ok(isPasteShortcut({ shiftKey: true, key: 'Insert' }));
+  assert.ok(!isPasteShortcut({ ctrlKey: true, altKey: true, key: 'v' }));
+  assert.ok(!isPasteShortcut({ key: 'v' }));
+});

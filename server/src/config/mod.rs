@@ -9,8 +9,10 @@ use std::str::FromStr;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub mod files;
 pub mod security;
 pub use security::{AuthArgs, AuthMode, IceArgs};
+pub use files::FileArgs;
 
 /// Default capture rate. 60 fps halves the frame interval (and so the worst-case added
 /// latency) against 30 fps, and x264 ultrafast keeps up with it at 1080p on one core.
@@ -37,6 +39,18 @@ pub struct Config {
     /// Size of the embedded virtual display, WIDTHxHEIGHT. Ignored with --display.
     #[arg(long, env = "KELPIE_SIZE", default_value = "1920x1080", value_name = "WxH")]
     pub size: ScreenSize,
+
+    /// Largest size the embedded display can be resized to (its framebuffer, allocated
+    /// once by Xvfb: 3840x2160 costs Xvfb about 33 MB). Ignored with --display.
+    #[arg(long, env = "KELPIE_MAX_SIZE", default_value = "3840x2160", value_name = "WxH")]
+    pub max_size: ScreenSize,
+
+    /// Let browsers resize the remote screen to fit their window × devicePixelRatio (RandR
+    /// modes are added on the fly; the stream continues without a reconnect). With `off`
+    /// the screen keeps its size and browsers scale the picture instead.
+    #[arg(long, env = "KELPIE_RESIZE", default_value = "on", value_name = "on|off",
+          value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub resize: bool,
 
     /// Command run as the desktop session on the embedded display, through `sh -c`.
     /// Default: an XFCE session if installed, else xterm.
@@ -93,11 +107,25 @@ pub struct Config {
     #[arg(long, env = "KELPIE_BASE_PATH", default_value = "/", value_parser = parse_base_path)]
     pub base_path: String,
 
+    /// Send the remote X cursor's image to browsers, which show it as the mouse cursor
+    /// over the video (changes arrive within one round trip, independent of the video
+    /// frame rate). `off` leaves the browser's own arrow over the video (the capture never
+    /// draws the pointer into the picture).
+    #[arg(long, env = "KELPIE_REMOTE_CURSOR", default_value = "on", value_name = "on|off",
+          value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub remote_cursor: bool,
+
     #[command(flatten)]
     pub security: AuthArgs,
 
     #[command(flatten)]
     pub ice: IceArgs,
+
+    #[command(flatten)]
+    pub files: FileArgs,
+
+    #[command(flatten)]
+    pub clipboard: crate::clipboard::ClipboardArgs,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -303,6 +331,13 @@ mod tests {
         assert!(parse(&["--udp-ports", "10-5"]).is_err());
         assert!(parse(&["--udp-ports", "0-5"]).is_err());
         assert!(parse(&["--ice-address", "not-an-ip"]).is_err());
+    }
+
+    #[test]
+    fn remote_cursor_defaults_on_and_can_be_turned_off() {
+        assert!(parse(&[]).unwrap().remote_cursor);
+        assert!(!parse(&["--remote-cursor", "off"]).unwrap().remote_cursor);
+        assert!(parse(&["--remote-cursor", "maybe"]).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! HTTP: the axum router (web client, `/health`, `/ws`).
 
 mod auth;
+pub mod files;
 mod origin;
 mod tls;
 mod ws;
@@ -17,7 +18,7 @@ use serde_json::json;
 
 use crate::auth::limiter::FailureLimiter;
 use crate::auth::Auth;
-use crate::input::InputInjector;
+use crate::input::{InputEvent, InputInjector};
 use crate::media::Desktop;
 use crate::turn::IceServers;
 
@@ -43,6 +44,14 @@ pub struct App {
     /// Whether Kelpie terminates TLS itself (cookies get `Secure`).
     pub tls: bool,
     pub next_viewer: AtomicU64,
+    /// Clipboard sync with X (`--clipboard off` leaves it idle).
+    pub clipboard: crate::clipboard::Clipboard,
+    /// File transfer (`files/`): the folder and its limits, or off.
+    pub files: Arc<files::FilesState>,
+    /// The remote cursor (None with `--remote-cursor off`).
+    pub cursor: Option<Arc<crate::cursor::RemoteCursor>>,
+    /// Resize-to-fit; `None` when the admin turned it off (`--resize off`).
+    pub resizer: Option<crate::screen::Resizer>,
 }
 
 impl App {
@@ -52,6 +61,33 @@ impl App {
 
     pub fn next_viewer_id(&self) -> u64 {
         self.next_viewer.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A controller's data-channel message, routed to the subsystem that owns it. Runs on
+    /// a GStreamer thread: everything here only queues work.
+    pub fn handle_control(&self, viewer: u64, event: InputEvent) {
+        match event {
+            InputEvent::Resize { width, height, dpr } => match &self.resizer {
+                Some(r) => r.request(width, height, dpr),
+                None => tracing::debug!(viewer, "resize request ignored: --resize is off"),
+            },
+            InputEvent::Settings { framerate, bitrate_kbps } => {
+                tracing::info!(viewer, ?framerate, ?bitrate_kbps, "stream settings from a viewer");
+                self.desktop.apply_settings(framerate, bitrate_kbps);
+            }
+            InputEvent::Clip(chunk) => self.clipboard.from_browser(viewer, chunk),
+            other => self.input.send(viewer, other),
+        }
+    }
+
+    /// A viewer's data channel just opened: subsystems push their current state to it
+    /// (the cursor image, the clipboard), so a new viewer does not wait for a change.
+    pub fn viewer_ready(&self, viewer: u64) {
+        tracing::debug!(viewer, "data channel open");
+        self.clipboard.viewer_ready(viewer);
+        if let Some(cursor) = &self.cursor {
+            cursor.viewer_ready(viewer);
+        }
     }
 }
 
@@ -64,6 +100,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/health", get(health))
         .route("/ws", get(ws::upgrade))
         .route("/metrics", get(metrics))
+        .merge(files::routes(app.files.clone()))
         .fallback(get(static_file))
         .layer(middleware::from_fn_with_state(app.clone(), auth::require_auth))
         .with_state(app.clone());

@@ -83,7 +83,7 @@ fn input_handler(app: &Arc<App>, id: u64, role: ViewerRole) -> InputHandler {
     let app = app.clone();
     Arc::new(move |text: &str| match parse_input(text) {
         Ok(InputEvent::KeyframeRequest) => app.desktop.request_keyframe(),
-        Ok(event) if role == ViewerRole::Controller => app.input.send(id, event),
+        Ok(event) if role == ViewerRole::Controller => app.handle_control(id, event),
         Ok(_) => {
             app.input.counters.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -150,6 +150,10 @@ async fn serve_viewer(socket: WebSocket, app: Arc<App>, user: String) {
                     session.handle(Event::MediaConnected)
                 }
                 Some(MediaEvent::Failed(why)) => session.handle(Event::MediaFailed(why)),
+                Some(MediaEvent::ChannelOpen) => {
+                    app.viewer_ready(id);
+                    Vec::new()
+                }
                 None => break "media engine gone".to_string(),
             },
             _ = ping.tick() => {

@@ -68,6 +68,19 @@ impl KeysymMap {
     }
 }
 
+/// The keysym that types `c`: Latin-1 as itself, control characters as their keys, and
+/// everything else as a Unicode keysym (`0x01000000 + code point`), which X clients turn
+/// back into the character.
+pub fn char_keysym(c: char) -> u32 {
+    match c {
+        '\n' | '\r' => 0xff0d,
+        '\t' => 0xff09,
+        '\u{8}' => 0xff08,
+        '\u{20}'..='\u{7e}' | '\u{a0}'..='\u{ff}' => u32::from(c),
+        _ => 0x0100_0000 + u32::from(c),
+    }
+}
+
 fn upper_case_latin1(keysym: u32) -> Option<u32> {
     let c = char::from_u32(keysym).filter(|c| keysym <= 0xff && c.is_lowercase())?;
     let mut upper = c.to_uppercase();
@@ -179,6 +192,15 @@ mod tests {
     #[test]
     fn unmapped_keysym_is_an_error() {
         assert_eq!(press_plan(&us(), 0x20ac, &[]), Err(KeyError::Unmapped(0x20ac)));
+    }
+
+    #[test]
+    fn characters_map_to_latin1_or_unicode_keysyms() {
+        assert_eq!(char_keysym('a'), 0x61);
+        assert_eq!(char_keysym('ü'), 0xfc);
+        assert_eq!(char_keysym('€'), 0x0100_20ac);
+        assert_eq!(char_keysym('日'), 0x0100_65e5);
+        assert_eq!(char_keysym('\n'), 0xff0d);
     }
 
     #[test]

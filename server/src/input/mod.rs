@@ -1,5 +1,6 @@
 //! Input: the data-channel protocol (pure), keysym mapping (pure) and XTest injection.
 
+pub mod binder;
 pub mod keymap;
 pub mod protocol;
 pub mod x11;

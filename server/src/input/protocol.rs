@@ -4,6 +4,11 @@ use serde::Deserialize;
 
 /// Largest input message accepted; real ones are under 60 bytes.
 pub const MAX_INPUT_BYTES: usize = 4096;
+/// Largest clipboard chunk message: 48 KiB of base64 payload plus its envelope. Kept well
+/// under the 256 KiB SCTP message size browsers accept.
+pub const MAX_CLIP_MESSAGE_BYTES: usize = 96 * 1024;
+/// Longest composed/IME text in one `txt` message, in characters.
+pub const MAX_TEXT_CHARS: usize = 1024;
 
 /// A pointer button as the protocol numbers it (1 left, 2 middle, 3 right, 4 back, 5 forward).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -29,6 +34,29 @@ pub enum InputEvent {
     Key { keysym: u32, down: bool },
     ReleaseAll,
     KeyframeRequest,
+    /// Pointer-lock motion: move the pointer by this many remote pixels.
+    RelativeMove { dx: i32, dy: i32 },
+    /// Composed text (IME, dead keys, on-screen keyboards): typed character by character.
+    Text(String),
+    /// One piece of a clipboard transfer from the browser.
+    Clip(ClipChunk),
+    /// The browser's viewport in device pixels, for resize-to-fit; `dpr` sets the DPI.
+    Resize { width: u32, height: u32, dpr: f64 },
+    /// Stream settings from the client's settings panel; `None` leaves a value as it is.
+    Settings { framerate: Option<u32>, bitrate_kbps: Option<u32> },
+}
+
+/// A chunk of a clipboard transfer (`docs/protocol.md`): chunks of one `id` arrive in
+/// order (the channel is ordered and reliable) and the one with `last` completes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClipChunk {
+    pub id: u32,
+    /// `text/plain` or `image/png`.
+    pub mime: String,
+    pub seq: u32,
+    pub last: bool,
+    /// Base64 of this chunk's bytes.
+    pub data: String,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -56,7 +84,24 @@ enum Wire {
     ReleaseAll {},
     #[serde(rename = "kf")]
     Keyframe {},
+    #[serde(rename = "rm")]
+    Relative { dx: i64, dy: i64 },
+    #[serde(rename = "txt")]
+    Text { s: String },
+    #[serde(rename = "clip")]
+    Clip { id: u32, mime: String, seq: u32, last: bool, data: String },
+    #[serde(rename = "resize")]
+    Resize { w: i64, h: i64, dpr: Option<f64> },
+    #[serde(rename = "set")]
+    Settings { fps: Option<i64>, kbps: Option<i64> },
 }
+
+/// Clipboard formats that cross the data channel.
+pub const CLIP_MIMES: [&str; 2] = ["text/plain", "image/png"];
+/// Resize requests outside this range are refused (X screens are 16-bit; below 64 px
+/// nothing is usable).
+const MIN_SCREEN: i64 = 64;
+const MAX_SCREEN: i64 = 16384;
 
 /// The largest coordinate accepted: beyond any screen X can address (16-bit).
 const MAX_COORD: i64 = 32767;
@@ -66,10 +111,13 @@ const MAX_KEYSYM: i64 = 0x1FFF_FFFF;
 const MAX_WHEEL_NOTCHES: f64 = 100.0;
 
 pub fn parse_input(text: &str) -> Result<InputEvent, InputError> {
-    if text.len() > MAX_INPUT_BYTES {
+    if text.len() > MAX_CLIP_MESSAGE_BYTES {
         return Err(InputError::TooLarge(text.len()));
     }
     let wire: Wire = serde_json::from_str(text).map_err(|e| InputError::Malformed(e.to_string()))?;
+    if text.len() > MAX_INPUT_BYTES && !matches!(wire, Wire::Clip { .. }) {
+        return Err(InputError::TooLarge(text.len()));
+    }
     Ok(match wire {
         Wire::Move { x, y } => {
             if !(0..=MAX_COORD).contains(&x) || !(0..=MAX_COORD).contains(&y) {
@@ -97,6 +145,43 @@ pub fn parse_input(text: &str) -> Result<InputEvent, InputError> {
         }
         Wire::ReleaseAll {} => InputEvent::ReleaseAll,
         Wire::Keyframe {} => InputEvent::KeyframeRequest,
+        Wire::Relative { dx, dy } => {
+            if !(-MAX_COORD..=MAX_COORD).contains(&dx) || !(-MAX_COORD..=MAX_COORD).contains(&dy) {
+                return Err(InputError::OutOfRange("relative motion must be within ±32767"));
+            }
+            InputEvent::RelativeMove { dx: dx as i32, dy: dy as i32 }
+        }
+        Wire::Text { s } => {
+            if s.is_empty() || s.chars().count() > MAX_TEXT_CHARS {
+                return Err(InputError::OutOfRange("text must be 1..=1024 characters"));
+            }
+            InputEvent::Text(s)
+        }
+        Wire::Clip { id, mime, seq, last, data } => {
+            if !CLIP_MIMES.contains(&mime.as_str()) {
+                return Err(InputError::OutOfRange("clipboard type must be text/plain or image/png"));
+            }
+            InputEvent::Clip(ClipChunk { id, mime, seq, last, data })
+        }
+        Wire::Resize { w, h, dpr } => {
+            let dpr = dpr.unwrap_or(1.0);
+            if !(MIN_SCREEN..=MAX_SCREEN).contains(&w) || !(MIN_SCREEN..=MAX_SCREEN).contains(&h) {
+                return Err(InputError::OutOfRange("resize must be 64..=16384 pixels each way"));
+            }
+            if !dpr.is_finite() || !(0.25..=8.0).contains(&dpr) {
+                return Err(InputError::OutOfRange("device pixel ratio must be 0.25..=8"));
+            }
+            InputEvent::Resize { width: w as u32, height: h as u32, dpr }
+        }
+        Wire::Settings { fps, kbps } => {
+            if fps.is_some_and(|f| !(1..=120).contains(&f)) {
+                return Err(InputError::OutOfRange("frame rate must be 1..=120"));
+            }
+            if kbps.is_some_and(|k| !(100..=200_000).contains(&k)) {
+                return Err(InputError::OutOfRange("bitrate must be 100..=200000 kbit/s"));
+            }
+            InputEvent::Settings { framerate: fps.map(|f| f as u32), bitrate_kbps: kbps.map(|k| k as u32) }
+        }
     })
 }
 
@@ -141,6 +226,36 @@ mod tests {
         assert_eq!(parse_input(r#"{"t":"k","k":65,"d":false}"#), Ok(InputEvent::Key { keysym: 65, down: false }));
         assert_eq!(parse_input(r#"{"t":"r"}"#), Ok(InputEvent::ReleaseAll));
         assert_eq!(parse_input(r#"{"t":"kf"}"#), Ok(InputEvent::KeyframeRequest));
+        assert_eq!(parse_input(r#"{"t":"rm","dx":-5,"dy":7}"#), Ok(InputEvent::RelativeMove { dx: -5, dy: 7 }));
+        assert_eq!(parse_input(r#"{"t":"txt","s":"日本語"}"#), Ok(InputEvent::Text("日本語".into())));
+        assert_eq!(
+            parse_input(r#"{"t":"resize","w":1280,"h":720,"dpr":2}"#),
+            Ok(InputEvent::Resize { width: 1280, height: 720, dpr: 2.0 })
+        );
+        assert_eq!(
+            parse_input(r#"{"t":"set","fps":30}"#),
+            Ok(InputEvent::Settings { framerate: Some(30), bitrate_kbps: None })
+        );
+        let clip = format!(r#"{{"t":"clip","id":1,"mime":"text/plain","seq":0,"last":true,"data":"{}"}}"#, "A".repeat(60_000));
+        assert!(matches!(parse_input(&clip), Ok(InputEvent::Clip(c)) if c.data.len() == 60_000 && c.last));
+    }
+
+    #[test]
+    fn new_kinds_reject_bad_values() {
+        for bad in [
+            r#"{"t":"rm","dx":40000,"dy":0}"#,
+            r#"{"t":"txt","s":""}"#,
+            r#"{"t":"clip","id":1,"mime":"text/html","seq":0,"last":true,"data":""}"#,
+            r#"{"t":"resize","w":10,"h":720}"#,
+            r#"{"t":"resize","w":1280,"h":720,"dpr":0}"#,
+            r#"{"t":"set","fps":0}"#,
+            r#"{"t":"set","kbps":5}"#,
+        ] {
+            assert!(parse_input(bad).is_err(), "{bad:?} accepted");
+        }
+        let long_text = format!(r#"{{"t":"txt","s":"{}"}}"#, "x".repeat(5000));
+        assert_eq!(parse_input(&long_text), Err(InputError::TooLarge(long_text.len())));
+        assert_eq!(parse_input(&" ".repeat(200_000)), Err(InputError::TooLarge(200_000)));
     }
 
     #[test]
@@ -164,7 +279,8 @@ mod tests {
         ] {
             assert!(parse_input(bad).is_err(), "{bad:?} accepted");
         }
-        assert_eq!(parse_input(&" ".repeat(5000)), Err(InputError::TooLarge(5000)));
+        let padded = format!(r#"{{"t":"r"}}{}"#, " ".repeat(5000));
+        assert_eq!(parse_input(&padded), Err(InputError::TooLarge(padded.len())));
     }
 
     #[test]

@@ -16,7 +16,8 @@ use x11rb::protocol::xproto::{self, ConnectionExt as _};
 use x11rb::protocol::xtest::ConnectionExt as _;
 use x11rb::rust_connection::RustConnection;
 
-use super::keymap::{press_plan, FakeKey, KeysymMap, XK_SHIFT_L, XK_SHIFT_R};
+use super::binder::{spare_keycodes, KeycodeBinder};
+use super::keymap::{char_keysym, press_plan, FakeKey, KeyError, KeysymMap, XK_SHIFT_L, XK_SHIFT_R};
 use super::protocol::{InputEvent, Notches, WheelAccumulator};
 
 /// Identifies a viewer to the injector, so its held keys can be released when it leaves.
@@ -82,6 +83,9 @@ struct XSide {
     width: u16,
     height: u16,
     keymap: KeysymMap,
+    /// Spare keycodes for keysyms the keymap lacks.
+    binder: KeycodeBinder,
+    keysyms_per_keycode: u8,
 }
 
 impl XSide {
@@ -94,14 +98,78 @@ impl XSide {
             .map_err(|e| e.to_string())?
             .reply()
             .map_err(|e| format!("X display {display} lacks the XTEST extension: {e}"))?;
-        let (min, max) = (conn.setup().min_keycode, conn.setup().max_keycode);
-        let reply = conn
+        let mut side = Self {
+            conn,
+            root,
+            width,
+            height,
+            keymap: KeysymMap::default(),
+            binder: KeycodeBinder::default(),
+            keysyms_per_keycode: 1,
+        };
+        side.reload_keymap()?;
+        tracing::info!(spare_keycodes = side.binder.spare_count(), "input: keymap loaded");
+        Ok(side)
+    }
+
+    /// Reads the keymap; keycodes we bound ourselves count as spare, not as layout.
+    fn reload_keymap(&mut self) -> Result<(), String> {
+        let (min, max) = (self.conn.setup().min_keycode, self.conn.setup().max_keycode);
+        let reply = self
+            .conn
             .get_keyboard_mapping(min, max - min + 1)
             .map_err(|e| e.to_string())?
             .reply()
             .map_err(|e| format!("reading the keymap: {e}"))?;
-        let keymap = KeysymMap::from_mapping(min, reply.keysyms_per_keycode, &reply.keysyms);
-        Ok(Self { conn, root, width, height, keymap })
+        let per = reply.keysyms_per_keycode.max(1);
+        let mut syms = reply.keysyms;
+        for (i, row) in syms.chunks_mut(usize::from(per)).enumerate() {
+            let keycode = usize::from(min) + i;
+            if u8::try_from(keycode).is_ok_and(|kc| self.binder.is_bound(kc)) {
+                row.fill(0);
+            }
+        }
+        self.keymap = KeysymMap::from_mapping(min, per, &syms);
+        self.binder.set_spares(spare_keycodes(min, per, &syms));
+        self.keysyms_per_keycode = per;
+        Ok(())
+    }
+
+    /// Puts `keysym` on every column of `keycode` (or clears it with 0), so Shift, Caps
+    /// Lock and the group do not change what the key types.
+    fn map_keycode(&self, keycode: u8, keysym: u32) -> Result<(), String> {
+        let syms = vec![keysym; usize::from(self.keysyms_per_keycode)];
+        self.conn
+            .change_keyboard_mapping(1, keycode, self.keysyms_per_keycode, &syms)
+            .map(|_| ())
+            .map_err(|e| format!("changing the keymap: {e}"))
+    }
+
+    /// Periodic work: follow keymap changes made by others (a session running
+    /// setxkbmap) and give back temporary keycodes that have been idle.
+    fn maintain(&mut self) -> Result<(), String> {
+        let mut reload = false;
+        while let Some(event) = self.conn.poll_for_event().map_err(|e| e.to_string())? {
+            if let x11rb::protocol::Event::MappingNotify(e) = event {
+                reload |= e.request == xproto::Mapping::KEYBOARD;
+            }
+        }
+        for keycode in self.binder.expire(Instant::now()) {
+            self.map_keycode(keycode, 0)?;
+            tracing::debug!(keycode, "input: temporary keycode restored");
+        }
+        if reload {
+            self.reload_keymap()?;
+        }
+        self.conn.flush().map_err(|e| e.to_string())
+    }
+
+    /// Restores every temporary keycode, leaving the keymap as we found it.
+    fn restore_keymap(&mut self) {
+        for keycode in self.binder.drain() {
+            let _ = self.map_keycode(keycode, 0);
+        }
+        let _ = self.conn.flush();
     }
 
     fn fake(&self, kind: u8, detail: u8, x: i16, y: i16) -> Result<(), String> {
@@ -129,7 +197,47 @@ impl XSide {
         Ok(())
     }
 
-    fn apply(&self, held: &mut Held, event: InputEvent) -> Result<(), String> {
+    fn key_down(&mut self, held: &mut Held, keysym: u32) -> Result<(), String> {
+        if held.keys.contains_key(&keysym) {
+            return Ok(()); // browser auto-repeat: X repeats held keys itself
+        }
+        let keycode = match press_plan(&self.keymap, keysym, &held.shifts) {
+            Ok(plan) => {
+                for k in &plan {
+                    self.key(*k)?;
+                }
+                // press_plan succeeded, so the keysym has a position.
+                self.keymap.position(keysym).map(|p| p.keycode)
+            }
+            Err(KeyError::Unmapped(_)) => {
+                let bound = self.binder.press(keysym, Instant::now()).map_err(|e| e.to_string())?;
+                if bound.remap {
+                    self.map_keycode(bound.keycode, keysym)?;
+                    tracing::debug!(keysym = format_args!("{keysym:#x}"), keycode = bound.keycode, "input: keysym bound");
+                }
+                self.key(FakeKey { keycode: bound.keycode, press: true })?;
+                Some(bound.keycode)
+            }
+        };
+        if let Some(keycode) = keycode {
+            held.keys.insert(keysym, keycode);
+        }
+        if keysym == XK_SHIFT_L || keysym == XK_SHIFT_R {
+            held.shifts.extend(held.keys.get(&keysym));
+        }
+        Ok(())
+    }
+
+    fn key_up(&mut self, held: &mut Held, keysym: u32) -> Result<(), String> {
+        if let Some(keycode) = held.keys.remove(&keysym) {
+            held.shifts.retain(|&k| k != keycode);
+            self.key(FakeKey { keycode, press: false })?;
+            self.binder.release(keycode, Instant::now());
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, held: &mut Held, event: InputEvent) -> Result<(), String> {
         match event {
             InputEvent::PointerMove { x, y } => {
                 let x = x.min(u32::from(self.width.saturating_sub(1))) as i16;
@@ -149,37 +257,33 @@ impl XSide {
                 self.click(if y < 0 { 4 } else { 5 }, y.unsigned_abs())?;
                 self.click(if x < 0 { 6 } else { 7 }, x.unsigned_abs())?;
             }
-            InputEvent::Key { keysym, down: true } => {
-                if held.keys.contains_key(&keysym) {
-                    return Ok(()); // browser auto-repeat: X repeats held keys itself
-                }
-                let plan = press_plan(&self.keymap, keysym, &held.shifts).map_err(|e| e.to_string())?;
-                for k in &plan {
-                    self.key(*k)?;
-                }
-                // press_plan succeeded, so the keysym has a position.
-                if let Some(pos) = self.keymap.position(keysym) {
-                    held.keys.insert(keysym, pos.keycode);
-                }
-                if keysym == XK_SHIFT_L || keysym == XK_SHIFT_R {
-                    held.shifts.extend(held.keys.get(&keysym));
-                }
-            }
-            InputEvent::Key { keysym, down: false } => {
-                if let Some(keycode) = held.keys.remove(&keysym) {
-                    held.shifts.retain(|&k| k != keycode);
-                    self.key(FakeKey { keycode, press: false })?;
-                }
-            }
+            InputEvent::Key { keysym, down: true } => self.key_down(held, keysym)?,
+            InputEvent::Key { keysym, down: false } => self.key_up(held, keysym)?,
             InputEvent::ReleaseAll => self.release_all(held)?,
-            InputEvent::KeyframeRequest => {}
+            InputEvent::RelativeMove { dx, dy } => {
+                // XTest: detail 1 makes the motion relative to where the pointer is.
+                self.fake(xproto::MOTION_NOTIFY_EVENT, 1, clamp_i16(dx), clamp_i16(dy))?;
+            }
+            InputEvent::Text(text) => {
+                for c in text.chars() {
+                    let keysym = char_keysym(c);
+                    if held.keys.contains_key(&keysym) {
+                        self.key_up(held, keysym)?; // typing a held key's character types it again
+                    }
+                    self.key_down(held, keysym)?;
+                    self.key_up(held, keysym)?;
+                }
+            }
+            // Routed to other subsystems before reaching the injector.
+            InputEvent::KeyframeRequest | InputEvent::Clip(_) | InputEvent::Resize { .. } | InputEvent::Settings { .. } => {}
         }
         self.conn.flush().map_err(|e| e.to_string())
     }
 
-    fn release_all(&self, held: &mut Held) -> Result<(), String> {
+    fn release_all(&mut self, held: &mut Held) -> Result<(), String> {
         for (_, keycode) in held.keys.drain() {
             self.key(FakeKey { keycode, press: false })?;
+            self.binder.release(keycode, Instant::now());
         }
         held.shifts.clear();
         for b in held.buttons.drain() {
@@ -189,15 +293,39 @@ impl XSide {
     }
 }
 
+/// How often the injector looks at keymap changes and idle temporary keycodes.
+const MAINTAIN_EVERY: Duration = Duration::from_millis(250);
+
+fn clamp_i16(v: i32) -> i16 {
+    v.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16
+}
+
 fn run(display: String, rx: Receiver<Command>, counters: Arc<InputCounters>) {
     let mut x: Option<XSide> = None;
     let mut held: HashMap<ViewerKey, Held> = HashMap::new();
     let mut last_attempt: Option<Instant> = None;
+    let mut last_maintain = Instant::now();
     loop {
-        let cmd = match rx.recv_timeout(Duration::from_secs(5)) {
+        let received = rx.recv_timeout(MAINTAIN_EVERY);
+        // Also under a steady stream of events (pointer moves), so idle keycodes come back.
+        if last_maintain.elapsed() >= MAINTAIN_EVERY {
+            last_maintain = Instant::now();
+            if let Some(side) = x.as_mut() {
+                if let Err(e) = side.maintain() {
+                    tracing::warn!("input: lost the X connection: {e}");
+                    x = None;
+                }
+            }
+        }
+        let cmd = match received {
             Ok(c) => c,
             Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Disconnected) => {
+                if let Some(side) = x.as_mut() {
+                    side.restore_keymap();
+                }
+                return;
+            }
         };
         if x.is_none() && last_attempt.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
             last_attempt = Some(Instant::now());
@@ -210,7 +338,7 @@ fn run(display: String, rx: Receiver<Command>, counters: Arc<InputCounters>) {
                 Err(e) => tracing::error!("input: {e}; input is dropped until the display comes back"),
             }
         }
-        let result = match (&x, cmd) {
+        let result = match (&mut x, cmd) {
             (Some(side), Command::Event(viewer, event)) => {
                 let shown = format!("{event:?}");
                 side.apply(held.entry(viewer).or_default(), event).map_err(|e| (e, shown))

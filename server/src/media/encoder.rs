@@ -176,8 +176,23 @@ pub fn encoder_stages_from(kind: EncoderKind, p: &EncodeParams, input: RawFormat
                 .prop("aud", false),
         ],
     };
-    stages.push(Stage::caps(H264_OUTPUT_CAPS));
+    stages.push(Stage::caps(output_caps(kind)));
     stages
+}
+
+/// H.264 level x264 is told to signal whatever the resolution. x264 otherwise picks the
+/// level from the frame size, so a resize would change `profile-level-id` in the RTP caps,
+/// which every viewer's webrtcbin negotiated and then refuses (not-negotiated). 5.1 covers
+/// up to 4096x2160 and is decoded by every browser.
+pub const X264_FIXED_LEVEL: &str = "5.1";
+
+/// The caps after the encoder: [`H264_OUTPUT_CAPS`], plus the fixed level for x264 (which
+/// honours a level asked for downstream; hardware encoders pick their own).
+pub fn output_caps(kind: EncoderKind) -> String {
+    match kind {
+        EncoderKind::X264 => format!("{H264_OUTPUT_CAPS},level=(string){X264_FIXED_LEVEL}"),
+        _ => H264_OUTPUT_CAPS.to_string(),
+    }
 }
 
 /// The encoders to try, best first, for what the operator asked.
@@ -312,8 +327,13 @@ video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au
     #[test]
     fn every_chain_ends_in_browser_decodable_h264() {
         for kind in candidates(EncoderPreference::Auto) {
-            assert_eq!(encoder_stages(kind, &P).last(), Some(&Stage::caps(H264_OUTPUT_CAPS)), "{kind}");
+            let last = encoder_stages(kind, &P).last().cloned();
+            assert!(
+                matches!(&last, Some(Stage::Caps(c)) if c.starts_with(H264_OUTPUT_CAPS)),
+                "{kind}: {last:?}"
+            );
         }
+        assert!(output_caps(EncoderKind::X264).ends_with(",level=(string)5.1"));
     }
 
     #[test]

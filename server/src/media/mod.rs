@@ -22,6 +22,10 @@ use viewer::{ViewerBranch, BIN_PREFIX};
 
 /// How long without an encoded frame before the pipeline counts as stalled.
 const STALL_AFTER: Duration = Duration::from_secs(3);
+/// A viewer's data channel may hold this much unsent data before further messages to it
+/// are refused; large transfers (clipboard) wait for [`Desktop::data_buffered`] to drop.
+pub const DATA_BUFFER_LIMIT: u64 = 4 * 1024 * 1024;
+
 /// Keyframe requests closer together than this are merged: several viewers joining or
 /// several PLIs for the same loss need one keyframe, not a burst that floods the link.
 const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(250);
@@ -213,6 +217,64 @@ impl Desktop {
         if let Some(Some(b)) = self.viewers().get(&id).map(|s| s.branch.as_ref()) {
             b.add_ice(sdp_mline_index, candidate);
         }
+    }
+
+    /// Sends a text message to one viewer's data channel; false if it could not be sent
+    /// (channel not open, or the viewer is not reading and its buffer is full).
+    pub fn send_data(&self, id: u64, text: &str) -> bool {
+        self.viewers()
+            .get(&id)
+            .and_then(|s| s.branch.as_ref())
+            .is_some_and(|b| b.send_text(text, DATA_BUFFER_LIMIT))
+    }
+
+    /// Sends a text message to every viewer whose data channel is open.
+    pub fn broadcast_data(&self, text: &str) {
+        for slot in self.viewers().values() {
+            if let Some(b) = &slot.branch {
+                b.send_text(text, DATA_BUFFER_LIMIT);
+            }
+        }
+    }
+
+    /// Applies stream settings from a client's settings panel while streaming: the
+    /// encoder's bitrate (mutable while playing in x264enc, nvh264enc and vah264enc) and
+    /// the frame rate (the caps after the capture, which the source renegotiates).
+    pub fn apply_settings(&self, framerate: Option<u32>, bitrate_kbps: Option<u32>) {
+        if let Some(kbps) = bitrate_kbps {
+            if self.encoder.find_property("bitrate").is_some() {
+                self.encoder.set_property("bitrate", kbps);
+                tracing::info!(kbps, "bitrate changed");
+            } else {
+                tracing::warn!("this encoder has no bitrate property; bitrate unchanged");
+            }
+        }
+        if let Some(fps) = framerate {
+            let filter = self
+                .capture
+                .static_pad("src")
+                .and_then(|p| p.peer())
+                .and_then(|p| p.parent_element())
+                .filter(|e| e.find_property("caps").is_some());
+            let Some(filter) = filter else {
+                tracing::warn!("no caps filter after the capture; frame rate unchanged");
+                return;
+            };
+            let mut caps = filter.property::<gst::Caps>("caps");
+            caps.make_mut().set("framerate", gst::Fraction::new(fps as i32, 1));
+            filter.set_property("caps", &caps);
+            tracing::info!(fps, "frame rate changed");
+        }
+    }
+
+    /// Viewer ids present now.
+    pub fn viewer_ids(&self) -> Vec<u64> {
+        self.viewers().keys().copied().collect()
+    }
+
+    /// Bytes queued on a viewer's data channel, or `None` if it has no open channel.
+    pub fn data_buffered(&self, id: u64) -> Option<u64> {
+        self.viewers().get(&id).and_then(|s| s.branch.as_ref()).and_then(|b| b.data_buffered())
     }
 
     /// Tears a viewer's branch down. Blocking (waits for the branch to stop).

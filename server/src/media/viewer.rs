@@ -25,6 +25,9 @@ pub enum MediaEvent {
     AnswerRejected(String),
     /// DTLS is up: media reaches the browser from now on.
     Connected,
+    /// The `input` data channel is open: server-to-browser messages (cursor, clipboard)
+    /// can be sent from now on.
+    ChannelOpen,
     Failed(String),
 }
 
@@ -47,8 +50,9 @@ pub(super) struct ViewerBranch {
     pub bin: gst::Bin,
     webrtc: gst::Element,
     tee_pad: gst::Pad,
-    /// Kept alive for as long as the viewer: dropping it would close the channel.
-    _channel: Option<WebRTCDataChannel>,
+    /// Kept alive for as long as the viewer: dropping it would close the channel. Also
+    /// carries server-to-browser messages.
+    channel: Option<WebRTCDataChannel>,
 }
 
 impl ViewerBranch {
@@ -91,7 +95,7 @@ impl ViewerBranch {
         transceiver.set_property("direction", WebRTCRTPTransceiverDirection::Sendonly);
         transceiver.set_property("do-nack", true);
         if let Some(caps) = tee.static_pad("sink").and_then(|p| p.current_caps()) {
-            transceiver.set_property("codec-preferences", &caps);
+            transceiver.set_property("codec-preferences", &codec_preferences(&caps));
         }
 
         let queue_sink = queue.static_pad("sink").ok_or_else(|| MediaError::Link("queue without sink".into()))?;
@@ -114,9 +118,9 @@ impl ViewerBranch {
             return Err(MediaError::Link(format!("tee → viewer: {e:?}")));
         }
 
-        let channel = create_input_channel(&webrtc, on_input);
+        let channel = create_input_channel(&webrtc, on_input, events.clone());
         create_offer(&webrtc, events);
-        Ok(Self { bin, webrtc, tee_pad, _channel: channel })
+        Ok(Self { bin, webrtc, tee_pad, channel })
     }
 
     pub fn apply_answer(&self, sdp: &str, events: UnboundedSender<MediaEvent>) {
@@ -155,6 +159,27 @@ impl ViewerBranch {
         self.webrtc.emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
     }
 
+    /// Sends one text message on the data channel; false when it is not open (yet) or
+    /// its send buffer is over `max_buffered` bytes (a viewer that stopped reading).
+    pub fn send_text(&self, text: &str, max_buffered: u64) -> bool {
+        let Some(ch) = &self.channel else { return false };
+        if ch.ready_state() != gst_webrtc::WebRTCDataChannelState::Open || ch.buffered_amount() > max_buffered {
+            return false;
+        }
+        match ch.send_string_full(Some(text)) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(viewer = %self.bin.name(), "data channel send failed: {e}");
+                false
+            }
+        }
+    }
+
+    pub fn data_buffered(&self) -> Option<u64> {
+        let ch = self.channel.as_ref()?;
+        (ch.ready_state() == gst_webrtc::WebRTCDataChannelState::Open).then(|| ch.buffered_amount())
+    }
+
     pub fn add_ice(&self, sdp_mline_index: u32, candidate: &str) {
         self.webrtc.emit_by_name::<()>("add-ice-candidate", &[&sdp_mline_index, &candidate]);
     }
@@ -181,6 +206,17 @@ impl ViewerBranch {
         let _ = self.bin.set_state(gst::State::Null);
         let _ = pipeline.remove(&self.bin);
     }
+}
+
+/// The stream's RTP caps without the parameter sets: those change with every resize (new
+/// SPS), and webrtcbin refuses caps that no longer match its preferences. Browsers get the
+/// parameter sets in-band (`config-interval=-1`), not from the SDP.
+fn codec_preferences(caps: &gst::Caps) -> gst::Caps {
+    let mut caps = caps.clone();
+    for s in caps.make_mut().iter_mut() {
+        s.remove_field("sprop-parameter-sets");
+    }
+    caps
 }
 
 fn configure_ice(webrtc: &gst::Element, ice: &IceSettings, servers: &crate::turn::ViewerIce) {
@@ -230,7 +266,11 @@ fn connect_signals(webrtc: &gst::Element, events: UnboundedSender<MediaEvent>) {
     });
 }
 
-fn create_input_channel(webrtc: &gst::Element, on_input: InputHandler) -> Option<WebRTCDataChannel> {
+fn create_input_channel(
+    webrtc: &gst::Element,
+    on_input: InputHandler,
+    events: UnboundedSender<MediaEvent>,
+) -> Option<WebRTCDataChannel> {
     let options = gst::Structure::builder("application/data-channel").field("ordered", true).build();
     let channel = webrtc.emit_by_name::<Option<WebRTCDataChannel>>("create-data-channel", &[&"input", &options]);
     match &channel {
@@ -239,6 +279,9 @@ fn create_input_channel(webrtc: &gst::Element, on_input: InputHandler) -> Option
                 if let Some(text) = text {
                     on_input(text);
                 }
+            });
+            ch.connect_on_open(move |_| {
+                let _ = events.send(MediaEvent::ChannelOpen);
             });
         }
         None => tracing::warn!("webrtcbin refused to create the input data channel; this viewer cannot send input"),

@@ -1,0 +1,240 @@
+//! Resize-to-fit: the remote screen follows the browser window × devicePixelRatio.
+//!
+//! The browser asks for a size; this module adds a RandR mode for it on the fly, switches
+//! the output to it and resizes the screen, then sets the DPI (RandR physical size and
+//! `Xft.dpi`). The capture element sees the RandR change and renegotiates its caps, so the
+//! stream continues without restarting the pipeline or the WebRTC connection.
+//!
+//! Requests are debounced: dragging a window edge sends dozens, and each RandR switch
+//! makes every application relayout, so only the last one after a quiet moment counts.
+
+pub mod plan;
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::Duration;
+
+use x11rb::connection::Connection;
+use x11rb::protocol::randr::{self, ConnectionExt as _, ModeFlag, ModeInfo};
+use x11rb::protocol::xproto::{self, AtomEnum, ConnectionExt as _, PropMode};
+use x11rb::rust_connection::RustConnection;
+use x11rb::wrapper::ConnectionExt as _;
+
+use plan::{dpi_for, is_our_mode, millimetres, mode_name, target_size, with_xft_dpi, SizeRange};
+
+/// Quiet time after the last request before the screen is resized.
+const DEBOUNCE: Duration = Duration::from_millis(250);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResizeError {
+    #[error("cannot connect to X display {display}: {why}")]
+    Connect { display: String, why: String },
+    #[error("the X server does not support RandR 1.2 or later, so the screen cannot be resized")]
+    NoRandr,
+    #[error("the X server has no output to resize")]
+    NoOutput,
+    #[error("X request failed: {0}")]
+    X(String),
+}
+
+fn x_err(e: impl std::fmt::Display) -> ResizeError {
+    ResizeError::X(e.to_string())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Request {
+    width: u32,
+    height: u32,
+    dpr: f64,
+}
+
+/// Handle to the resize thread; cheap to clone.
+#[derive(Clone)]
+pub struct Resizer {
+    tx: Sender<Request>,
+}
+
+impl Resizer {
+    pub fn start(display: String) -> Self {
+        let (tx, rx) = mpsc::channel();
+        let spawned = std::thread::Builder::new().name("kelpie-resize".into()).spawn(move || run(&display, rx));
+        if let Err(e) = spawned {
+            tracing::error!("resize: cannot start its thread: {e}; the screen keeps its size");
+        }
+        Self { tx }
+    }
+
+    /// Asks for the screen to become `width` × `height` device pixels at `dpr`.
+    pub fn request(&self, width: u32, height: u32, dpr: f64) {
+        let _ = self.tx.send(Request { width, height, dpr });
+    }
+}
+
+fn run(display: &str, rx: Receiver<Request>) {
+    let mut last_applied: Option<Request> = None;
+    while let Ok(mut req) = rx.recv() {
+        // Keep the latest request until none has come for DEBOUNCE.
+        loop {
+            match rx.recv_timeout(DEBOUNCE) {
+                Ok(newer) => req = newer,
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+        if last_applied == Some(req) {
+            continue;
+        }
+        match resize(display, req.width, req.height, Some(dpi_for(req.dpr))) {
+            Ok((w, h)) => {
+                tracing::info!(width = w, height = h, dpi = dpi_for(req.dpr), "screen resized to fit the browser");
+                last_applied = Some(req);
+            }
+            Err(e) => tracing::warn!("resize to {}x{} refused: {e}", req.width, req.height),
+        }
+    }
+}
+
+/// Resizes `display` to (about) `width` × `height` and, with `dpi`, sets its DPI.
+/// Returns the size actually set.
+pub fn resize(display: &str, width: u32, height: u32, dpi: Option<u32>) -> Result<(u16, u16), ResizeError> {
+    let (conn, screen) = x11rb::connect(Some(display))
+        .map_err(|e| ResizeError::Connect { display: display.to_owned(), why: e.to_string() })?;
+    let root = conn.setup().roots[screen].root;
+    let version = conn.randr_query_version(1, 5).map_err(x_err)?.reply().map_err(|_| ResizeError::NoRandr)?;
+    if (version.major_version, version.minor_version) < (1, 2) {
+        return Err(ResizeError::NoRandr);
+    }
+    let range = conn.randr_get_screen_size_range(root).map_err(x_err)?.reply().map_err(x_err)?;
+    let range = SizeRange { min: (range.min_width, range.min_height), max: (range.max_width, range.max_height) };
+    let (w, h) = target_size(width, height, range);
+    let geometry = conn.get_geometry(root).map_err(x_err)?.reply().map_err(x_err)?;
+    let dpi = dpi.unwrap_or(96);
+    if (geometry.width, geometry.height) != (w, h) {
+        switch_mode(&conn, root, w, h, dpi)?;
+    } else {
+        // Same size, maybe another DPI: only the physical size changes.
+        conn.randr_set_screen_size(root, w, h, millimetres(w, dpi), millimetres(h, dpi)).map_err(x_err)?;
+    }
+    set_xft_dpi(&conn, root, dpi)?;
+    // A round trip: every request above has been processed when this returns.
+    conn.get_input_focus().map_err(x_err)?.reply().map_err(x_err)?;
+    Ok((w, h))
+}
+
+fn switch_mode(conn: &RustConnection, root: xproto::Window, w: u16, h: u16, dpi: u32) -> Result<(), ResizeError> {
+    let res = conn.randr_get_screen_resources_current(root).map_err(x_err)?.reply().map_err(x_err)?;
+    // The output that shows the screen: the first connected one with a CRTC.
+    let mut chosen = None;
+    for &output in &res.outputs {
+        let info = conn.randr_get_output_info(output, res.config_timestamp).map_err(x_err)?.reply().map_err(x_err)?;
+        let crtc = if info.crtc != 0 { info.crtc } else { info.crtcs.first().copied().unwrap_or(0) };
+        if crtc != 0 && info.connection == randr::Connection::CONNECTED {
+            chosen = Some((output, crtc, info.modes));
+            break;
+        }
+    }
+    let (output, crtc, output_modes) = chosen.ok_or(ResizeError::NoOutput)?;
+
+    let names = mode_names(&res);
+    let existing = res.modes.iter().zip(&names).find(|(m, _)| (m.width, m.height) == (w, h)).map(|(m, _)| m.id);
+    let mode = match existing {
+        Some(id) => id,
+        None => {
+            let name = mode_name(w, h);
+            let info = mode_info(w, h, name.len());
+            conn.randr_create_mode(root, info, name.as_bytes()).map_err(x_err)?.reply().map_err(x_err)?.mode
+        }
+    };
+    if !output_modes.contains(&mode) {
+        conn.randr_add_output_mode(output, mode).map_err(x_err)?.check().map_err(x_err)?;
+    }
+
+    let crtc_info = conn.randr_get_crtc_info(crtc, res.config_timestamp).map_err(x_err)?.reply().map_err(x_err)?;
+    let geometry = conn.get_geometry(root).map_err(x_err)?.reply().map_err(x_err)?;
+    let (mm_w, mm_h) = (millimetres(w, dpi), millimetres(h, dpi));
+    let grows = w > geometry.width || h > geometry.height;
+    if grows {
+        // The screen must hold the CRTC: grow it first (keeping the larger of both sides).
+        let (gw, gh) = (w.max(geometry.width), h.max(geometry.height));
+        conn.randr_set_screen_size(root, gw, gh, millimetres(gw, dpi), millimetres(gh, dpi))
+            .map_err(x_err)?
+            .check()
+            .map_err(x_err)?;
+    }
+    let rotation = if crtc_info.rotation.bits() == 0 { randr::Rotation::ROTATE0 } else { crtc_info.rotation };
+    let status = conn
+        .randr_set_crtc_config(crtc, res.timestamp, res.config_timestamp, 0, 0, mode, rotation, &[output])
+        .map_err(x_err)?
+        .reply()
+        .map_err(x_err)?
+        .status;
+    if status != randr::SetConfig::SUCCESS {
+        return Err(ResizeError::X(format!("the X server refused the new mode ({status:?})")));
+    }
+    conn.randr_set_screen_size(root, w, h, mm_w, mm_h).map_err(x_err)?.check().map_err(x_err)?;
+    forget_old_modes(conn, output, mode, &res, &names);
+    Ok(())
+}
+
+/// Mode names, in the order of `res.modes`.
+fn mode_names(res: &randr::GetScreenResourcesCurrentReply) -> Vec<Vec<u8>> {
+    let mut at = 0usize;
+    res.modes
+        .iter()
+        .map(|m| {
+            let len = usize::from(m.name_len);
+            let name = res.names.get(at..at + len).unwrap_or(&[]).to_vec();
+            at += len;
+            name
+        })
+        .collect()
+}
+
+/// Our earlier modes would pile up with every window resize; drop them (best effort).
+fn forget_old_modes(
+    conn: &RustConnection,
+    output: randr::Output,
+    current: randr::Mode,
+    res: &randr::GetScreenResourcesCurrentReply,
+    names: &[Vec<u8>],
+) {
+    for (m, name) in res.modes.iter().zip(names) {
+        if m.id != current && is_our_mode(name) {
+            let _ = conn.randr_delete_output_mode(output, m.id);
+            let _ = conn.randr_destroy_mode(m.id);
+        }
+    }
+}
+
+/// A mode for a virtual screen: no blanking, a nominal 60 Hz dot clock.
+fn mode_info(w: u16, h: u16, name_len: usize) -> ModeInfo {
+    ModeInfo {
+        id: 0,
+        width: w,
+        height: h,
+        dot_clock: u32::from(w) * u32::from(h) * 60,
+        hsync_start: w,
+        hsync_end: w,
+        htotal: w,
+        hskew: 0,
+        vsync_start: h,
+        vsync_end: h,
+        vtotal: h,
+        name_len: name_len as u16,
+        mode_flags: ModeFlag::from(0u32),
+    }
+}
+
+fn set_xft_dpi(conn: &RustConnection, root: xproto::Window, dpi: u32) -> Result<(), ResizeError> {
+    let atom = conn.intern_atom(false, b"RESOURCE_MANAGER").map_err(x_err)?.reply().map_err(x_err)?.atom;
+    let current = conn
+        .get_property(false, root, atom, AtomEnum::STRING, 0, 1 << 20)
+        .map_err(x_err)?
+        .reply()
+        .map_err(x_err)?;
+    let text = String::from_utf8_lossy(&current.value);
+    let updated = with_xft_dpi(&text, dpi);
+    if updated != text {
+        conn.change_property8(PropMode::REPLACE, root, atom, AtomEnum::STRING, updated.as_bytes()).map_err(x_err)?;
+    }
+    Ok(())
+}

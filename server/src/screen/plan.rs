@@ -1,0 +1,104 @@
+//! Pure decisions for resize-to-fit: which size to set, which DPI, and how to tell X
+//! clients about the DPI. Tested without an X server.
+
+/// Sizes the screen may take, from `RRGetScreenSizeRange`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeRange {
+    pub min: (u16, u16),
+    pub max: (u16, u16),
+}
+
+/// The size to set for a browser asking for `width` × `height` device pixels: clamped to
+/// what the X server allows and rounded down to even numbers, because H.264 with 4:2:0
+/// chroma needs even dimensions (odd ones would be cropped or refused by encoders).
+pub fn target_size(width: u32, height: u32, range: SizeRange) -> (u16, u16) {
+    let clamp = |v: u32, lo: u16, hi: u16| {
+        let hi = u32::from(hi.max(lo));
+        let v = v.clamp(u32::from(lo), hi);
+        let even = v & !1;
+        (if even < u32::from(lo) { v } else { even }) as u16
+    };
+    (clamp(width, range.min.0, range.max.0), clamp(height, range.min.1, range.max.1))
+}
+
+/// DPI for a device pixel ratio: 96 is X's 1×, so a 2× (Retina) browser gets 192 and
+/// applications draw text at the size the user's browser would.
+pub fn dpi_for(dpr: f64) -> u32 {
+    (96.0 * dpr).round().clamp(48.0, 480.0) as u32
+}
+
+/// Physical size in millimetres that makes X report `dpi` for `pixels`.
+pub fn millimetres(pixels: u16, dpi: u32) -> u32 {
+    ((f64::from(pixels) * 25.4 / f64::from(dpi.max(1))).round() as u32).max(1)
+}
+
+/// `RESOURCE_MANAGER` contents with `Xft.dpi` set to `dpi`, every other resource kept.
+/// Toolkits (GTK, Qt, Xlib apps) read Xft.dpi at start-up when no XSETTINGS daemon says
+/// otherwise, whatever the desktop environment.
+pub fn with_xft_dpi(resources: &str, dpi: u32) -> String {
+    let mut out: String = resources
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("Xft.dpi:"))
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    out.push_str(&format!("Xft.dpi:\t{dpi}\n"));
+    out
+}
+
+/// Name of a mode we create, so we can find and delete our own later.
+pub fn mode_name(width: u16, height: u16) -> String {
+    format!("{width}x{height}_kelpie")
+}
+
+pub fn is_our_mode(name: &[u8]) -> bool {
+    name.ends_with(b"_kelpie")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RANGE: SizeRange = SizeRange { min: (64, 64), max: (3840, 2160) };
+
+    #[test]
+    fn sizes_are_clamped_to_the_server_range_and_made_even() {
+        assert_eq!(target_size(1280, 720, RANGE), (1280, 720));
+        assert_eq!(target_size(1281, 721, RANGE), (1280, 720));
+        assert_eq!(target_size(8000, 9000, RANGE), (3840, 2160));
+        assert_eq!(target_size(10, 10, RANGE), (64, 64));
+    }
+
+    #[test]
+    fn an_odd_minimum_is_respected() {
+        let r = SizeRange { min: (65, 65), max: (100, 100) };
+        assert_eq!(target_size(65, 66, r), (65, 66));
+    }
+
+    #[test]
+    fn dpi_follows_the_device_pixel_ratio() {
+        assert_eq!(dpi_for(1.0), 96);
+        assert_eq!(dpi_for(2.0), 192);
+        assert_eq!(dpi_for(1.25), 120);
+        assert_eq!(dpi_for(100.0), 480);
+    }
+
+    #[test]
+    fn millimetres_give_back_the_dpi() {
+        let mm = millimetres(1920, 96);
+        assert_eq!(mm, 508);
+        assert!((1920.0 * 25.4 / f64::from(mm) - 96.0).abs() < 0.5);
+    }
+
+    #[test]
+    fn xft_dpi_is_replaced_and_other_resources_kept() {
+        let before = "Xcursor.size:\t24\nXft.dpi:\t96\nXft.antialias:\t1\n";
+        assert_eq!(with_xft_dpi(before, 192), "Xcursor.size:\t24\nXft.antialias:\t1\nXft.dpi:\t192\n");
+        assert_eq!(with_xft_dpi("", 120), "Xft.dpi:\t120\n");
+    }
+
+    #[test]
+    fn our_modes_are_recognised_by_name() {
+        assert!(is_our_mode(mode_name(800, 600).as_bytes()));
+        assert!(!is_our_mode(b"1920x1080"));
+    }
+}

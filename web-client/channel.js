@@ -1,0 +1,67 @@
+/**
+ * The `input` data channel as the rest of the client sees it: `send` a protocol message
+ * (dropped while disconnected, never queued: stale input is worse than none), `on` a
+ * server message type (cursor, clipboard, ...), and `onOpen` to (re)send state whenever a
+ * fresh channel opens after a reconnect.
+ */
+
+let channel = null;
+const handlers = new Map();
+const openHooks = [];
+
+/** Sends one message; returns false when it could not go out. */
+export function send(msg) {
+  if (!channel || channel.readyState !== 'open') return false;
+  channel.send(JSON.stringify(msg));
+  return true;
+}
+
+/** Bytes the browser still holds for the channel (large transfers pace on this). */
+export function buffered() {
+  return channel && channel.readyState === 'open' ? channel.bufferedAmount : Infinity;
+}
+
+export function isOpen() {
+  return !!channel && channel.readyState === 'open';
+}
+
+/** Registers the handler for server messages with `t === type` (one per type). */
+export function on(type, fn) {
+  handlers.set(type, fn);
+}
+
+export function onOpen(fn) {
+  openHooks.push(fn);
+  if (isOpen()) fn();
+}
+
+function dispatch(ev) {
+  let msg;
+  try {
+    msg = JSON.parse(ev.data);
+  } catch {
+    console.warn('kelpie: ignoring a data-channel message that is not JSON');
+    return;
+  }
+  const fn = msg && handlers.get(msg.t);
+  if (!fn) return;
+  try {
+    fn(msg);
+  } catch (err) {
+    console.error(`kelpie: handling '${msg.t}' failed`, err);
+  }
+}
+
+/** Called by the signalling session whenever the channel changes (null when gone). */
+export function setChannel(c) {
+  channel = c;
+  if (!c) return;
+  c.addEventListener('message', dispatch);
+  const opened = () => openHooks.forEach((fn) => fn());
+  if (c.readyState === 'open') opened();
+  else c.addEventListener('open', opened);
+}
+
+export function current() {
+  return channel;
+}

@@ -1,0 +1,366 @@
+/**
+ * Clipboard sync with the remote desktop (docs/protocol.md, "Clipboard"): UTF-8 text
+ * and PNG images, both ways, as `clip` chunks on the `input` data channel.
+ *
+ * Remote → here: chunks are joined and written with the async Clipboard API. Browsers
+ * refuse that without permission, focus or a secure context (Firefox, plain HTTP): then
+ * the content waits in the Clipboard panel for the user to copy, and a notice says so.
+ *
+ * Here → remote: when the page gains focus, the picture is clicked, or the user presses
+ * Ctrl+V (whose `paste` event carries the clipboard without any permission prompt), the
+ * local clipboard is read and sent if it differs from what we last sent or received.
+ * The panel's "Send to remote" is the manual fallback.
+ */
+import * as channel from './channel.js';
+
+/**
+ * Raw bytes per chunk: 60 KiB as base64, so a message stays under the 64 KiB SCTP
+ * max-message-size the server announces (the browser refuses bigger messages).
+ */
+export const CHUNK_RAW = 45 * 1024;
+/** Send the next chunk only while less than this is queued on the channel. */
+const PACE_BYTES = 512 * 1024;
+/** The server's default limit (--clipboard-max-bytes); larger content is not sent. */
+const MAX_BYTES = 16 * 1024 * 1024;
+const MIMES = ['text/plain', 'image/png'];
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export function toBase64(bytes) {
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+export function fromBase64(b64) {
+  const s = atob(b64);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+/** The `clip` messages carrying `clip` ({mime, bytes}) as transfer `id`. */
+export function chunkMessages(id, clip) {
+  const n = Math.max(1, Math.ceil(clip.bytes.length / CHUNK_RAW));
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const data = toBase64(clip.bytes.subarray(i * CHUNK_RAW, (i + 1) * CHUNK_RAW));
+    out.push({ t: 'clip', id, mime: clip.mime, seq: i, last: i === n - 1, data });
+  }
+  return out;
+}
+
+/**
+ * Joins `clip` chunks. Chunk 0 starts a transfer (dropping an unfinished one: the server
+ * moved on to newer content); anything out of sequence drops the transfer and throws.
+ */
+export class Reassembler {
+  constructor(maxBytes = MAX_BYTES) {
+    this.maxBytes = maxBytes;
+    this.current = null;
+  }
+
+  /** Returns {mime, bytes} when `msg` completes a transfer, else null. */
+  push(msg) {
+    if (msg.seq === 0) {
+      if (!MIMES.includes(msg.mime)) throw new Error(`unsupported clipboard type ${msg.mime}`);
+      this.current = { id: msg.id, mime: msg.mime, next: 0, parts: [], size: 0 };
+    }
+    const cur = this.current;
+    if (!cur || cur.id !== msg.id || cur.next !== msg.seq || cur.mime !== msg.mime) {
+      this.current = null;
+      throw new Error(`clipboard chunk ${msg.id}/${msg.seq} out of sequence`);
+    }
+    const part = fromBase64(msg.data);
+    cur.size += part.length;
+    if (cur.size > this.maxBytes) {
+      this.current = null;
+      throw new Error('clipboard content too large');
+    }
+    cur.parts.push(part);
+    cur.next += 1;
+    if (!msg.last) return null;
+    this.current = null;
+    const bytes = new Uint8Array(cur.size);
+    let at = 0;
+    for (const p of cur.parts) {
+      bytes.set(p, at);
+      at += p.length;
+    }
+    return { mime: cur.mime, bytes };
+  }
+}
+
+/** A cheap fingerprint (type, size, FNV-1a) to tell whether content changed. */
+export function fingerprint(clip) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < clip.bytes.length; i++) h = Math.imul(h ^ clip.bytes[i], 0x01000193);
+  return `${clip.mime}:${clip.bytes.length}:${(h >>> 0).toString(16)}`;
+}
+
+const textClip = (text) => ({ mime: 'text/plain', bytes: encoder.encode(text) });
+
+/** The clipboard content of a `paste` event: a PNG image if there is one, else text. */
+async function fromPasteEvent(ev) {
+  const data = ev.clipboardData;
+  if (!data) return null;
+  for (const item of data.items || []) {
+    if (item.kind === 'file' && item.type === 'image/png') {
+      const file = item.getAsFile();
+      if (file) return { mime: 'image/png', bytes: new Uint8Array(await file.arrayBuffer()) };
+    }
+  }
+  const text = data.getData('text/plain');
+  return text ? textClip(text) : null;
+}
+
+function el(tag, props = {}, children = []) {
+  const e = Object.assign(document.createElement(tag), props);
+  for (const c of children) e.append(c);
+  return e;
+}
+
+/** Wires the clipboard; `keyboard` is input.js's keyboard (for the Ctrl+V hook). */
+export function attachClipboard(video, keyboard) {
+  const reasm = new Reassembler();
+  const state = {
+    enabled: true,
+    /** Fingerprint of what we last sent or received: not sent again. */
+    lastKey: null,
+    /** Last content from the remote side: {mime, bytes}. */
+    remote: null,
+    received: 0,
+    sent: 0,
+    /** Why the last local clipboard write or read failed, for the notice and tests. */
+    lastError: null,
+  };
+  let nextId = 0;
+  let queue = Promise.resolve();
+  let pendingWrite = null;
+  let imageUrl = null;
+
+  // --- the panel -----------------------------------------------------------------
+  const toolbar = document.getElementById('toolbar');
+  const button = el('button', { type: 'button', id: 'clipboard-button', textContent: 'Clipboard',
+    title: 'Clipboard: copy from and paste to the remote desktop' });
+  button.setAttribute('aria-pressed', 'false');
+  const text = el('textarea', { id: 'clipboard-text', rows: 6, spellcheck: false,
+    placeholder: 'Remote clipboard text shows here. Paste here and press "Send to remote".' });
+  text.setAttribute('aria-label', 'Clipboard text');
+  const image = el('img', { id: 'clipboard-image', alt: 'Remote clipboard image', hidden: true });
+  const sendButton = el('button', { type: 'button', textContent: 'Send to remote' });
+  const copyButton = el('button', { type: 'button', textContent: 'Copy here' });
+  const status = el('p', { className: 'hint', id: 'clipboard-status' });
+  const panel = el('section', { id: 'clipboard-panel', className: 'panel', hidden: true }, [
+    el('h2', { textContent: 'Clipboard' }),
+    text,
+    image,
+    el('div', { className: 'row' }, [sendButton, copyButton]),
+    status,
+  ]);
+  document.body.append(panel);
+  toolbar?.append(button);
+  const notice = el('div', { id: 'clipboard-notice', className: 'notice', hidden: true, role: 'status' });
+  document.body.append(notice);
+  let noticeTimer = null;
+
+  function showNotice(msg) {
+    notice.textContent = msg;
+    notice.hidden = false;
+    clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(() => { notice.hidden = true; }, 5000);
+  }
+
+  // Typing in the panel is for the panel, not the remote desktop (keyboard.js listens on window).
+  for (const type of ['keydown', 'keyup', 'keypress']) panel.addEventListener(type, (ev) => ev.stopPropagation());
+  button.addEventListener('click', () => {
+    panel.hidden = !panel.hidden;
+    button.setAttribute('aria-pressed', String(!panel.hidden));
+    if (!panel.hidden) text.focus({ preventScroll: true });
+  });
+  // A pasted image in the panel is sent as it is.
+  text.addEventListener('paste', async (ev) => {
+    const clip = await fromPasteEvent(ev);
+    if (clip?.mime === 'image/png') {
+      ev.preventDefault();
+      showImage(clip);
+      enqueue(() => offer(clip, true));
+    }
+  });
+  sendButton.addEventListener('click', () => {
+    enqueue(() => offer(textClip(text.value), true)).then((ok) => {
+      status.textContent = ok ? 'Sent to the remote clipboard.' : 'Not sent (not connected?).';
+    });
+  });
+  copyButton.addEventListener('click', () => {
+    if (state.remote) writeLocal(state.remote).then((ok) => {
+      status.textContent = ok ? 'Copied to this computer\'s clipboard.' : 'Copy refused here: select the text and copy it yourself.';
+    });
+  });
+
+  function showImage(clip) {
+    if (imageUrl) URL.revokeObjectURL(imageUrl);
+    imageUrl = URL.createObjectURL(new Blob([clip.bytes], { type: 'image/png' }));
+    image.src = imageUrl;
+    image.hidden = false;
+  }
+
+  function showRemote(clip) {
+    if (clip.mime === 'text/plain') {
+      text.value = decoder.decode(clip.bytes);
+      image.hidden = true;
+    } else {
+      text.value = '';
+      showImage(clip);
+    }
+  }
+
+  // --- remote → local --------------------------------------------------------------
+  async function writeLocal(clip) {
+    try {
+      if (!navigator.clipboard || !window.isSecureContext) throw new Error('no clipboard access on a plain-HTTP page');
+      if (clip.mime === 'text/plain') {
+        await navigator.clipboard.writeText(decoder.decode(clip.bytes));
+      } else {
+        await navigator.clipboard.write([new ClipboardItem({ 'image/png': new Blob([clip.bytes], { type: 'image/png' }) })]);
+      }
+      state.lastError = null;
+      return true;
+    } catch (err) {
+      state.lastError = err.message || String(err);
+      return false;
+    }
+  }
+
+  async function received(clip) {
+    state.remote = clip;
+    state.lastKey = fingerprint(clip);
+    state.received += 1;
+    showRemote(clip);
+    if (await writeLocal(clip)) {
+      pendingWrite = null;
+    } else {
+      // Retried when the page gets focus back; meanwhile the panel holds it.
+      pendingWrite = clip;
+      showNotice('Remote clipboard received: open "Clipboard" to copy it (this browser blocked direct access).');
+    }
+  }
+
+  channel.on('clip', (msg) => {
+    let clip;
+    try {
+      clip = reasm.push(msg);
+    } catch (err) {
+      console.warn(`kelpie: ${err.message}`);
+      return;
+    }
+    if (clip) received(clip);
+  });
+  channel.on('clipoff', () => {
+    state.enabled = false;
+    button.hidden = true;
+    panel.hidden = true;
+  });
+
+  // --- local → remote --------------------------------------------------------------
+  function enqueue(fn) {
+    const p = queue.then(fn, fn);
+    queue = p.catch(() => {});
+    return p;
+  }
+
+  /** Sends `clip` unless it is what we last sent or received (`force`: send anyway). */
+  async function offer(clip, force = false) {
+    if (!state.enabled || !channel.isOpen()) return false;
+    const key = fingerprint(clip);
+    if (key === state.lastKey && !force) return false;
+    if (clip.bytes.length > MAX_BYTES) {
+      showNotice('Clipboard content too large to send to the remote desktop.');
+      return false;
+    }
+    state.lastKey = key;
+    const id = ++nextId;
+    for (const msg of chunkMessages(id, clip)) {
+      const until = Date.now() + 30_000;
+      while (channel.buffered() > PACE_BYTES && channel.isOpen() && Date.now() < until) await sleep(10);
+      if (!channel.send(msg)) {
+        state.lastKey = null; // try again on the next occasion
+        return false;
+      }
+    }
+    state.sent += 1;
+    return true;
+  }
+
+  /** Whether reading the clipboard is allowed without a prompt we did not ask for. */
+  async function mayRead() {
+    if (!navigator.clipboard?.read && !navigator.clipboard?.readText) return false;
+    try {
+      const p = await navigator.permissions.query({ name: 'clipboard-read' });
+      return p.state !== 'denied';
+    } catch {
+      return false; // Firefox has no such permission: its read() pops up a menu; use paste
+    }
+  }
+
+  async function readLocal() {
+    try {
+      if (navigator.clipboard.read) {
+        const items = await navigator.clipboard.read();
+        for (const item of items) {
+          if (item.types.includes('image/png')) {
+            const blob = await item.getType('image/png');
+            return { mime: 'image/png', bytes: new Uint8Array(await blob.arrayBuffer()) };
+          }
+        }
+        for (const item of items) {
+          if (item.types.includes('text/plain')) return textClip(await (await item.getType('text/plain')).text());
+        }
+        return null;
+      }
+      return textClip(await navigator.clipboard.readText());
+    } catch (err) {
+      state.lastError = err.message || String(err);
+      return null;
+    }
+  }
+
+  /** Reads the local clipboard and sends it if it changed. Resolves true if sent. */
+  function sync() {
+    return enqueue(async () => {
+      if (!state.enabled || !channel.isOpen() || !(await mayRead())) return false;
+      const clip = await readLocal();
+      return clip ? offer(clip) : false;
+    });
+  }
+
+  window.addEventListener('focus', () => {
+    if (pendingWrite) writeLocal(pendingWrite).then((ok) => { if (ok) pendingWrite = null; });
+    sync();
+  });
+  video.addEventListener('pointerdown', () => { sync(); });
+  keyboard?.setPasteHandler?.(async (ev) => {
+    const clip = await fromPasteEvent(ev);
+    if (clip) await enqueue(() => offer(clip));
+  });
+  channel.onOpen(() => {
+    // A new session: the server will push its clipboard; ours goes if we have focus.
+    reasm.current = null;
+    if (document.hasFocus()) sync();
+  });
+
+  return {
+    sync,
+    /** Sends content now, e.g. from tests: `{mime, bytes}` or a string. */
+    send: (clip) => enqueue(() => offer(typeof clip === 'string' ? textClip(clip) : clip, true)),
+    get enabled() { return state.enabled; },
+    get last() { return state.remote; },
+    get lastText() { return state.remote?.mime === 'text/plain' ? decoder.decode(state.remote.bytes) : null; },
+    get received() { return state.received; },
+    get sent() { return state.sent; },
+    get lastError() { return state.lastError; },
+    panel,
+  };
+}

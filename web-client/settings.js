@@ -1,0 +1,162 @@
+/**
+ * The settings panel and what it controls: frame rate and bitrate (sent to the server),
+ * resize mode (the remote screen follows this window × devicePixelRatio, or keeps its
+ * size and is scaled here), scaling, pointer lock, fullscreen and the on-screen keyboard.
+ * Choices are remembered per browser in localStorage.
+ */
+import * as channel from './channel.js';
+
+const STORE_KEY = 'kelpie.settings';
+/** Quiet time after the last window resize before the remote screen follows. */
+const RESIZE_DEBOUNCE_MS = 300;
+
+export const DEFAULTS = Object.freeze({
+  /** 0 = the server's setting. */
+  fps: 0,
+  kbps: 0,
+  /** 'remote': the remote screen is resized to fit; 'scale': it keeps its size. */
+  resize: 'remote',
+  /** 'fit': scale to the window; 'shrink': never enlarge past 1 remote px per device px. */
+  scaling: 'fit',
+});
+
+/** Settings merged over the defaults; unknown or malformed stored values are ignored. */
+export function loadSettings(storage = globalThis.localStorage) {
+  let stored = {};
+  try {
+    stored = JSON.parse(storage?.getItem(STORE_KEY) || '{}') || {};
+  } catch { /* corrupt or blocked storage: defaults */ }
+  const out = { ...DEFAULTS };
+  if (Number.isInteger(stored.fps) && stored.fps >= 0 && stored.fps <= 120) out.fps = stored.fps;
+  if (Number.isInteger(stored.kbps) && stored.kbps >= 0 && stored.kbps <= 200000) out.kbps = stored.kbps;
+  if (['remote', 'scale'].includes(stored.resize)) out.resize = stored.resize;
+  if (['fit', 'shrink'].includes(stored.scaling)) out.scaling = stored.scaling;
+  return out;
+}
+
+function saveSettings(s, storage = globalThis.localStorage) {
+  try {
+    storage?.setItem(STORE_KEY, JSON.stringify(s));
+  } catch { /* private mode: not remembered */ }
+}
+
+/** The remote size for this window: device pixels, even (H.264 4:2:0 needs it). */
+export function fitSize(cssWidth, cssHeight, dpr) {
+  const even = (v) => Math.max(64, Math.floor(v / 2) * 2);
+  return { w: even(cssWidth * dpr), h: even(cssHeight * dpr) };
+}
+
+function el(tag, props = {}, children = []) {
+  const e = Object.assign(document.createElement(tag), props);
+  for (const c of children) e.append(c);
+  return e;
+}
+
+function select(name, options, value) {
+  const s = el('select', { name });
+  for (const [v, label] of options) s.append(el('option', { value: String(v), textContent: label }));
+  s.value = String(value);
+  return s;
+}
+
+export function attachSettings(video, input) {
+  const settings = loadSettings();
+  const toolbar = document.getElementById('toolbar');
+
+  const fps = select('fps', [[0, 'server default'], [15, '15'], [24, '24'], [30, '30'], [60, '60']], settings.fps);
+  const kbps = select('kbps', [[0, 'server default'], [2000, '2 Mbit/s'], [4000, '4 Mbit/s'], [8000, '8 Mbit/s'],
+    [16000, '16 Mbit/s'], [30000, '30 Mbit/s']], settings.kbps);
+  const resize = select('resize', [['remote', 'resize remote to fit'], ['scale', 'keep remote size']],
+    settings.resize);
+  const scaling = select('scaling', [['fit', 'fit to window'], ['shrink', 'shrink only (crisp)']],
+    settings.scaling);
+  const lockButton = el('button', { type: 'button', textContent: 'Pointer lock' });
+  const fullButton = el('button', { type: 'button', textContent: 'Fullscreen' });
+  const panel = el('section', { id: 'settings-panel', className: 'panel', hidden: true }, [
+    el('h2', { textContent: 'Settings' }),
+    el('label', {}, ['Frame rate', fps]),
+    el('label', {}, ['Bitrate', kbps]),
+    el('label', {}, ['Screen size', resize]),
+    el('label', {}, ['Scaling', scaling]),
+    el('label', {}, ['Relative mouse (3D, games)', lockButton]),
+    el('label', {}, ['Whole screen', fullButton]),
+    el('p', { className: 'hint', textContent:
+      'Ctrl+Alt+Shift+L toggles pointer lock; Esc leaves it. In fullscreen, shortcuts like Ctrl+W and Alt+Tab '
+      + 'go to the remote desktop (Chromium). Settings are remembered in this browser.' }),
+  ]);
+  document.body.append(panel);
+
+  const gear = el('button', { type: 'button', title: 'Settings', textContent: '⚙' });
+  gear.setAttribute('aria-controls', panel.id);
+  gear.addEventListener('click', () => {
+    panel.hidden = !panel.hidden;
+    gear.setAttribute('aria-pressed', String(!panel.hidden));
+  });
+  const kbd = el('button', { type: 'button', title: 'On-screen keyboard', textContent: '⌨' });
+  // A tap is a user gesture: focusing the text sink brings up the phone's keyboard.
+  kbd.addEventListener('click', () => input.keyboard.focus());
+  toolbar?.append(gear, kbd);
+
+  lockButton.addEventListener('click', () => input.togglePointerLock());
+  fullButton.addEventListener('click', () => toggleFullscreen());
+
+  function toggleFullscreen() {
+    if (document.fullscreenElement) return document.exitFullscreen();
+    return document.documentElement.requestFullscreen?.({ navigationUI: 'hide' }).catch(() => {});
+  }
+
+  function sendStream() {
+    const msg = { t: 'set' };
+    if (settings.fps) msg.fps = settings.fps;
+    if (settings.kbps) msg.kbps = settings.kbps;
+    if (msg.fps || msg.kbps) channel.send(msg);
+  }
+
+  let resizeTimer = 0;
+  let lastSize = '';
+  function sendSize(force = false) {
+    if (settings.resize !== 'remote') return;
+    const dpr = window.devicePixelRatio || 1;
+    const { w, h } = fitSize(window.innerWidth, window.innerHeight, dpr);
+    const key = `${w}x${h}@${dpr}`;
+    if (!force && key === lastSize) return;
+    if (channel.send({ t: 'resize', w, h, dpr })) lastSize = key;
+  }
+  window.addEventListener('resize', () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(sendSize, RESIZE_DEBOUNCE_MS);
+  });
+
+  function applyScaling() {
+    document.body.classList.toggle('shrink', settings.scaling === 'shrink');
+    const dpr = window.devicePixelRatio || 1;
+    if (video.videoWidth) {
+      document.body.style.setProperty('--remote-css-width', `${video.videoWidth / dpr}px`);
+      document.body.style.setProperty('--remote-css-height', `${video.videoHeight / dpr}px`);
+    }
+  }
+  video.addEventListener('resize', applyScaling); // the stream's size changed
+
+  function changed() {
+    settings.fps = Number(fps.value);
+    settings.kbps = Number(kbps.value);
+    settings.resize = resize.value;
+    settings.scaling = scaling.value;
+    saveSettings(settings);
+    applyScaling();
+  }
+  fps.addEventListener('change', () => { changed(); sendStream(); });
+  kbps.addEventListener('change', () => { changed(); sendStream(); });
+  resize.addEventListener('change', () => { changed(); sendSize(true); });
+  scaling.addEventListener('change', changed);
+
+  // A fresh data channel (first connect or a reconnect): tell the server what we want.
+  channel.onOpen(() => {
+    lastSize = '';
+    sendStream();
+    sendSize(true);
+  });
+  applyScaling();
+
+  return { settings, toggleFullscreen, sendSize };
+}
