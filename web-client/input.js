@@ -204,6 +204,8 @@ export function attachInput(video, send) {
     rel.x = 0;
     rel.y = 0;
     video.classList.toggle('locked', locked());
+    // The browser hides every cursor in pointer lock: the server draws it into the video.
+    send({ t: 'lock', on: locked() });
   });
 
   return {

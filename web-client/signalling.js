@@ -164,6 +164,12 @@ export class Session {
       });
     };
     pc.ontrack = (ev) => {
+      // A desktop wants the newest frame, not smooth playback: ask the receiver for no
+      // extra jitter buffering (Chromium's default adds tens of milliseconds).
+      try {
+        if ('jitterBufferTarget' in ev.receiver) ev.receiver.jitterBufferTarget = 0;
+        else ev.receiver.playoutDelayHint = 0;
+      } catch { /* older browsers: default buffering */ }
       this.hooks.onTrack?.(ev.streams[0] || new MediaStream([ev.track]));
     };
     pc.ondatachannel = (ev) => {

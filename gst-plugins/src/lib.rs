@@ -8,6 +8,7 @@
 //! | `kelpiexsrc` | damage-aware X11 capture (XShm + XDamage) straight to I420 |
 
 pub mod convert;
+pub mod sprite;
 pub mod xsrc;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {

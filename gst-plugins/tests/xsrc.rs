@@ -105,6 +105,42 @@ fn damage_makes_a_frame_and_a_still_screen_makes_none() {
     p.set_state(gst::State::Null).unwrap();
 }
 
+/// The brightest luma in a 24×24 box centred on (x, y).
+fn max_y_around(sample: &gst::Sample, x: usize, y: usize) -> u8 {
+    (y - 12..y + 12).flat_map(|yy| (x - 12..x + 12).map(move |xx| (xx, yy))).map(|(xx, yy)| y_at(sample, xx, yy)).max().unwrap()
+}
+
+#[test]
+fn show_pointer_draws_the_cursor_and_follows_it_without_damage() {
+    init();
+    let x = Xvfb::start(320, 240);
+    let (conn, screen) = x11rb::connect(Some(&x.display)).unwrap();
+    let root = conn.setup().roots[screen].root;
+    conn.warp_pointer(x11rb::NONE, root, 0, 0, 0, 0, 100, 100).unwrap();
+    conn.sync().unwrap();
+    let (p, sink) = pipeline(&format!(
+        "kelpiexsrc name=src display={} idle-interval=0 ! video/x-raw,framerate=30/1 ! appsink name=sink sync=false",
+        x.display
+    ));
+    let plain = pull(&sink, Duration::from_secs(5)).expect("an initial frame");
+    assert_eq!(max_y_around(&plain, 100, 100), 16, "no cursor in the picture by default");
+
+    p.by_name("src").unwrap().set_property("show-pointer", true);
+    let with = pull(&sink, Duration::from_secs(2)).expect("switching the cursor on makes a frame");
+    assert!(max_y_around(&with, 100, 100) > 100, "the cursor (white outline) is drawn at the pointer");
+
+    conn.warp_pointer(x11rb::NONE, root, 0, 0, 0, 0, 200, 150).unwrap();
+    conn.sync().unwrap();
+    let moved = pull(&sink, Duration::from_secs(2)).expect("a pointer move makes a frame without any damage");
+    assert_eq!(max_y_around(&moved, 100, 100), 16, "the old position is clean again");
+    assert!(max_y_around(&moved, 200, 150) > 100, "the cursor is at the new position");
+
+    p.by_name("src").unwrap().set_property("show-pointer", false);
+    let off = pull(&sink, Duration::from_secs(2)).expect("switching it off makes a frame");
+    assert_eq!(max_y_around(&off, 200, 150), 16, "and the cursor is gone");
+    p.set_state(gst::State::Null).unwrap();
+}
+
 #[test]
 fn idle_interval_and_refresh_produce_frames_on_a_still_screen() {
     init();
@@ -247,6 +283,8 @@ fn gst_inspect_shows_the_element_and_its_documented_properties() {
         "X display to capture",
         "idle-interval",
         "Milliseconds between repeated frames",
+        "show-pointer",
+        "Draw the X cursor into the picture",
         "\"refresh\"",
         "format: I420",
     ] {

@@ -141,6 +141,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         files: Arc::new(http::files::FilesState::from_config(&config.files, &config.allowed_origins)),
         cursor,
         resizer: config.resize.then(|| screen::Resizer::start(screen.name.clone())),
+        pointer_locked: Mutex::new(Default::default()),
     });
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("Kelpie is streaming display {} at {scheme}://{addr}{}", screen.name, config.base_path);

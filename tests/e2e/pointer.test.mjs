@@ -53,8 +53,14 @@ describe('pointer and touch', { timeout: 180_000 }, () => {
     }, { timeoutMs: 5000 }).catch(() => {});
     assert.deepEqual({ x: lastMotion(from)?.x, y: lastMotion(from)?.y }, want,
       env.why(`motions: ${JSON.stringify(env.probeEvents.slice(from).filter((e) => e.ev === 'motion'))}`));
+    // While locked the server draws the cursor into the video (the browser shows none).
+    const log = () => env.procs.find((p) => p.name === 'kelpie')?.lines.join('\n') ?? '';
+    await waitFor('the server to draw the cursor', () => /cursor drawn into the video.*on=true/.test(log()),
+      { timeoutMs: 5000 });
     await page.keyboard.press('Control+Alt+Shift+KeyL');
     await page.waitForFunction(() => !window.kelpie.input.pointerLocked, null, { timeout: 5000 });
+    await waitFor('the server to stop drawing it', () => /cursor drawn into the video.*on=false/.test(log()),
+      { timeoutMs: 5000 });
   });
 
   test('vertical and horizontal wheel produce X wheel buttons, smooth deltas add up', async () => {

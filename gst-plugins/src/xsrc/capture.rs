@@ -17,6 +17,7 @@ use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
 
 use crate::convert::Rect;
+use crate::sprite::Sprite;
 
 /// Above this many damage rectangles, one bounding box is cheaper than many round trips.
 const MAX_RECTS: usize = 16;
@@ -161,6 +162,27 @@ impl XCapture {
     /// The whole-screen BGRx frame (stride = width × 4).
     pub fn frame(&self) -> &[u8] {
         &self.segment.bytes()[..frame_bytes(self.width, self.height)]
+    }
+
+    /// The whole-screen BGRx frame, for drawing the cursor into it.
+    pub fn frame_mut(&mut self) -> &mut [u8] {
+        let n = frame_bytes(self.width, self.height);
+        &mut self.segment.bytes_mut()[..n]
+    }
+
+    /// The cursor image and where the pointer is now (one round trip).
+    pub fn cursor(&self) -> Result<Sprite, CaptureError> {
+        let c = self.conn.xfixes_get_cursor_image().map_err(lost)?.reply().map_err(lost)?;
+        Ok(Sprite {
+            x: i32::from(c.x),
+            y: i32::from(c.y),
+            width: u32::from(c.width),
+            height: u32::from(c.height),
+            xhot: u32::from(c.xhot),
+            yhot: u32::from(c.yhot),
+            serial: c.cursor_serial,
+            pixels: c.cursor_image,
+        })
     }
 
     /// Drains pending X events.

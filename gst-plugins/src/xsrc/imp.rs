@@ -12,6 +12,7 @@ use gst_base::subclass::prelude::*;
 
 use super::capture::{CaptureError, XCapture};
 use crate::convert::{bgrx_to_i420, I420Layout, Rect};
+use crate::sprite::Sprite;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new("kelpiexsrc", gst::DebugColorFlags::empty(), Some("Kelpie X11 damage source"))
@@ -35,11 +36,12 @@ const DEFAULT_FPS: i32 = 30;
 struct Settings {
     display: Option<String>,
     idle_interval_ms: u32,
+    show_pointer: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { display: None, idle_interval_ms: DEFAULT_IDLE_INTERVAL_MS }
+        Self { display: None, idle_interval_ms: DEFAULT_IDLE_INTERVAL_MS, show_pointer: false }
     }
 }
 
@@ -61,6 +63,11 @@ struct Running {
     credit_at: Instant,
     pool: Option<gst::BufferPool>,
     frames: u64,
+    /// The cursor as last drawn into the frame (show-pointer), so its area can be
+    /// restored from X when it moves or is switched off.
+    drawn_cursor: Option<Sprite>,
+    /// The cursor as it is now, when it differs from `drawn_cursor`.
+    cursor_moved: Option<Sprite>,
 }
 
 pub struct KelpieXSrc {
@@ -125,6 +132,12 @@ impl ObjectImpl for KelpieXSrc {
                     .blurb("X display to capture, e.g. :1 (default: $DISPLAY)")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("show-pointer")
+                    .nick("Show pointer")
+                    .blurb("Draw the X cursor into the picture (for viewers in pointer lock, who see no other cursor)")
+                    .default_value(false)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecUInt::builder("idle-interval")
                     .nick("Idle interval")
                     .blurb("Milliseconds between repeated frames while the screen is still (0 = never)")
@@ -155,6 +168,12 @@ impl ObjectImpl for KelpieXSrc {
         match pspec.name() {
             "display" => s.display = value.get().ok().flatten(),
             "idle-interval" => s.idle_interval_ms = value.get().unwrap_or(DEFAULT_IDLE_INTERVAL_MS),
+            "show-pointer" => {
+                s.show_pointer = value.get().unwrap_or(false);
+                drop(s);
+                // Wake `create` so the cursor appears (or goes) without waiting for damage.
+                poke(self.wake_tx.as_raw_fd());
+            }
             _ => {}
         }
     }
@@ -164,6 +183,7 @@ impl ObjectImpl for KelpieXSrc {
         match pspec.name() {
             "display" => s.display.to_value(),
             "idle-interval" => s.idle_interval_ms.to_value(),
+            "show-pointer" => s.show_pointer.to_value(),
             _ => unreachable!("unknown property {}", pspec.name()),
         }
     }
@@ -251,6 +271,8 @@ impl BaseSrcImpl for KelpieXSrc {
             credit_at: Instant::now(),
             pool: None,
             frames: 0,
+            drawn_cursor: None,
+            cursor_moved: None,
         });
         Ok(())
     }
@@ -339,8 +361,10 @@ enum Step {
 
 impl PushSrcImpl for KelpieXSrc {
     fn create(&self, _buffer: Option<&mut gst::BufferRef>) -> Result<CreateSuccess, gst::FlowError> {
-        let idle =
-            Duration::from_millis(u64::from(self.settings.lock().unwrap_or_else(|e| e.into_inner()).idle_interval_ms));
+        let (idle, show_pointer) = {
+            let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+            (Duration::from_millis(u64::from(s.idle_interval_ms)), s.show_pointer)
+        };
         loop {
             if self.flushing.load(Ordering::SeqCst) {
                 return Err(gst::FlowError::Flushing);
@@ -356,6 +380,25 @@ impl PushSrcImpl for KelpieXSrc {
                     r.damaged_at = Some(Instant::now());
                 }
                 r.dirty |= changes.damaged;
+                // The pointer moves without damaging anything: look where it is now.
+                if show_pointer || r.drawn_cursor.is_some() {
+                    let now_cursor = if show_pointer { Some(r.capture.cursor().map_err(|e| {
+                        self.post_error_message(self.error_for(&e));
+                        gst::FlowError::Error
+                    })?) } else { None };
+                    let changed = match (&r.drawn_cursor, &now_cursor) {
+                        (Some(a), Some(b)) => a.looks_different(b),
+                        (None, None) => false,
+                        _ => true,
+                    };
+                    if changed {
+                        if !r.dirty {
+                            r.damaged_at = Some(Instant::now());
+                        }
+                        r.dirty = true;
+                    }
+                    r.cursor_moved = now_cursor;
+                }
                 if changes.resized {
                     Step::Renegotiate
                 } else {
@@ -377,6 +420,9 @@ impl PushSrcImpl for KelpieXSrc {
                         Step::Produce { damaged: r.dirty }
                     } else if wanted {
                         Step::Wait(due - now)
+                    } else if show_pointer {
+                        // No event tells us the pointer moved: look again next frame.
+                        Step::Wait(r.frame_interval)
                     } else if idle.is_zero() {
                         Step::Wait(Duration::from_millis(500))
                     } else {
@@ -441,15 +487,25 @@ impl KelpieXSrc {
             // Damage is taken (cleared) before grabbing, so a change during the grab is
             // reported again rather than lost.
             let damage = r.capture.take_damage().map_err(fail)?;
-            let rects = if r.need_full {
+            let mut rects = if r.need_full {
                 r.need_full = false;
                 vec![Rect { x: 0, y: 0, w: r.capture.width, h: r.capture.height }]
             } else {
                 damage
             };
+            // The old cursor's area comes back clean from X; the new one is drawn over a
+            // clean grab too (damage under it would otherwise erase it).
+            let (sw, sh) = (r.capture.width, r.capture.height);
+            let cursor = r.cursor_moved.take();
+            rects.extend(r.drawn_cursor.take().and_then(|c| c.rect(sw, sh)));
+            rects.extend(cursor.as_ref().and_then(|c| c.rect(sw, sh)));
             let grabbed = r.capture.grab(&rects).map_err(fail)?;
             let (w, h) = (r.layout.width, r.layout.height);
             let stride = r.capture.width as usize * 4;
+            if let Some(c) = &cursor {
+                c.draw(r.capture.frame_mut(), stride, sw, sh);
+            }
+            r.drawn_cursor = cursor;
             for rect in grabbed {
                 let even = rect.to_even(w, h);
                 if even.area() > 0 {

@@ -96,7 +96,9 @@ struct Inbox {
 impl Inbox {
     fn take(&mut self, cmd: Command) -> Option<Clip> {
         let Command::Chunk(viewer, chunk) = cmd;
-        self.partial.retain(|_, (r, t)| r.in_progress() && t.elapsed() < STALE_PARTIAL);
+        // Forget senders silent for a while (they left); keep the others' state, which
+        // includes the transfer they last had dropped.
+        self.partial.retain(|_, (_, t)| t.elapsed() < STALE_PARTIAL);
         let max = self.max_bytes;
         let (r, touched) = self.partial.entry(viewer).or_insert_with(|| (Reassembler::new(max), Instant::now()));
         *touched = Instant::now();
@@ -447,6 +449,7 @@ impl<'a> XSide<'a> {
         }
         if prop.type_ == self.atoms.incr {
             // Deleting the INCR property (done by the read) tells the owner to send.
+            tracing::debug!("clipboard: the X owner sends by INCR");
             if let Some(f) = self.fetch.as_mut() {
                 f.incr = Some(Vec::new());
                 f.deadline = Instant::now() + FETCH_TIMEOUT;

@@ -109,10 +109,11 @@ pub struct Config {
 
     /// Send the remote X cursor's image to browsers, which show it as the mouse cursor
     /// over the video (changes arrive within one round trip, independent of the video
-    /// frame rate). `off` leaves the browser's own arrow over the video (the capture never
-    /// draws the pointer into the picture).
+    /// frame rate). `off` leaves the browser's own arrow over the video (outside pointer
+    /// lock the capture does not draw the pointer into the picture).
     #[arg(long, env = "KELPIE_REMOTE_CURSOR", default_value = "on", value_name = "on|off",
-          value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+          value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set,
+          hide_possible_values = true)]
     pub remote_cursor: bool,
 
     #[command(flatten)]

@@ -12,4 +12,4 @@ pub mod name;
 pub mod store;
 
 pub use name::{FileName, NameError};
-pub use store::{human_size, Entry, FileShare, Stored, StoreError, Upload};
+pub use store::{human_size, Entry, FileShare, StoreError, Stored, Upload};

@@ -224,7 +224,11 @@ impl Upload {
             return Err(StoreError::TooLarge(self.limit));
         }
         let Some(file) = self.file.as_mut() else {
-            return Err(StoreError::Io { what: "upload already finished in", path: self.dir.clone(), source: io::Error::other("closed") });
+            return Err(StoreError::Io {
+                what: "upload already finished in",
+                path: self.dir.clone(),
+                source: io::Error::other("closed"),
+            });
         };
         file.write_all(chunk).await.map_err(|e| write_error(&self.dir, "cannot write to", e))?;
         self.written += chunk.len() as u64;
@@ -242,8 +246,12 @@ impl Upload {
         let placed = tokio::task::spawn_blocking(move || place(&tmp, &dest, overwrite)).await;
         let replaced = match placed {
             Ok(Ok(replaced)) => replaced,
-            Ok(Err(e)) if e.kind() == io::ErrorKind::AlreadyExists => return Err(StoreError::Exists(self.name.to_string())),
-            Ok(Err(e)) if e.kind() == io::ErrorKind::IsADirectory => return Err(StoreError::NotAFile(self.name.to_string())),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(StoreError::Exists(self.name.to_string()))
+            }
+            Ok(Err(e)) if e.kind() == io::ErrorKind::IsADirectory => {
+                return Err(StoreError::NotAFile(self.name.to_string()))
+            }
             Ok(Err(e)) => return Err(write_error(&self.dir, "cannot store the upload in", e)),
             Err(e) => return Err(write_error(&self.dir, "storing panicked in", io::Error::other(e))),
         };

@@ -3,7 +3,7 @@
 //!
 //! Routes live inside the authenticated router, so they need the same credentials as
 //! the desktop itself. Bodies are streamed both ways: a 2 GiB upload or download never
-//! sits in memory. Writes must come from the page's own origin (see [`same_origin`]).
+//! sits in memory. Writes must come from the page's own origin (see [`cross_origin_refusal`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,10 +45,7 @@ pub struct FilesState {
 pub fn routes<S: Clone + Send + Sync + 'static>(state: Arc<FilesState>) -> Router<S> {
     Router::new()
         .route("/files/", get(list))
-        .route(
-            "/files/{name}",
-            get(download).put(upload).post(upload).layer(DefaultBodyLimit::disable()),
-        )
+        .route("/files/{name}", get(download).put(upload).post(upload).layer(DefaultBodyLimit::disable()))
         .with_state(state)
 }
 
@@ -65,14 +62,18 @@ fn disabled() -> Response {
 /// Refuses requests that a page of another site makes through the user's browser
 /// (cross-site request forgery): with a cookie or cached Basic credentials such a
 /// request would otherwise be authenticated.
-fn same_origin(state: &FilesState, headers: &HeaderMap) -> Result<(), Response> {
+fn cross_origin_refusal(state: &FilesState, headers: &HeaderMap) -> Option<Response> {
     let value = |h: HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
     let (origin, host) = (value(header::ORIGIN), value(header::HOST));
     if super::origin_allowed(origin, host, &state.allowed_origins) {
-        return Ok(());
+        return None;
     }
-    tracing::warn!(origin = origin.unwrap_or(""), host = host.unwrap_or(""), "refused a file transfer from a foreign origin");
-    Err(text(StatusCode::FORBIDDEN, "file transfer from another site is not allowed"))
+    tracing::warn!(
+        origin = origin.unwrap_or(""),
+        host = host.unwrap_or(""),
+        "refused a file transfer from a foreign origin"
+    );
+    Some(text(StatusCode::FORBIDDEN, "file transfer from another site is not allowed"))
 }
 
 fn status_of(e: &StoreError) -> StatusCode {
@@ -90,7 +91,7 @@ fn user_of(user: &Option<Extension<AuthedUser>>) -> &str {
 }
 
 async fn list(State(state): State<Arc<FilesState>>, headers: HeaderMap) -> Response {
-    if let Err(refused) = same_origin(&state, &headers) {
+    if let Some(refused) = cross_origin_refusal(&state, &headers) {
         return refused;
     }
     let Some(share) = &state.share else { return disabled() };
@@ -134,7 +135,7 @@ async fn download(
     Path(raw): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = same_origin(&state, &headers) {
+    if let Some(refused) = cross_origin_refusal(&state, &headers) {
         return refused;
     }
     let Some(share) = &state.share else { return disabled() };
@@ -216,7 +217,7 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(refused) = same_origin(&state, &headers) {
+    if let Some(refused) = cross_origin_refusal(&state, &headers) {
         return refused;
     }
     let Some(share) = &state.share else { return disabled() };
@@ -394,8 +395,14 @@ mod tests {
     async fn unsafe_names_are_refused_with_400_and_nothing_is_written() {
         let f = Folder::new("names");
         let r = app(&f, 1 << 20);
-        for uri in ["/files/..%2F..%2Fetc%2Fpasswd", "/files/..", "/files/%2e%2e", "/files/a%2Fb", "/files/.hidden", "/files/a%00b"]
-        {
+        for uri in [
+            "/files/..%2F..%2Fetc%2Fpasswd",
+            "/files/..",
+            "/files/%2e%2e",
+            "/files/a%2Fb",
+            "/files/.hidden",
+            "/files/a%00b",
+        ] {
             assert_eq!(send(&r, "PUT", uri, b"x").await.0, StatusCode::BAD_REQUEST, "{uri}");
         }
         assert!(f.names("Desktop").is_empty());

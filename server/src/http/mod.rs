@@ -52,6 +52,8 @@ pub struct App {
     pub cursor: Option<Arc<crate::cursor::RemoteCursor>>,
     /// Resize-to-fit; `None` when the admin turned it off (`--resize off`).
     pub resizer: Option<crate::screen::Resizer>,
+    /// Viewers in pointer lock (the capture draws the cursor while any is).
+    pub pointer_locked: Mutex<std::collections::HashSet<u64>>,
 }
 
 impl App {
@@ -71,12 +73,24 @@ impl App {
                 Some(r) => r.request(width, height, dpr),
                 None => tracing::debug!(viewer, "resize request ignored: --resize is off"),
             },
+            InputEvent::PointerLock(on) => self.set_pointer_lock(viewer, on),
             InputEvent::Settings { framerate, bitrate_kbps } => {
                 tracing::info!(viewer, ?framerate, ?bitrate_kbps, "stream settings from a viewer");
                 self.desktop.apply_settings(framerate, bitrate_kbps);
             }
             InputEvent::Clip(chunk) => self.clipboard.from_browser(viewer, chunk),
             other => self.input.send(viewer, other),
+        }
+    }
+
+    /// Tracks viewers in pointer lock; while any is, the capture draws the cursor into the
+    /// video (their browsers hide every cursor). Everyone else sees it twice at worst: the
+    /// CSS cursor on top of the drawn one, at the same place.
+    pub fn set_pointer_lock(&self, viewer: u64, on: bool) {
+        let mut locked = self.pointer_locked.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = if on { locked.insert(viewer) } else { locked.remove(&viewer) };
+        if changed {
+            self.desktop.set_show_pointer(!locked.is_empty());
         }
     }
 

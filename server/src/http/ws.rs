@@ -171,6 +171,7 @@ async fn serve_viewer(socket: WebSocket, app: Arc<App>, user: String) {
         }
     };
     app.input.viewer_gone(id);
+    app.set_pointer_lock(id, false);
     let desktop = app.desktop.clone();
     let _ = tokio::task::spawn_blocking(move || desktop.remove_viewer(id)).await;
     tracing::info!(viewer = id, "viewer left: {reason}");

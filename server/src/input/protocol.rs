@@ -44,6 +44,8 @@ pub enum InputEvent {
     Resize { width: u32, height: u32, dpr: f64 },
     /// Stream settings from the client's settings panel; `None` leaves a value as it is.
     Settings { framerate: Option<u32>, bitrate_kbps: Option<u32> },
+    /// The viewer entered or left pointer lock: it sees no cursor but the one in the video.
+    PointerLock(bool),
 }
 
 /// A chunk of a clipboard transfer (`docs/protocol.md`): chunks of one `id` arrive in
@@ -94,6 +96,8 @@ enum Wire {
     Resize { w: i64, h: i64, dpr: Option<f64> },
     #[serde(rename = "set")]
     Settings { fps: Option<i64>, kbps: Option<i64> },
+    #[serde(rename = "lock")]
+    Lock { on: bool },
 }
 
 /// Clipboard formats that cross the data channel.
@@ -182,6 +186,7 @@ pub fn parse_input(text: &str) -> Result<InputEvent, InputError> {
             }
             InputEvent::Settings { framerate: fps.map(|f| f as u32), bitrate_kbps: kbps.map(|k| k as u32) }
         }
+        Wire::Lock { on } => InputEvent::PointerLock(on),
     })
 }
 
@@ -236,6 +241,7 @@ mod tests {
             parse_input(r#"{"t":"set","fps":30}"#),
             Ok(InputEvent::Settings { framerate: Some(30), bitrate_kbps: None })
         );
+        assert_eq!(parse_input(r#"{"t":"lock","on":true}"#), Ok(InputEvent::PointerLock(true)));
         let clip = format!(r#"{{"t":"clip","id":1,"mime":"text/plain","seq":0,"last":true,"data":"{}"}}"#, "A".repeat(60_000));
         assert!(matches!(parse_input(&clip), Ok(InputEvent::Clip(c)) if c.data.len() == 60_000 && c.last));
     }

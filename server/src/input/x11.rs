@@ -275,7 +275,11 @@ impl XSide {
                 }
             }
             // Routed to other subsystems before reaching the injector.
-            InputEvent::KeyframeRequest | InputEvent::Clip(_) | InputEvent::Resize { .. } | InputEvent::Settings { .. } => {}
+            InputEvent::KeyframeRequest
+            | InputEvent::Clip(_)
+            | InputEvent::Resize { .. }
+            | InputEvent::Settings { .. }
+            | InputEvent::PointerLock(_) => {}
         }
         self.conn.flush().map_err(|e| e.to_string())
     }

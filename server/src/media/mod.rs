@@ -267,6 +267,17 @@ impl Desktop {
         }
     }
 
+    /// Draws the cursor into the video (or stops), for viewers in pointer lock. Only the
+    /// damage capture can do this while streaming.
+    pub fn set_show_pointer(&self, on: bool) {
+        if self.capture.has_property("idle-interval") && self.capture.find_property("show-pointer").is_some() {
+            self.capture.set_property("show-pointer", on);
+            tracing::info!(on, "cursor drawn into the video (a viewer is in pointer lock)");
+        } else {
+            tracing::warn!("this capture cannot draw the cursor while streaming; pointer-lock users see none");
+        }
+    }
+
     /// Viewer ids present now.
     pub fn viewer_ids(&self) -> Vec<u64> {
         self.viewers().keys().copied().collect()
