@@ -195,11 +195,7 @@ mod tests {
     }
 
     fn sink(viewers: &[u64], drain: u64) -> FakeSink {
-        FakeSink {
-            buffered: Mutex::new(viewers.iter().map(|&v| (v, 0)).collect()),
-            sent: Mutex::new(vec![]),
-            drain,
-        }
+        FakeSink { buffered: Mutex::new(viewers.iter().map(|&v| (v, 0)).collect()), sent: Mutex::new(vec![]), drain }
     }
 
     fn job(bytes: usize, to: Audience) -> Job {

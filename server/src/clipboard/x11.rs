@@ -173,7 +173,8 @@ fn run(display: String, rx: Receiver<Command>, wake_rx: UnixStream, shared: Shar
 
 /// Blocks until one of `fds` is readable (or hung up) or `timeout` passes.
 fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) {
-    let mut polls: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    let mut polls: Vec<libc::pollfd> =
+        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
     let ms = timeout.map_or(-1, |d| d.as_millis().clamp(1, i32::MAX as u128) as i32);
     // SAFETY: `polls` is a valid array of `polls.len()` pollfd structs for the whole call.
     unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, ms) };
@@ -386,7 +387,9 @@ impl<'a> XSide<'a> {
                     }
                 }
             }
-            Event::Error(e) => tracing::debug!("clipboard: X error {:?} (a client window probably vanished)", e.error_kind),
+            Event::Error(e) => {
+                tracing::debug!("clipboard: X error {:?} (a client window probably vanished)", e.error_kind)
+            }
             _ => {}
         }
         Ok(())
@@ -473,7 +476,7 @@ impl<'a> XSide<'a> {
     }
 
     fn on_incr_piece(&mut self) -> Result<(), Stop> {
-        if !self.fetch.as_ref().is_some_and(|f| f.incr.is_some()) {
+        if self.fetch.as_ref().is_none_or(|f| f.incr.is_none()) {
             return Ok(()); // the INCR announcement itself, or no transfer
         }
         let Some(prop) = self.read_prop()? else { return Ok(()) };

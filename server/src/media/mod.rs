@@ -22,6 +22,31 @@ use viewer::{ViewerBranch, BIN_PREFIX};
 
 /// How long without an encoded frame before the pipeline counts as stalled.
 const STALL_AFTER: Duration = Duration::from_secs(3);
+/// Browsers ask for keyframes themselves (RTCP PLI/FIR when they join or lose packets);
+/// webrtcbin turns that into an upstream force-key-unit event that the encoder consumes.
+/// On a still screen the damage capture sends no frame the encoder could make a keyframe
+/// of, so the browser would wait for the next idle repeat (up to a second): ask the
+/// capture for a frame right away.
+fn refresh_on_keyframe_requests(encoder: &gst::Element, capture: &gst::Element) {
+    if !capture.has_property("idle-interval") {
+        return; // ximagesrc sends frames continuously anyway
+    }
+    let Some(pad) = encoder.static_pad("src") else { return };
+    let capture = capture.downgrade();
+    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+        let is_request = info.event().is_some_and(|e| {
+            e.type_() == gst::EventType::CustomUpstream
+                && e.structure().is_some_and(|s| s.name() == "GstForceKeyUnit")
+        });
+        if is_request {
+            if let Some(cap) = capture.upgrade() {
+                cap.emit_by_name::<()>("refresh", &[]);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
 /// A viewer's data channel may hold this much unsent data before further messages to it
 /// are refused; large transfers (clipboard) wait for [`Desktop::data_buffered`] to drop.
 pub const DATA_BUFFER_LIMIT: u64 = 4 * 1024 * 1024;
@@ -153,6 +178,7 @@ impl Desktop {
                 gst::PadProbeReturn::Ok
             });
         }
+        refresh_on_keyframe_requests(&encoder, &capture);
         let media_stats = Arc::new(stats::MediaStats::default());
         media_stats.attach(&encoder);
         let desktop = Arc::new(Self {
