@@ -267,7 +267,7 @@ window.addEventListener('dragenter', (e) => {
   if (!carriesFiles(e)) return;
   e.preventDefault();
   dragDepth += 1;
-  dropOverlay.hidden = false;
+  dropOverlay.hidden = !state.enabled;
 });
 window.addEventListener('dragover', (e) => {
   if (!carriesFiles(e)) return;
@@ -286,7 +286,7 @@ window.addEventListener('drop', (e) => {
   dragDepth = 0;
   dropOverlay.hidden = true;
   const files = [...e.dataTransfer.files];
-  if (files.length) uploadAll(files);
+  if (files.length && state.enabled) uploadAll(files);
 });
 
 // --- boot ----------------------------------------------------------------------------
@@ -294,5 +294,7 @@ window.addEventListener('drop', (e) => {
 button.addEventListener('click', toggle);
 document.getElementById('toolbar')?.append(button);
 document.body.append(panel, dropOverlay);
+// Learn the limit (and whether transfers are on at all) before the first drop.
+refresh().then(() => { if (!state.enabled) button.hidden = true; });
 
 export { state };

@@ -4,8 +4,9 @@ use serde::Deserialize;
 
 /// Largest input message accepted; real ones are under 60 bytes.
 pub const MAX_INPUT_BYTES: usize = 4096;
-/// Largest clipboard chunk message: 48 KiB of base64 payload plus its envelope. Kept well
-/// under the 256 KiB SCTP message size browsers accept.
+/// Largest clipboard chunk message accepted: clients send 45 KiB of data per chunk (60 KiB
+/// of base64 plus its envelope), because webrtcbin's data channels carry messages of at
+/// most 64 KiB; the margin tolerates other clients' chunk sizes.
 pub const MAX_CLIP_MESSAGE_BYTES: usize = 96 * 1024;
 /// Longest composed/IME text in one `txt` message, in characters.
 pub const MAX_TEXT_CHARS: usize = 1024;
