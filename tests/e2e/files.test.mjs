@@ -247,4 +247,18 @@ describe('file transfer', { timeout: 240_000 }, () => {
     assert.deepEqual(JSON.parse(ok.body).map((e) => e.name).sort(), ['big data.bin', 'notes.txt']);
     await s.proc.stop();
   });
+
+  test('dragging files over the page highlights it and dropping uploads them', async () => {
+    const dataTransfer = await page.evaluateHandle(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(['dropped on the page\n'], 'dropped.txt'));
+      return dt;
+    });
+    await page.dispatchEvent('#screen', 'dragenter', { dataTransfer });
+    assert.equal(await page.isVisible('#files-drop'), true, 'the drop highlight shows while dragging');
+    await page.dispatchEvent('#screen', 'drop', { dataTransfer });
+    assert.equal(await page.isVisible('#files-drop'), false, 'the highlight goes away on drop');
+    assert.equal((await settled(page, 'dropped.txt')).status, 'done');
+    assert.equal(fs.readFileSync(path.join(folder, 'dropped.txt'), 'utf8'), 'dropped on the page\n');
+  });
 });
