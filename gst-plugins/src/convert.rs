@@ -406,6 +406,113 @@ mod tests {
         }
     }
 
+    /// Converts `rect` with the scalar code and with `other` into two copies of the same
+    /// pre-filled buffer and asserts that every byte agrees.
+    fn assert_same_as_scalar(
+        other: fn(&[u8], usize, &mut [u8], &I420Layout, Rect),
+        src: &[u8],
+        stride: usize,
+        layout: &I420Layout,
+        rect: Rect,
+    ) {
+        let fill: Vec<u8> = (0..layout.size).map(|i| (i * 31 % 251) as u8).collect();
+        let (mut want, mut got) = (fill.clone(), fill);
+        bgrx_to_i420_scalar(src, stride, &mut want, layout, rect);
+        other(src, stride, &mut got, layout, rect);
+        if let Some(i) = (0..layout.size).find(|&i| want[i] != got[i]) {
+            panic!("{rect:?} (stride {stride}): byte {i} is {} instead of {}", got[i], want[i]);
+        }
+    }
+
+    /// Rectangles of a `w × h` picture: fixed edge cases plus `random` pseudo-random ones.
+    fn test_rectangles(w: u32, h: u32, random: usize) -> Vec<Rect> {
+        let mut rects = vec![
+            Rect { x: 0, y: 0, w, h },
+            Rect { x: 0, y: 0, w: 2, h: 2 },
+            Rect { x: w - 2, y: h - 2, w: 2, h: 2 },
+            Rect { x: w - 34, y: 0, w: 34, h },
+            Rect { x: 0, y: h - 4, w, h: 4 },
+            Rect { x: 2, y: 2, w: w - 4, h: h - 4 },
+        ];
+        for rw in [4, 14, 16, 18, 30, 32, 34, 46, 48, 50] {
+            rects.push(Rect { x: 6, y: 4, w: rw, h: 6 });
+            rects.push(Rect { x: w - rw, y: h - 6, w: rw, h: 6 });
+        }
+        let mut state = 0x9e37_79b9_u32;
+        let mut next = |n: u32| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state % n
+        };
+        for _ in 0..random {
+            let (x, y) = (next(w), next(h));
+            let r = Rect { x, y, w: next(w - x) + 1, h: next(h - y) + 1 };
+            rects.push(r.to_even(w, h));
+        }
+        rects.retain(|r| r.area() > 0);
+        rects
+    }
+
+    #[test]
+    fn dispatching_function_matches_the_scalar_code() {
+        let (w, h) = (98usize, 40usize);
+        let src = pseudo_random_picture(w, h);
+        let layout = I420Layout::new(w as u32, h as u32);
+        for rect in test_rectangles(w as u32, h as u32, 50) {
+            assert_same_as_scalar(bgrx_to_i420, &src, w * 4, &layout, rect);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_matches_the_scalar_code_byte_for_byte() {
+        if !avx2::available() {
+            eprintln!("no AVX2 on this CPU: nothing to compare");
+            return;
+        }
+        // Sizes around the 16-pixel step, a width that is no multiple of 4, padded strides,
+        // and a picture of extremes (only 0 and 255) next to pseudo-random ones.
+        for (w, h, pad) in [(2usize, 2usize, 0usize), (16, 2, 0), (18, 4, 8), (130, 70, 0), (130, 70, 36), (1366, 20, 8)] {
+            let stride = w * 4 + pad;
+            let random = pseudo_random_picture(stride / 4 + 1, h);
+            let extremes: Vec<u8> = random.iter().map(|&b| if b & 1 == 0 { 0 } else { 255 }).collect();
+            let layout = I420Layout::new(w as u32, h as u32);
+            for src in [&random[..stride * h], &extremes[..stride * h]] {
+                for rect in test_rectangles(w as u32, h as u32, if w >= 34 && h >= 6 { 300 } else { 0 }) {
+                    assert_same_as_scalar(avx2::bgrx_to_i420, src, stride, &layout, rect);
+                }
+            }
+        }
+    }
+
+    /// `cargo test -j2 --release -p kelpie-gst-plugins --lib -- --ignored --nocapture conversion_speed`
+    #[test]
+    #[ignore = "benchmark; run in release with --ignored --nocapture"]
+    fn conversion_speed() {
+        let (w, h, frames) = (1920usize, 1080usize, 200u32);
+        let src = pseudo_random_picture(w, h);
+        let layout = I420Layout::new(w as u32, h as u32);
+        let mut dst = vec![0u8; layout.size];
+        let full = Rect { x: 0, y: 0, w: w as u32, h: h as u32 };
+        let mut time = |name: &str, convert: fn(&[u8], usize, &mut [u8], &I420Layout, Rect)| {
+            convert(&src, w * 4, &mut dst, &layout, full); // warm-up
+            let start = std::time::Instant::now();
+            for _ in 0..frames {
+                convert(std::hint::black_box(&src), w * 4, &mut dst, &layout, full);
+                std::hint::black_box(&mut dst);
+            }
+            let ms = start.elapsed().as_secs_f64() * 1000.0 / f64::from(frames);
+            println!("{name}: {ms:.3} ms per 1920×1080 frame ({frames} frames)");
+        };
+        time("scalar", bgrx_to_i420_scalar);
+        #[cfg(target_arch = "x86_64")]
+        if avx2::available() {
+            time("avx2", avx2::bgrx_to_i420);
+        }
+        time("bgrx_to_i420 (dispatch)", bgrx_to_i420);
+    }
+
     #[test]
     fn rectangles_grow_to_even_bounds_and_clip() {
         assert_eq!(Rect { x: 3, y: 5, w: 4, h: 1 }.to_even(100, 100), Rect { x: 2, y: 4, w: 6, h: 2 });

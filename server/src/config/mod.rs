@@ -49,7 +49,8 @@ pub struct Config {
     /// modes are added on the fly; the stream continues without a reconnect). With `off`
     /// the screen keeps its size and browsers scale the picture instead.
     #[arg(long, env = "KELPIE_RESIZE", default_value = "on", value_name = "on|off",
-          value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+          value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set,
+          hide_possible_values = true)]
     pub resize: bool,
 
     /// Command run as the desktop session on the embedded display, through `sh -c`.
@@ -314,6 +315,14 @@ mod tests {
     fn token_subcommand_parses() {
         let c = parse(&["token", "--ttl", "30m", "--user", "alice"]).unwrap();
         assert!(matches!(c.command, Some(Command::Token { ref user, .. }) if user == "alice"));
+    }
+
+    #[test]
+    fn resize_is_on_by_default_and_can_be_switched_off() {
+        assert!(parse(&[]).unwrap().resize);
+        assert!(!parse(&["--resize", "off"]).unwrap().resize);
+        assert_eq!(parse(&[]).unwrap().max_size, ScreenSize { width: 3840, height: 2160 });
+        assert_eq!(parse(&["--max-size", "2560x1440"]).unwrap().max_size, ScreenSize { width: 2560, height: 1440 });
     }
 
     #[test]
