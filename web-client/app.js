@@ -46,11 +46,15 @@ const session = new Session(signallingUrl(), {
   onTrack: (stream) => {
     video.srcObject = stream;
     play();
+    // When the first picture reaches the screen: the last step of `kelpie.timings`.
+    const attempt = session.timings;
+    video.requestVideoFrameCallback?.(() => { attempt.first_frame ??= Math.round(performance.now()); });
   },
   onChannel: channel.setChannel,
 });
 
 channel.onOpen(() => {
+  session.mark('channel_open');
   const c = channel.current();
   // The first keyframe can arrive before our decoder is ready; if no picture
   // shows up soon, ask for another rather than wait for the next periodic one.
@@ -68,6 +72,9 @@ attachCursor(video);
 window.kelpie = {
   get pc() { return session.pc; },
   get state() { return session.state; },
+  /** ms since page start: ws_start, ws_open, welcome, offer, answer_sent, ice_connected,
+   *  dtls_connected, track, first_frame (of the current connection attempt). */
+  get timings() { return session.timings; },
   get channel() { return channel.current(); },
   input,
   touch,

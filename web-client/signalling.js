@@ -45,6 +45,13 @@ export class Session {
     this.attempt = 0; // failed attempts since the last success, drives the backoff
     this.timers = [];
     this.errorText = null;
+    /** Milliseconds since page start at each step of the current attempt (diagnostics). */
+    this.timings = {};
+  }
+
+  /** Records when a step of the connection first happened in this attempt. */
+  mark(step) {
+    if (!(step in this.timings)) this.timings[step] = Math.round(performance.now());
   }
 
   start() {
@@ -89,8 +96,11 @@ export class Session {
     this.#teardown();
     this.errorText = null;
     this.#setState('connecting');
+    this.timings = {};
+    this.mark('ws_start');
     const ws = new WebSocket(this.url);
     this.ws = ws;
+    ws.onopen = () => this.mark('ws_open');
     // Messages are handled strictly in order: an ICE candidate must not be added
     // while the offer before it is still being applied.
     let queue = Promise.resolve();
@@ -114,15 +124,18 @@ export class Session {
     const msg = JSON.parse(data);
     switch (msg.type) {
       case 'welcome':
+        this.mark('welcome');
         this.#createPeer(ws, msg.ice_servers || [], msg.ice_transport_policy === 'relay' ? 'relay' : 'all');
         this.hooks.onWelcome?.(msg);
         break;
       case 'offer': {
+        this.mark('offer');
         const pc = this.#requirePeer();
         await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
         const answer = await pc.createAnswer();
         await pc.setLocalDescription(answer);
         this.#send(ws, { type: 'answer', sdp: pc.localDescription.sdp });
+        this.mark('answer_sent');
         break;
       }
       case 'ice':
@@ -163,7 +176,14 @@ export class Session {
         sdpMLineIndex: c?.sdpMLineIndex ?? 0,
       });
     };
+    pc.addEventListener('iceconnectionstatechange', () => {
+      if (pc.iceConnectionState === 'connected') this.mark('ice_connected');
+    });
+    pc.addEventListener('connectionstatechange', () => {
+      if (pc.connectionState === 'connected') this.mark('dtls_connected');
+    });
     pc.ontrack = (ev) => {
+      this.mark('track');
       // A desktop wants the newest frame, not smooth playback: ask the receiver for no
       // extra jitter buffering (Chromium's default adds tens of milliseconds).
       try {

@@ -101,6 +101,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     gst::init().map_err(|e| RunError::Gstreamer(e.to_string()))?;
     kelpiegst::plugin_register_static().map_err(|e| RunError::Gstreamer(e.to_string()))?;
     media::xlib::install_io_error_handler();
+    media::warm_up_dtls();
 
     let screen = tokio::task::block_in_place(|| match &config.display {
         Some(name) => Display::attach(name),

@@ -95,6 +95,7 @@ export function renderSection(results) {
   lines.push('');
   const rows = [];
   const procRows = [];
+  const stepRows = [];
   for (const s of results.scenarios.filter((x) => x.kind !== 'viewers')) {
     const label = s.kind === 'static' ? `${s.height}p static` : s.name;
     if (s.error) { rows.push([label, '–', `failed: ${s.error.split('\n')[0]}`, '', '', '', '', '', '', '', '']); continue; }
@@ -113,6 +114,13 @@ export function renderSection(results) {
         r.cpu_ratio_to_baseline != null ? `${r.cpu_ratio_to_baseline.toFixed(2)}×` : '–',
         fmt(r.kelpie_peak_rss_bytes / MB, 0, ' MB'),
       ]);
+      const st = r.first_frame_steps_ms ?? {};
+      const gap = (a, b) => (Number.isFinite(st[a]) && Number.isFinite(st[b]) ? `${st[b] - st[a]}` : '–');
+      stepRows.push([
+        label, r.capture, ms(st.ws_start), gap('ws_start', 'welcome'), gap('welcome', 'offer'), gap('offer', 'answer_sent'),
+        gap('answer_sent', 'ice_connected'), gap('ice_connected', 'dtls_connected'), gap('dtls_connected', 'first_frame'),
+        `${ms(r.time_to_first_frame_ms)} ms`,
+      ]);
       procRows.push([
         label, r.capture, pct(r.xvfb_cpu_pct),
         `${pct(r.content_cpu_pct)}${r.generator ? ` (${fmt(r.generator.frames_per_s, 0)} frames/s drawn)` : ''}`,
@@ -124,6 +132,13 @@ export function renderSection(results) {
   }
   lines.push(table(['scenario', 'capture', 'delivered fps (presented / target)', 'glass-to-glass p50 / p95 / p99',
     'input-to-photon p50 / p95 (n)', 'first frame', 'undecodable frames', 'kelpie CPU', 'plain pipeline CPU', 'kelpie / plain', 'kelpie peak RSS'], rows));
+  lines.push('');
+  lines.push('Where the time to first frame goes (ms; steps recorded by the web client in `kelpie.timings`, '
+    + 'from page start): page load until the WebSocket opens, the server\'s welcome, its offer (the viewer\'s '
+    + 'webrtcbin branch is built), our answer, ICE connectivity, DTLS, and the first keyframe decoded and shown.');
+  lines.push('');
+  lines.push(table(['scenario', 'capture', 'page → WebSocket', '→ welcome', '→ offer', '→ answer', '→ ICE connected',
+    '→ DTLS connected', '→ first frame shown', 'total'], stepRows));
   lines.push('');
   lines.push('The rest of the machine during the same windows (CPU as % of one core; the machine has '
     + `${m.nproc * 100} %):`);

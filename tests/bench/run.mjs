@@ -338,6 +338,8 @@ async function browserRun(stack, env, browser, sc, capture, seconds) {
       throw new Error(`${err.message}; page state ${JSON.stringify(state)}\n${consoleLines.join('\n')}\n${stack.why()}`);
     }
     const firstWall = await page.evaluate(() => window.__bench.frames[0].disp ?? window.__bench.frames[0].cb);
+    // The client's own milestones (ms since page start) split the time to first frame.
+    const steps = await page.evaluate(() => ({ ...(window.kelpie?.timings ?? {}) })).catch(() => ({}));
     await sleep(2000); // settle: rate control, jitter buffer
     const roots = { kelpie: k.proc.pid, xvfb: env.xvfb.pid, content: env.content.pid, chromium: browser.pid };
     const before = await videoStats(page);
@@ -391,6 +393,7 @@ async function browserRun(stack, env, browser, sc, capture, seconds) {
       time_to_first_frame_ms: round(first.sincePageStartMs, 0),
       time_to_first_frame_from_goto_ms: round(firstWall - tNav, 0),
       first_frame_size: `${first.width}x${first.height}`,
+      first_frame_steps_ms: steps,
       kelpie_startup_ms: k.startup_ms,
       probe_method: B.method,
       probe_errors: B.errors.slice(0, 5),

@@ -38,6 +38,15 @@ test('the page plays the display at its size and frame rate', { timeout: 120_000
   }));
   assert.deepEqual(video, { w: env.width, h: env.height, paused: false });
 
+  // The client records each connection step, in order (the bench splits time to first frame with them).
+  const steps = await page.evaluate(() => window.kelpie.timings);
+  const order = ['ws_start', 'ws_open', 'welcome', 'offer', 'answer_sent', 'dtls_connected', 'first_frame'];
+  for (const [a, b] of order.slice(1).map((s, i) => [order[i], s])) {
+    assert.ok(Number.isFinite(steps[a]) && Number.isFinite(steps[b]) && steps[a] <= steps[b],
+      `timings out of order at ${a} → ${b}: ${JSON.stringify(steps)}`);
+  }
+  t.diagnostic(`connection steps (ms since page start): ${JSON.stringify(steps)}`);
+
   const body = await env.waitHealth('/health viewers == 1', (b) => b.viewers === 1);
   assert.equal(body.viewers, 1);
 

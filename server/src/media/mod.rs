@@ -22,6 +22,23 @@ use viewer::{ViewerBranch, BIN_PREFIX};
 
 /// How long without an encoded frame before the pipeline counts as stalled.
 const STALL_AFTER: Duration = Duration::from_secs(3);
+/// GStreamer's DTLS elements generate their certificate (an RSA key) when the first one is
+/// created, which put the cost — hundreds of milliseconds on a small machine — in front of
+/// the first viewer's offer. Creating one in the background at start-up pays it while the
+/// display and session start; later viewers share the cached certificate.
+pub fn warm_up_dtls() {
+    let spawned = std::thread::Builder::new().name("kelpie-dtls-warmup".into()).spawn(|| {
+        let t = Instant::now();
+        match gst::ElementFactory::make("dtlsdec").build() {
+            Ok(_) => tracing::debug!(ms = t.elapsed().as_millis() as u64, "DTLS certificate ready"),
+            Err(_) => tracing::debug!("no dtlsdec element to warm up (webrtcbin will say why if it matters)"),
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::debug!("DTLS warm-up not started: {e}");
+    }
+}
+
 /// Browsers ask for keyframes themselves (RTCP PLI/FIR when they join or lose packets);
 /// webrtcbin turns that into an upstream force-key-unit event that the encoder consumes.
 /// On a still screen the damage capture sends no frame the encoder could make a keyframe
