@@ -107,7 +107,11 @@ fn damage_makes_a_frame_and_a_still_screen_makes_none() {
 
 /// The brightest luma in a 24×24 box centred on (x, y).
 fn max_y_around(sample: &gst::Sample, x: usize, y: usize) -> u8 {
-    (y - 12..y + 12).flat_map(|yy| (x - 12..x + 12).map(move |xx| (xx, yy))).map(|(xx, yy)| y_at(sample, xx, yy)).max().unwrap()
+    (y - 12..y + 12)
+        .flat_map(|yy| (x - 12..x + 12).map(move |xx| (xx, yy)))
+        .map(|(xx, yy)| y_at(sample, xx, yy))
+        .max()
+        .unwrap()
 }
 
 #[test]

@@ -24,8 +24,8 @@ pub mod http;
 pub mod input;
 pub mod media;
 pub mod metrics;
-pub mod signalling;
 pub mod screen;
+pub mod signalling;
 pub mod turn;
 pub mod web;
 

@@ -47,7 +47,9 @@ pub enum TurnError {
     BadUrl(String),
     #[error("--force-relay needs at least one --turn-url")]
     RelayWithoutTurn,
-    #[error("--turn-url needs credentials: KELPIE_TURN_SECRET (coturn use-auth-secret) or --turn-username with KELPIE_TURN_PASSWORD")]
+    #[error(
+        "--turn-url needs credentials: KELPIE_TURN_SECRET (coturn use-auth-secret) or --turn-username with KELPIE_TURN_PASSWORD"
+    )]
     TurnWithoutCredentials,
 }
 

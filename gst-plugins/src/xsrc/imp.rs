@@ -382,10 +382,14 @@ impl PushSrcImpl for KelpieXSrc {
                 r.dirty |= changes.damaged;
                 // The pointer moves without damaging anything: look where it is now.
                 if show_pointer || r.drawn_cursor.is_some() {
-                    let now_cursor = if show_pointer { Some(r.capture.cursor().map_err(|e| {
-                        self.post_error_message(self.error_for(&e));
-                        gst::FlowError::Error
-                    })?) } else { None };
+                    let now_cursor = if show_pointer {
+                        Some(r.capture.cursor().map_err(|e| {
+                            self.post_error_message(self.error_for(&e));
+                            gst::FlowError::Error
+                        })?)
+                    } else {
+                        None
+                    };
                     let changed = match (&r.drawn_cursor, &now_cursor) {
                         (Some(a), Some(b)) => a.looks_different(b),
                         (None, None) => false,

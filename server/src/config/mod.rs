@@ -11,8 +11,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod files;
 pub mod security;
-pub use security::{AuthArgs, AuthMode, IceArgs};
 pub use files::FileArgs;
+pub use security::{AuthArgs, AuthMode, IceArgs};
 
 /// Default capture rate. 60 fps halves the frame interval (and so the worst-case added
 /// latency) against 30 fps, and x264 ultrafast keeps up with it at 1080p on one core.

@@ -189,13 +189,13 @@ impl IceArgs {
             (None, Some(_), None) => {
                 return Err(ConfigError::Secret(
                     "--turn-username needs KELPIE_TURN_PASSWORD or --turn-password-file".into(),
-                ))
+                ));
             }
             (None, None, Some(_)) => return Err(ConfigError::Secret("a TURN password needs --turn-username".into())),
             (Some(_), _, _) => {
                 return Err(ConfigError::Secret(
                     "use either a TURN secret or a static TURN user name and password".into(),
-                ))
+                ));
             }
         };
         let servers = IceServers {

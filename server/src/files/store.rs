@@ -247,10 +247,10 @@ impl Upload {
         let replaced = match placed {
             Ok(Ok(replaced)) => replaced,
             Ok(Err(e)) if e.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(StoreError::Exists(self.name.to_string()))
+                return Err(StoreError::Exists(self.name.to_string()));
             }
             Ok(Err(e)) if e.kind() == io::ErrorKind::IsADirectory => {
-                return Err(StoreError::NotAFile(self.name.to_string()))
+                return Err(StoreError::NotAFile(self.name.to_string()));
             }
             Ok(Err(e)) => return Err(write_error(&self.dir, "cannot store the upload in", e)),
             Err(e) => return Err(write_error(&self.dir, "storing panicked in", io::Error::other(e))),

@@ -29,22 +29,44 @@ impl Button {
 /// One validated input event from a viewer.
 #[derive(Clone, Debug, PartialEq)]
 pub enum InputEvent {
-    PointerMove { x: u32, y: u32 },
-    Button { button: Button, down: bool },
-    Wheel { dx: f64, dy: f64 },
-    Key { keysym: u32, down: bool },
+    PointerMove {
+        x: u32,
+        y: u32,
+    },
+    Button {
+        button: Button,
+        down: bool,
+    },
+    Wheel {
+        dx: f64,
+        dy: f64,
+    },
+    Key {
+        keysym: u32,
+        down: bool,
+    },
     ReleaseAll,
     KeyframeRequest,
     /// Pointer-lock motion: move the pointer by this many remote pixels.
-    RelativeMove { dx: i32, dy: i32 },
+    RelativeMove {
+        dx: i32,
+        dy: i32,
+    },
     /// Composed text (IME, dead keys, on-screen keyboards): typed character by character.
     Text(String),
     /// One piece of a clipboard transfer from the browser.
     Clip(ClipChunk),
     /// The browser's viewport in device pixels, for resize-to-fit; `dpr` sets the DPI.
-    Resize { width: u32, height: u32, dpr: f64 },
+    Resize {
+        width: u32,
+        height: u32,
+        dpr: f64,
+    },
     /// Stream settings from the client's settings panel; `None` leaves a value as it is.
-    Settings { framerate: Option<u32>, bitrate_kbps: Option<u32> },
+    Settings {
+        framerate: Option<u32>,
+        bitrate_kbps: Option<u32>,
+    },
     /// The viewer entered or left pointer lock: it sees no cursor but the one in the video.
     PointerLock(bool),
 }
@@ -243,7 +265,8 @@ mod tests {
             Ok(InputEvent::Settings { framerate: Some(30), bitrate_kbps: None })
         );
         assert_eq!(parse_input(r#"{"t":"lock","on":true}"#), Ok(InputEvent::PointerLock(true)));
-        let clip = format!(r#"{{"t":"clip","id":1,"mime":"text/plain","seq":0,"last":true,"data":"{}"}}"#, "A".repeat(60_000));
+        let clip =
+            format!(r#"{{"t":"clip","id":1,"mime":"text/plain","seq":0,"last":true,"data":"{}"}}"#, "A".repeat(60_000));
         assert!(matches!(parse_input(&clip), Ok(InputEvent::Clip(c)) if c.data.len() == 60_000 && c.last));
     }
 

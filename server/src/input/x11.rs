@@ -213,7 +213,11 @@ impl XSide {
                 let bound = self.binder.press(keysym, Instant::now()).map_err(|e| e.to_string())?;
                 if bound.remap {
                     self.map_keycode(bound.keycode, keysym)?;
-                    tracing::debug!(keysym = format_args!("{keysym:#x}"), keycode = bound.keycode, "input: keysym bound");
+                    tracing::debug!(
+                        keysym = format_args!("{keysym:#x}"),
+                        keycode = bound.keycode,
+                        "input: keysym bound"
+                    );
                 }
                 self.key(FakeKey { keycode: bound.keycode, press: true })?;
                 Some(bound.keycode)

@@ -328,10 +328,7 @@ video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au
     fn every_chain_ends_in_browser_decodable_h264() {
         for kind in candidates(EncoderPreference::Auto) {
             let last = encoder_stages(kind, &P).last().cloned();
-            assert!(
-                matches!(&last, Some(Stage::Caps(c)) if c.starts_with(H264_OUTPUT_CAPS)),
-                "{kind}: {last:?}"
-            );
+            assert!(matches!(&last, Some(Stage::Caps(c)) if c.starts_with(H264_OUTPUT_CAPS)), "{kind}: {last:?}");
         }
         assert!(output_caps(EncoderKind::X264).ends_with(",level=(string)5.1"));
     }

@@ -52,8 +52,7 @@ fn refresh_on_keyframe_requests(encoder: &gst::Element, capture: &gst::Element) 
     let capture = capture.downgrade();
     pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
         let is_request = info.event().is_some_and(|e| {
-            e.type_() == gst::EventType::CustomUpstream
-                && e.structure().is_some_and(|s| s.name() == "GstForceKeyUnit")
+            e.type_() == gst::EventType::CustomUpstream && e.structure().is_some_and(|s| s.name() == "GstForceKeyUnit")
         });
         if is_request {
             if let Some(cap) = capture.upgrade() {
@@ -265,10 +264,7 @@ impl Desktop {
     /// Sends a text message to one viewer's data channel; false if it could not be sent
     /// (channel not open, or the viewer is not reading and its buffer is full).
     pub fn send_data(&self, id: u64, text: &str) -> bool {
-        self.viewers()
-            .get(&id)
-            .and_then(|s| s.branch.as_ref())
-            .is_some_and(|b| b.send_text(text, DATA_BUFFER_LIMIT))
+        self.viewers().get(&id).and_then(|s| s.branch.as_ref()).is_some_and(|b| b.send_text(text, DATA_BUFFER_LIMIT))
     }
 
     /// Sends a text message to every viewer whose data channel is open.

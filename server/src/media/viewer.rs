@@ -57,6 +57,7 @@ pub(super) struct ViewerBranch {
 
 impl ViewerBranch {
     /// Builds the branch, links it to the tee and starts the offer.
+    #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
     pub fn create(
         id: u64,
         pipeline: &gst::Pipeline,
@@ -95,7 +96,7 @@ impl ViewerBranch {
         transceiver.set_property("direction", WebRTCRTPTransceiverDirection::Sendonly);
         transceiver.set_property("do-nack", true);
         if let Some(caps) = tee.static_pad("sink").and_then(|p| p.current_caps()) {
-            transceiver.set_property("codec-preferences", &codec_preferences(&caps));
+            transceiver.set_property("codec-preferences", codec_preferences(&caps));
         }
 
         let queue_sink = queue.static_pad("sink").ok_or_else(|| MediaError::Link("queue without sink".into()))?;

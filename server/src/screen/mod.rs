@@ -226,11 +226,8 @@ fn mode_info(w: u16, h: u16, name_len: usize) -> ModeInfo {
 
 fn set_xft_dpi(conn: &RustConnection, root: xproto::Window, dpi: u32) -> Result<(), ResizeError> {
     let atom = conn.intern_atom(false, b"RESOURCE_MANAGER").map_err(x_err)?.reply().map_err(x_err)?.atom;
-    let current = conn
-        .get_property(false, root, atom, AtomEnum::STRING, 0, 1 << 20)
-        .map_err(x_err)?
-        .reply()
-        .map_err(x_err)?;
+    let current =
+        conn.get_property(false, root, atom, AtomEnum::STRING, 0, 1 << 20).map_err(x_err)?.reply().map_err(x_err)?;
     let text = String::from_utf8_lossy(&current.value);
     let updated = with_xft_dpi(&text, dpi);
     if updated != text {

@@ -36,11 +36,8 @@ pub fn millimetres(pixels: u16, dpi: u32) -> u32 {
 /// Toolkits (GTK, Qt, Xlib apps) read Xft.dpi at start-up when no XSETTINGS daemon says
 /// otherwise, whatever the desktop environment.
 pub fn with_xft_dpi(resources: &str, dpi: u32) -> String {
-    let mut out: String = resources
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("Xft.dpi:"))
-        .flat_map(|l| [l, "\n"])
-        .collect();
+    let mut out: String =
+        resources.lines().filter(|l| !l.trim_start().starts_with("Xft.dpi:")).flat_map(|l| [l, "\n"]).collect();
     out.push_str(&format!("Xft.dpi:\t{dpi}\n"));
     out
 }
