@@ -122,10 +122,7 @@ fn for_each_row_pair(
     mut convert: impl FnMut(&[u8], &[u8], &mut [u8], &mut [u8], &mut [u8], &mut [u8]),
 ) {
     debug_assert!(
-        rect.x.is_multiple_of(2)
-            && rect.y.is_multiple_of(2)
-            && rect.w.is_multiple_of(2)
-            && rect.h.is_multiple_of(2)
+        rect.x.is_multiple_of(2) && rect.y.is_multiple_of(2) && rect.w.is_multiple_of(2) && rect.h.is_multiple_of(2)
     );
     let (x0, w) = (rect.x as usize, rect.w as usize);
     let (y_plane, chroma) = dst.split_at_mut(layout.u_offset);
@@ -202,13 +199,16 @@ mod avx2 {
         *AVX2.get_or_init(|| is_x86_feature_detected!("avx2"))
     }
 
-    /// Same contract as [`super::bgrx_to_i420`]; the caller must have checked
-    /// [`available`] (it is only safe to call then, hence not `pub`).
+    /// Same contract as [`super::bgrx_to_i420`], always with AVX2 (the scalar code on a CPU
+    /// without it, so that calling it is never unsound).
     pub(super) fn bgrx_to_i420(src: &[u8], src_stride: usize, dst: &mut [u8], layout: &I420Layout, rect: Rect) {
-        debug_assert!(available());
+        if !available() {
+            bgrx_to_i420_scalar(src, src_stride, dst, layout, rect);
+            return;
+        }
         for_each_row_pair(src, src_stride, dst, layout, rect, |s0, s1, y0, y1, u, v| {
-            // SAFETY: only reached after `available()` found AVX2 on this CPU; the kernel
-            // itself only touches memory inside the slices it is given.
+            // SAFETY: `available()` has just found AVX2 on this CPU; the kernel itself only
+            // touches memory inside the slices it is given.
             unsafe { row_pair(s0, s1, y0, y1, u, v) }
         });
     }
@@ -474,7 +474,9 @@ mod tests {
         }
         // Sizes around the 16-pixel step, a width that is no multiple of 4, padded strides,
         // and a picture of extremes (only 0 and 255) next to pseudo-random ones.
-        for (w, h, pad) in [(2usize, 2usize, 0usize), (16, 2, 0), (18, 4, 8), (130, 70, 0), (130, 70, 36), (1366, 20, 8)] {
+        for (w, h, pad) in
+            [(2usize, 2usize, 0usize), (16, 2, 0), (18, 4, 8), (130, 70, 0), (130, 70, 36), (1366, 20, 8)]
+        {
             let stride = w * 4 + pad;
             let random = pseudo_random_picture(stride / 4 + 1, h);
             let extremes: Vec<u8> = random.iter().map(|&b| if b & 1 == 0 { 0 } else { 255 }).collect();

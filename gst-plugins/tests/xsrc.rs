@@ -289,6 +289,8 @@ fn gst_inspect_shows_the_element_and_its_documented_properties() {
         "Milliseconds between repeated frames",
         "show-pointer",
         "Draw the X cursor into the picture",
+        "max-framerate",
+        "Frames per second at most",
         "\"refresh\"",
         "format: I420",
     ] {

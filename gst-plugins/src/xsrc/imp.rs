@@ -37,11 +37,13 @@ struct Settings {
     display: Option<String>,
     idle_interval_ms: u32,
     show_pointer: bool,
+    /// Frames per second at most, below the negotiated rate (0 = the caps' rate).
+    max_framerate: u32,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { display: None, idle_interval_ms: DEFAULT_IDLE_INTERVAL_MS, show_pointer: false }
+        Self { display: None, idle_interval_ms: DEFAULT_IDLE_INTERVAL_MS, show_pointer: false, max_framerate: 0 }
     }
 }
 
@@ -138,6 +140,15 @@ impl ObjectImpl for KelpieXSrc {
                     .default_value(false)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder("max-framerate")
+                    .nick("Maximum frame rate")
+                    .blurb(
+                        "Frames per second at most, while playing and without renegotiation (0 = the negotiated rate)",
+                    )
+                    .maximum(240)
+                    .default_value(0)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecUInt::builder("idle-interval")
                     .nick("Idle interval")
                     .blurb("Milliseconds between repeated frames while the screen is still (0 = never)")
@@ -168,6 +179,7 @@ impl ObjectImpl for KelpieXSrc {
         match pspec.name() {
             "display" => s.display = value.get().ok().flatten(),
             "idle-interval" => s.idle_interval_ms = value.get().unwrap_or(DEFAULT_IDLE_INTERVAL_MS),
+            "max-framerate" => s.max_framerate = value.get().unwrap_or(0),
             "show-pointer" => {
                 s.show_pointer = value.get().unwrap_or(false);
                 drop(s);
@@ -184,6 +196,7 @@ impl ObjectImpl for KelpieXSrc {
             "display" => s.display.to_value(),
             "idle-interval" => s.idle_interval_ms.to_value(),
             "show-pointer" => s.show_pointer.to_value(),
+            "max-framerate" => s.max_framerate.to_value(),
             _ => unreachable!("unknown property {}", pspec.name()),
         }
     }
@@ -361,14 +374,17 @@ enum Step {
 
 impl PushSrcImpl for KelpieXSrc {
     fn create(&self, _buffer: Option<&mut gst::BufferRef>) -> Result<CreateSuccess, gst::FlowError> {
-        let (idle, show_pointer) = {
-            let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
-            (Duration::from_millis(u64::from(s.idle_interval_ms)), s.show_pointer)
-        };
         loop {
             if self.flushing.load(Ordering::SeqCst) {
                 return Err(gst::FlowError::Flushing);
             }
+            // Read every turn: property changes (show-pointer, max-framerate) wake this loop.
+            let (idle, show_pointer, min_interval) = {
+                let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+                let min = if s.max_framerate > 0 { Duration::from_secs(1) / s.max_framerate } else { Duration::ZERO };
+                (Duration::from_millis(u64::from(s.idle_interval_ms)), s.show_pointer, min)
+            };
+
             let step = {
                 let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 let r = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
@@ -408,11 +424,12 @@ impl PushSrcImpl for KelpieXSrc {
                 } else {
                     let now = Instant::now();
                     let refresh = self.refresh.load(Ordering::SeqCst);
-                    let interval = r.frame_interval.as_secs_f64();
+                    let frame_interval = r.frame_interval.max(min_interval);
+                    let interval = frame_interval.as_secs_f64();
                     r.credit = (r.credit + now.duration_since(r.credit_at).as_secs_f64() / interval).min(MAX_CREDIT);
                     r.credit_at = now;
                     // Never closer than half a frame interval, and only with credit left.
-                    let spacing = r.last_output.map_or(now, |t| t + r.frame_interval / 2);
+                    let spacing = r.last_output.map_or(now, |t| t + frame_interval / 2);
                     let credited = now + Duration::from_secs_f64(((1.0 - r.credit) * interval).max(0.0));
                     let mut due = spacing.max(credited);
                     if let (true, Some(t)) = (r.dirty, r.damaged_at) {
@@ -426,7 +443,7 @@ impl PushSrcImpl for KelpieXSrc {
                         Step::Wait(due - now)
                     } else if show_pointer {
                         // No event tells us the pointer moved: look again next frame.
-                        Step::Wait(r.frame_interval)
+                        Step::Wait(frame_interval)
                     } else if idle.is_zero() {
                         Step::Wait(Duration::from_millis(500))
                     } else {

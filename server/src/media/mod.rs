@@ -161,6 +161,8 @@ pub struct Desktop {
     pub health: Arc<Health>,
     pub stats: Arc<stats::MediaStats>,
     pub encoder_kind: EncoderKind,
+    /// The frame rate the pipeline was built for; viewers may only ask for less.
+    framerate: u32,
     stop: Arc<AtomicBool>,
     /// Set once the capture fails for good (the X display is gone): Kelpie cannot recover
     /// and should exit so that its supervisor can restart it.
@@ -209,6 +211,7 @@ impl Desktop {
             health,
             stats: media_stats,
             encoder_kind: kind,
+            framerate: params.framerate,
             stop: Arc::new(AtomicBool::new(false)),
             fatal: tokio::sync::watch::channel(None).0,
         });
@@ -278,7 +281,7 @@ impl Desktop {
 
     /// Applies stream settings from a client's settings panel while streaming: the
     /// encoder's bitrate (mutable while playing in x264enc, nvh264enc and vah264enc) and
-    /// the frame rate (the caps after the capture, which the source renegotiates).
+    /// the frame rate, up to the one Kelpie started with (`--framerate`).
     pub fn apply_settings(&self, framerate: Option<u32>, bitrate_kbps: Option<u32>) {
         if let Some(kbps) = bitrate_kbps {
             if self.encoder.find_property("bitrate").is_some() {
@@ -289,20 +292,15 @@ impl Desktop {
             }
         }
         if let Some(fps) = framerate {
-            let filter = self
-                .capture
-                .static_pad("src")
-                .and_then(|p| p.peer())
-                .and_then(|p| p.parent_element())
-                .filter(|e| e.find_property("caps").is_some());
-            let Some(filter) = filter else {
-                tracing::warn!("no caps filter after the capture; frame rate unchanged");
-                return;
-            };
-            let mut caps = filter.property::<gst::Caps>("caps");
-            caps.make_mut().set("framerate", gst::Fraction::new(fps as i32, 1));
-            filter.set_property("caps", &caps);
-            tracing::info!(fps, "frame rate changed");
+            // The damage capture paces itself below the negotiated rate without renegotiating
+            // (changing caps mid-stream would stop the source with not-negotiated).
+            if self.capture.find_property("max-framerate").is_some() {
+                let limit = if fps >= self.framerate { 0 } else { fps };
+                self.capture.set_property("max-framerate", limit);
+                tracing::info!(fps = fps.min(self.framerate), "frame rate changed");
+            } else {
+                tracing::warn!(fps, "the frame rate can only change while streaming with --capture damage");
+            }
         }
     }
 
