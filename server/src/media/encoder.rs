@@ -271,7 +271,7 @@ mod tests {
             "videoconvert n-threads=2 ! video/x-raw,format=I420 ! x264enc name=encoder speed-preset=ultrafast \
 tune=zerolatency pass=cbr bitrate=6000 vbv-buf-capacity=17 key-int-max=1073741824 bframes=0 b-adapt=false \
 rc-lookahead=0 sync-lookahead=0 mb-tree=false sliced-threads=true threads=2 aud=false insert-vui=true ! \
-video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au"
+video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au,level=(string)5.1"
         );
     }
 
