@@ -49,7 +49,20 @@ impl Display {
         let frame = ScreenSize { width: size.width.max(max_size.width), height: size.height.max(max_size.height) };
         let mut xvfb = Command::new("Xvfb")
             .args(["-displayfd", "1", "-screen", "0", &format!("{}x24", frame), "-nolisten", "tcp"])
-            .args(["+extension", "RANDR", "+extension", "DAMAGE", "+extension", "XFIXES", "-dpi", "96", "-ac"])
+            // -noreset: Xvfb would otherwise reset (and forget a RandR size) whenever its last
+            // client disconnects, e.g. between the start-up resize and the session.
+            .args([
+                "+extension",
+                "RANDR",
+                "+extension",
+                "DAMAGE",
+                "+extension",
+                "XFIXES",
+                "-dpi",
+                "96",
+                "-ac",
+                "-noreset",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -136,7 +149,12 @@ fn default_session() -> String {
 
 fn spawn_session(display: &str, cmd: &str) -> Result<Child, DisplayError> {
     // Desktop sessions are chatty on stderr; keep that out of Kelpie's own log.
-    let log_path = std::env::temp_dir().join(format!("kelpie-session-{}.log", display.trim_start_matches(':')));
+    // The user id in the name: /tmp is shared, and another user's log of the same display
+    // number would not be writable.
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let log_path =
+        std::env::temp_dir().join(format!("kelpie-session-{uid}-{}.log", display.trim_start_matches(':')));
     let log = std::fs::File::create(&log_path)
         .map_err(|e| DisplayError::Session { cmd: cmd.to_owned(), why: format!("{}: {e}", log_path.display()) })?;
     let log_err = log.try_clone().map_err(|e| DisplayError::Session { cmd: cmd.to_owned(), why: e.to_string() })?;

@@ -148,7 +148,10 @@ impl XCapture {
         if conn.extension_information(randr::X11_EXTENSION_NAME).map_err(lost)?.is_some() {
             conn.randr_select_input(root, randr::NotifyMask::SCREEN_CHANGE).map_err(lost)?;
         }
-        let (width, height) = (u32::from(screen.width_in_pixels), u32::from(screen.height_in_pixels));
+        // The root's geometry, not the connection setup's screen size: servers do not all
+        // update the latter after a RandR resize (Xvfb keeps its start size there).
+        let geo = conn.get_geometry(root).map_err(lost)?.reply().map_err(lost)?;
+        let (width, height) = (u32::from(geo.width), u32::from(geo.height));
         let segment = Segment::new(&conn, 2 * frame_bytes(width, height))?;
         conn.flush().map_err(lost)?;
         Ok(Self { conn, root, damage, region, segment, width, height })

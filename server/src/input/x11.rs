@@ -80,8 +80,6 @@ struct Held {
 struct XSide {
     conn: RustConnection,
     root: xproto::Window,
-    width: u16,
-    height: u16,
     keymap: KeysymMap,
     /// Spare keycodes for keysyms the keymap lacks.
     binder: KeycodeBinder,
@@ -93,20 +91,13 @@ impl XSide {
         let (conn, screen) =
             x11rb::connect(Some(display)).map_err(|e| format!("cannot connect to X display {display}: {e}"))?;
         let s = &conn.setup().roots[screen];
-        let (root, width, height) = (s.root, s.width_in_pixels, s.height_in_pixels);
+        let root = s.root;
         conn.xtest_get_version(2, 2)
             .map_err(|e| e.to_string())?
             .reply()
             .map_err(|e| format!("X display {display} lacks the XTEST extension: {e}"))?;
-        let mut side = Self {
-            conn,
-            root,
-            width,
-            height,
-            keymap: KeysymMap::default(),
-            binder: KeycodeBinder::default(),
-            keysyms_per_keycode: 1,
-        };
+        let mut side =
+            Self { conn, root, keymap: KeysymMap::default(), binder: KeycodeBinder::default(), keysyms_per_keycode: 1 };
         side.reload_keymap()?;
         tracing::info!(spare_keycodes = side.binder.spare_count(), "input: keymap loaded");
         Ok(side)
@@ -244,8 +235,10 @@ impl XSide {
     fn apply(&mut self, held: &mut Held, event: InputEvent) -> Result<(), String> {
         match event {
             InputEvent::PointerMove { x, y } => {
-                let x = x.min(u32::from(self.width.saturating_sub(1))) as i16;
-                let y = y.min(u32::from(self.height.saturating_sub(1))) as i16;
+                // The X server confines the pointer to the screen, whatever size RandR gave
+                // it since we connected; we only keep the value in XTest's 16-bit range.
+                let x = x.min(i16::MAX as u32) as i16;
+                let y = y.min(i16::MAX as u32) as i16;
                 self.fake(xproto::MOTION_NOTIFY_EVENT, 0, x, y)?;
             }
             InputEvent::Button { button, down } => {

@@ -182,9 +182,10 @@ pub fn encoder_stages_from(kind: EncoderKind, p: &EncodeParams, input: RawFormat
 
 /// H.264 level x264 is told to signal whatever the resolution. x264 otherwise picks the
 /// level from the frame size, so a resize would change `profile-level-id` in the RTP caps,
-/// which every viewer's webrtcbin negotiated and then refuses (not-negotiated). 5.1 covers
-/// up to 4096x2160 and is decoded by every browser.
-pub const X264_FIXED_LEVEL: &str = "5.1";
+/// which every viewer's webrtcbin negotiated and then refuses (not-negotiated). x264 also
+/// refuses to open when a frame size and rate exceed the level asked for: 5.2 covers
+/// 4096x2160 up to 60 fps and 1080p up to 240 fps, and every browser decodes it.
+pub const X264_FIXED_LEVEL: &str = "5.2";
 
 /// The caps after the encoder: [`H264_OUTPUT_CAPS`], plus the fixed level for x264 (which
 /// honours a level asked for downstream; hardware encoders pick their own).
@@ -271,7 +272,7 @@ mod tests {
             "videoconvert n-threads=2 ! video/x-raw,format=I420 ! x264enc name=encoder speed-preset=ultrafast \
 tune=zerolatency pass=cbr bitrate=6000 vbv-buf-capacity=17 key-int-max=1073741824 bframes=0 b-adapt=false \
 rc-lookahead=0 sync-lookahead=0 mb-tree=false sliced-threads=true threads=2 aud=false insert-vui=true ! \
-video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au,level=(string)5.1"
+video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au,level=(string)5.2"
         );
     }
 
@@ -330,7 +331,7 @@ video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au
             let last = encoder_stages(kind, &P).last().cloned();
             assert!(matches!(&last, Some(Stage::Caps(c)) if c.starts_with(H264_OUTPUT_CAPS)), "{kind}: {last:?}");
         }
-        assert!(output_caps(EncoderKind::X264).ends_with(",level=(string)5.1"));
+        assert!(output_caps(EncoderKind::X264).ends_with(",level=(string)5.2"));
     }
 
     #[test]

@@ -235,3 +235,42 @@ fn set_xft_dpi(conn: &RustConnection, root: xproto::Window, dpi: u32) -> Result<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    /// A real Xvfb as Kelpie starts it (large framebuffer, `-noreset`: without it the server
+    /// resets, and forgets the new size, as soon as its only client disconnects), resized
+    /// right after start.
+    #[test]
+    fn a_fresh_xvfb_shrinks_and_grows_and_reports_the_new_size() {
+        let mut xvfb = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-screen", "0", "1600x1200x24", "-nolisten", "tcp", "+extension", "RANDR"])
+            .args(["-dpi", "96", "-ac", "-noreset"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb is installed");
+        let mut line = String::new();
+        BufReader::new(xvfb.stdout.take().expect("stdout")).read_line(&mut line).expect("display number");
+        let display = format!(":{}", line.trim());
+        let geometry = || {
+            let (conn, screen) = x11rb::connect(Some(&display)).expect("connect");
+            let root = conn.setup().roots[screen].root;
+            let g = conn.get_geometry(root).expect("request").reply().expect("reply");
+            (g.width, g.height)
+        };
+        let results = [(800, 600), (1280, 720), (1601, 999)].map(|(w, h)| {
+            let set = resize(&display, w, h, Some(96));
+            (set.ok(), geometry())
+        });
+        let _ = xvfb.kill();
+        let _ = xvfb.wait();
+        assert_eq!(results[0], (Some((800, 600)), (800, 600)));
+        assert_eq!(results[1], (Some((1280, 720)), (1280, 720)), "grows back within the framebuffer");
+        assert_eq!(results[2], (Some((1600, 998)), (1600, 998)), "clamped to the maximum and made even");
+    }
+}
