@@ -153,8 +153,7 @@ fn spawn_session(display: &str, cmd: &str) -> Result<Child, DisplayError> {
     // number would not be writable.
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
-    let log_path =
-        std::env::temp_dir().join(format!("kelpie-session-{uid}-{}.log", display.trim_start_matches(':')));
+    let log_path = std::env::temp_dir().join(format!("kelpie-session-{uid}-{}.log", display.trim_start_matches(':')));
     let log = std::fs::File::create(&log_path)
         .map_err(|e| DisplayError::Session { cmd: cmd.to_owned(), why: format!("{}: {e}", log_path.display()) })?;
     let log_err = log.try_clone().map_err(|e| DisplayError::Session { cmd: cmd.to_owned(), why: e.to_string() })?;
