@@ -254,8 +254,18 @@ mod tests {
             .stderr(Stdio::null())
             .spawn()
             .expect("Xvfb is installed");
+        let stdout = xvfb.stdout.take().expect("stdout");
+        // Killed even when an assertion below fails.
+        struct Kill(std::process::Child);
+        impl Drop for Kill {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let _xvfb = Kill(xvfb);
         let mut line = String::new();
-        BufReader::new(xvfb.stdout.take().expect("stdout")).read_line(&mut line).expect("display number");
+        BufReader::new(stdout).read_line(&mut line).expect("display number");
         let display = format!(":{}", line.trim());
         let geometry = || {
             let (conn, screen) = x11rb::connect(Some(&display)).expect("connect");
@@ -267,8 +277,6 @@ mod tests {
             let set = resize(&display, w, h, Some(96));
             (set.ok(), geometry())
         });
-        let _ = xvfb.kill();
-        let _ = xvfb.wait();
         assert_eq!(results[0], (Some((800, 600)), (800, 600)));
         assert_eq!(results[1], (Some((1280, 720)), (1280, 720)), "grows back within the framebuffer");
         assert_eq!(results[2], (Some((1600, 998)), (1600, 998)), "clamped to the maximum and made even");
