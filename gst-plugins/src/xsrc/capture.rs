@@ -36,6 +36,9 @@ pub enum CaptureError {
     Shm(String),
     #[error("X connection lost: {0}")]
     Lost(String),
+    /// A grab reached outside the screen: it shrank (RandR) since we last looked.
+    #[error("the screen changed size during a grab")]
+    ScreenChanged,
 }
 
 fn lost<E: std::fmt::Display>(e: E) -> CaptureError {
@@ -264,7 +267,8 @@ impl XCapture {
     }
 
     fn get_image(&self, r: Rect, offset: usize) -> Result<(), CaptureError> {
-        self.conn
+        let reply = self
+            .conn
             .shm_get_image(
                 self.root,
                 r.x as i16,
@@ -277,9 +281,25 @@ impl XCapture {
                 offset as u32,
             )
             .map_err(lost)?
-            .reply()
-            .map_err(lost)?;
-        Ok(())
+            .reply();
+        match reply {
+            Ok(_) => Ok(()),
+            Err(x11rb::errors::ReplyError::X11Error(e)) if e.error_kind == x11rb::protocol::ErrorKind::Match => {
+                Err(CaptureError::ScreenChanged)
+            }
+            Err(e) => Err(lost(e)),
+        }
+    }
+
+    /// Re-reads the screen size (after [`CaptureError::ScreenChanged`]); true if it changed.
+    pub fn sync_size(&mut self) -> Result<bool, CaptureError> {
+        let geo = self.conn.get_geometry(self.root).map_err(lost)?.reply().map_err(lost)?;
+        let (w, h) = (u32::from(geo.width), u32::from(geo.height));
+        if (w, h) == (self.width, self.height) {
+            return Ok(false);
+        }
+        self.resize(w, h)?;
+        Ok(true)
     }
 
     /// Waits until X has something for us, `wake` becomes readable, or `timeout` passes.

@@ -70,6 +70,8 @@ struct Running {
     drawn_cursor: Option<Sprite>,
     /// The cursor as it is now, when it differs from `drawn_cursor`.
     cursor_moved: Option<Sprite>,
+    /// The screen size changed under a grab: renegotiate before producing again.
+    size_changed: bool,
 }
 
 pub struct KelpieXSrc {
@@ -286,6 +288,7 @@ impl BaseSrcImpl for KelpieXSrc {
             frames: 0,
             drawn_cursor: None,
             cursor_moved: None,
+            size_changed: false,
         });
         Ok(())
     }
@@ -419,7 +422,7 @@ impl PushSrcImpl for KelpieXSrc {
                     }
                     r.cursor_moved = now_cursor;
                 }
-                if changes.resized {
+                if changes.resized || std::mem::take(&mut r.size_changed) {
                     Step::Renegotiate
                 } else {
                     let now = Instant::now();
@@ -520,7 +523,20 @@ impl KelpieXSrc {
             let cursor = r.cursor_moved.take();
             rects.extend(r.drawn_cursor.take().and_then(|c| c.rect(sw, sh)));
             rects.extend(cursor.as_ref().and_then(|c| c.rect(sw, sh)));
-            let grabbed = r.capture.grab(&rects).map_err(fail)?;
+            let grabbed = match r.capture.grab(&rects) {
+                Ok(g) => g,
+                Err(CaptureError::ScreenChanged) => {
+                    // The screen shrank between its RandR event and this grab. Send the
+                    // last picture once more, renegotiate on the next turn, grab it all.
+                    gst::debug!(CAT, imp = self, "screen shrank during a grab");
+                    r.size_changed |= r.capture.sync_size().map_err(fail)?;
+                    r.dirty = true;
+                    r.need_full = true;
+                    r.drawn_cursor = None;
+                    return self.output(r);
+                }
+                Err(e) => return Err(fail(e)),
+            };
             let (w, h) = (r.layout.width, r.layout.height);
             let stride = r.capture.width as usize * 4;
             if let Some(c) = &cursor {
@@ -534,6 +550,11 @@ impl KelpieXSrc {
                 }
             }
         }
+        self.output(r)
+    }
+
+    /// Copies the current picture into a pooled buffer.
+    fn output(&self, r: &mut Running) -> Result<gst::Buffer, gst::FlowError> {
         let pool = r.pool.as_ref().ok_or(gst::FlowError::NotNegotiated)?;
         let mut buffer = pool.acquire_buffer(None)?;
         {
