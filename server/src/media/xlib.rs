@@ -40,5 +40,8 @@ unsafe extern "C" fn on_io_error(_display: *mut c_void) -> c_int {
         "lost the connection to the X display (the X server exited or was killed); \
          nothing left to capture, Kelpie exits with status {EXIT_X_GONE}"
     );
-    std::process::exit(EXIT_X_GONE)
+    // _exit, not exit: atexit handlers and library destructors would run while GStreamer
+    // threads still use the dead connection, and could crash instead of exiting with 3.
+    // SAFETY: _exit ends the process at once; nothing runs after it.
+    unsafe { libc::_exit(EXIT_X_GONE) }
 }
