@@ -39,11 +39,11 @@ pub fn warm_up_dtls() {
     }
 }
 
-/// Browsers ask for keyframes themselves (RTCP PLI/FIR when they join or lose packets);
-/// webrtcbin turns that into an upstream force-key-unit event that the encoder consumes.
-/// On a still screen the damage capture sends no frame the encoder could make a keyframe
-/// of, so the browser would wait for the next idle repeat (up to a second): ask the
-/// capture for a frame right away.
+/// Every keyframe request reaches the encoder as an upstream force-key-unit event on its
+/// src pad: ours ([`force_keyframe_on`]) and browsers' (RTCP PLI/FIR, which webrtcbin turns
+/// into that event). On a still screen the damage capture sends no frame the encoder could
+/// make a keyframe of, so the viewer would wait for the next idle repeat (up to a second):
+/// the probe asks the capture for a frame right away, whoever asked.
 fn refresh_on_keyframe_requests(encoder: &gst::Element, capture: &gst::Element) {
     if !capture.has_property("idle-interval") {
         return; // ximagesrc sends frames continuously anyway
@@ -307,7 +307,7 @@ impl Desktop {
     /// Draws the cursor into the video (or stops), for viewers in pointer lock. Only the
     /// damage capture can do this while streaming.
     pub fn set_show_pointer(&self, on: bool) {
-        if self.capture.has_property("idle-interval") && self.capture.find_property("show-pointer").is_some() {
+        if self.capture.find_property("show-pointer").is_some() {
             self.capture.set_property("show-pointer", on);
             tracing::info!(on, "cursor drawn into the video (a viewer is in pointer lock)");
         } else {
@@ -360,32 +360,19 @@ impl Desktop {
     pub fn request_keyframe(&self) {
         let decision = self.keyframes.lock().unwrap_or_else(|e| e.into_inner()).request(Instant::now());
         match decision {
-            keyframe::Decision::Now => self.force_keyframe(),
+            keyframe::Decision::Now => force_keyframe_on(&self.encoder),
             keyframe::Decision::AlreadyScheduled => {}
             keyframe::Decision::After(delay) => {
                 let encoder = self.encoder.downgrade();
-                let capture = self.capture.downgrade();
                 let gate = Arc::downgrade(&self.keyframes);
                 std::thread::spawn(move || {
                     std::thread::sleep(delay);
-                    if let (Some(enc), Some(gate), Some(cap)) = (encoder.upgrade(), gate.upgrade(), capture.upgrade()) {
+                    if let (Some(enc), Some(gate)) = (encoder.upgrade(), gate.upgrade()) {
                         gate.lock().unwrap_or_else(|e| e.into_inner()).fired(Instant::now());
                         force_keyframe_on(&enc);
-                        if cap.has_property("idle-interval") {
-                            cap.emit_by_name::<()>("refresh", &[]);
-                        }
                     }
                 });
             }
-        }
-    }
-
-    fn force_keyframe(&self) {
-        force_keyframe_on(&self.encoder);
-        // A damage-driven source sends nothing while the screen is still, and an encoder
-        // can only make a keyframe from a frame: ask it for one now.
-        if self.capture.has_property("idle-interval") {
-            self.capture.emit_by_name::<()>("refresh", &[]);
         }
     }
 
@@ -480,6 +467,8 @@ impl Drop for Desktop {
     }
 }
 
+/// Asks the encoder for a keyframe; the probe of [`refresh_on_keyframe_requests`] makes a
+/// still damage capture send the frame it needs.
 fn force_keyframe_on(encoder: &gst::Element) {
     let event = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
     if let Some(pad) = encoder.static_pad("src") {
