@@ -15,18 +15,7 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Err(e) = kelpie::run(config).await {
         tracing::error!("{e}");
-        exit_now(e.exit_code());
+        kelpie::media::xlib::exit_now(e.exit_code());
     }
     Ok(())
-}
-
-/// Exits without running atexit handlers: X, clipboard and GStreamer threads may still be
-/// running when Kelpie gives up (the display died), and library destructors racing them
-/// could turn the promised exit status into a crash.
-fn exit_now(code: i32) -> ! {
-    use std::io::Write as _;
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    // SAFETY: _exit ends the process at once; nothing runs after it.
-    unsafe { libc::_exit(code) }
 }

@@ -40,8 +40,16 @@ unsafe extern "C" fn on_io_error(_display: *mut c_void) -> c_int {
         "lost the connection to the X display (the X server exited or was killed); \
          nothing left to capture, Kelpie exits with status {EXIT_X_GONE}"
     );
-    // _exit, not exit: atexit handlers and library destructors would run while GStreamer
-    // threads still use the dead connection, and could crash instead of exiting with 3.
+    exit_now(EXIT_X_GONE)
+}
+
+/// Exits without running atexit handlers: when the display died, X, clipboard and
+/// GStreamer threads may still be running, and library destructors racing them could turn
+/// the promised exit status into a crash.
+pub fn exit_now(code: i32) -> ! {
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
     // SAFETY: _exit ends the process at once; nothing runs after it.
-    unsafe { libc::_exit(EXIT_X_GONE) }
+    unsafe { libc::_exit(code) }
 }
