@@ -1,6 +1,12 @@
 /**
- * Boot: connects the signalling session to the video element, the status badge and
- * the input handlers, and exposes `window.kelpie` for tests and debugging.
+ * Boot, the composition root: connects the signalling session to the video element, the
+ * status badge, the room state and the input handlers, and exposes `window.kelpie` for
+ * tests and debugging.
+ *
+ * Control (room.js): every module that sends input or changes the shared stream gets a
+ * `send` gated on this page holding control, so a participant without it sends nothing
+ * the server would refuse. Gaining control (or a fresh channel while holding it) is the
+ * one moment this page tells the server its size, stream settings and clipboard.
  */
 import { Session, signallingUrl } from './signalling.js';
 import { attachInput } from './input.js';
@@ -10,18 +16,43 @@ import { attachTouch } from './touch.js';
 import { attachSettings } from './settings.js';
 import * as files from './files.js';
 import { attachCursor, cursorInfo } from './cursor.js';
+import { Room, badgeText, gateSend, refusedHint } from './room.js';
+import { attachPeople } from './people.js';
+import { keepKeys } from './dom.js';
+import { showNotice } from './notice.js';
+
+/** The "you are only watching" hint comes back at most this often. */
+const REFUSED_HINT_EVERY_MS = 30_000;
 
 const video = document.getElementById('screen');
 const badge = document.getElementById('status');
 const startButton = document.getElementById('start');
+const room = new Room();
 
-let role = null;
-const send = channel.send;
+let lastHint = -Infinity;
+const send = gateSend(channel.send, () => room.hasControl(), (msg) => {
+  const hint = refusedHint(msg, room.role);
+  const now = performance.now();
+  if (hint && now - lastHint >= REFUSED_HINT_EVERY_MS) {
+    lastHint = now;
+    showNotice(hint);
+  }
+});
 
+let shown = { state: 'connecting', detail: '' };
 function showState(state, detail) {
+  shown = { state, detail };
+  // A lost connection is a lost seat: the next welcome and room tell us where we stand.
+  if (state === 'reconnecting' || state === 'error') room.clear();
+  renderBadge();
+}
+
+function renderBadge() {
+  const { state, detail } = shown;
+  const text = state === 'connected' ? badgeText(room.room, room.role) : detail || state;
   badge.dataset.state = state;
-  if (state === 'connected') badge.textContent = role === 'viewer' ? 'connected (view only)' : 'connected';
-  else badge.textContent = detail || state;
+  // Only on change: the badge is a live region and would be read out again.
+  if (badge.textContent !== text) badge.textContent = text;
 }
 
 /** Autoplay can still be refused (policy, power saving): then ask for a click. */
@@ -42,7 +73,14 @@ startButton.addEventListener('click', () => {
 
 const session = new Session(signallingUrl(), {
   onState: showState,
-  onWelcome: (welcome) => { role = welcome.role; },
+  onWelcome: (welcome) => {
+    room.setWelcome(welcome);
+    files.setRole(room.role);
+  },
+  onRoom: (msg) => {
+    if (!room.update(msg)) console.warn('kelpie: ignoring a malformed room message');
+  },
+  onNotice: (msg) => showNotice(msg.text),
   onTrack: (stream) => {
     video.srcObject = stream;
     play();
@@ -53,6 +91,18 @@ const session = new Session(signallingUrl(), {
   onChannel: channel.setChannel,
 });
 
+const input = attachInput(video, send);
+const touch = attachTouch(video, send, input);
+const settings = attachSettings(video, input, send);
+const clipboard = attachClipboard(video, input.keyboard, send);
+attachCursor(video);
+
+/** This page now holds control on an open channel: make the remote side match it. */
+function controlStarted() {
+  settings.resend();
+  clipboard.resync();
+}
+
 channel.onOpen(() => {
   session.mark('channel_open');
   const c = channel.current();
@@ -61,13 +111,33 @@ channel.onOpen(() => {
   setTimeout(() => {
     if (channel.current() === c && !video.videoWidth) send({ t: 'kf' });
   }, 1000);
+  if (room.hasControl()) controlStarted();
 });
 
-const input = attachInput(video, send);
-const touch = attachTouch(video, send, input);
-const settings = attachSettings(video, input);
-const clipboard = attachClipboard(video, input.keyboard);
-attachCursor(video);
+room.onChange((r, { gained, lost }) => {
+  // Control went elsewhere: the server released what we held, so only forget it here
+  // (an `r` from us would be refused now), and leave pointer lock, whose motion goes nowhere.
+  if (lost) {
+    input.forgetHeld();
+    if (input.pointerLocked) input.togglePointerLock();
+  }
+  if (gained && channel.isOpen()) controlStarted();
+  settings.setControl(r.hasControl());
+  clipboard.setAccess({ role: r.role, control: r.hasControl() });
+  renderBadge();
+});
+
+/** The People panel's buttons: control requests go over the signalling socket. */
+function act(action, to) {
+  // Giving control away: release our keys and buttons while the server still takes `r`.
+  if ((action === 'release' || action === 'grant') && room.hasControl()) input.releaseAll();
+  return session.control(action, to);
+}
+const people = attachPeople({ room, act });
+// Toolbar buttons are operated with Enter and Space, which must not reach the desktop.
+const toolbar = document.getElementById('toolbar');
+if (toolbar) keepKeys(toolbar);
+settings.setControl(false);
 
 window.kelpie = {
   get pc() { return session.pc; },
@@ -76,11 +146,18 @@ window.kelpie = {
    *  dtls_connected, track, first_frame (of the current connection attempt). */
   get timings() { return session.timings; },
   get channel() { return channel.current(); },
+  /** The server's last `room` message as kept (room.js normaliseRoom), null before one. */
+  get room() { return room.room; },
+  /** 'owner', 'guest' or 'viewer' (null before the welcome). */
+  get role() { return room.role; },
+  /** Whether this page holds the keyboard and mouse. */
+  get hasControl() { return room.hasControl(); },
   input,
   touch,
   settings,
   clipboard,
   files,
+  people,
   cursor: cursorInfo,
   video,
 };

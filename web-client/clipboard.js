@@ -10,8 +10,14 @@
  * Ctrl+V (whose `paste` event carries the clipboard without any permission prompt), the
  * local clipboard is read and sent if it differs from what we last sent or received.
  * The panel's "Send to remote" is the manual fallback.
+ *
+ * Who may do what (room.js): a `viewer` never touches the local clipboard and has no
+ * Clipboard button; an owner or guest without control receives the remote clipboard but
+ * sends nothing of its own (the server would refuse it) and reads nothing to send.
  */
 import * as channel from './channel.js';
+import { el, keepKeys } from './dom.js';
+import { showNotice } from './notice.js';
 
 /**
  * Raw bytes per chunk: 60 KiB as base64, so a message stays under the 64 KiB SCTP
@@ -116,17 +122,19 @@ async function fromPasteEvent(ev) {
   return text ? textClip(text) : null;
 }
 
-function el(tag, props = {}, children = []) {
-  const e = Object.assign(document.createElement(tag), props);
-  for (const c of children) e.append(c);
-  return e;
-}
-
-/** Wires the clipboard; `keyboard` is input.js's keyboard (for the Ctrl+V hook). */
-export function attachClipboard(video, keyboard) {
+/**
+ * Wires the clipboard; `keyboard` is input.js's keyboard (for the Ctrl+V hook), `send`
+ * delivers one data-channel message (app.js's, which holds back `clip` without control).
+ */
+export function attachClipboard(video, keyboard, send) {
   const reasm = new Reassembler();
   const state = {
+    /** False once the server said clipboard sync is off (`clipoff`). */
     enabled: true,
+    /** Our role: a viewer has no clipboard at all. */
+    role: null,
+    /** Whether we hold control: only then is local content read and sent. */
+    control: false,
     /** Fingerprint of what we last sent or received: not sent again. */
     lastKey: null,
     /** Last content from the remote side: {mime, bytes}. */
@@ -162,19 +170,18 @@ export function attachClipboard(video, keyboard) {
   ]);
   document.body.append(panel);
   toolbar?.append(button);
-  const notice = el('div', { id: 'clipboard-notice', className: 'notice', hidden: true, role: 'status' });
-  document.body.append(notice);
-  let noticeTimer = null;
+  keepKeys(panel);
 
-  function showNotice(msg) {
-    notice.textContent = msg;
-    notice.hidden = false;
-    clearTimeout(noticeTimer);
-    noticeTimer = setTimeout(() => { notice.hidden = true; }, 5000);
+  const allowed = () => state.enabled && state.role !== 'viewer';
+  const maySend = () => allowed() && state.control;
+
+  function showButton() {
+    button.hidden = !allowed();
+    if (button.hidden) {
+      panel.hidden = true;
+      button.setAttribute('aria-pressed', 'false');
+    }
   }
-
-  // Typing in the panel is for the panel, not the remote desktop (keyboard.js listens on window).
-  for (const type of ['keydown', 'keyup', 'keypress']) panel.addEventListener(type, (ev) => ev.stopPropagation());
   button.addEventListener('click', () => {
     panel.hidden = !panel.hidden;
     button.setAttribute('aria-pressed', String(!panel.hidden));
@@ -191,7 +198,9 @@ export function attachClipboard(video, keyboard) {
   });
   sendButton.addEventListener('click', () => {
     enqueue(() => offer(textClip(text.value), true)).then((ok) => {
-      status.textContent = ok ? 'Sent to the remote clipboard.' : 'Not sent (not connected?).';
+      if (ok) status.textContent = 'Sent to the remote clipboard.';
+      else if (!state.control) status.textContent = 'Not sent: only the participant in control can paste into the desktop.';
+      else status.textContent = 'Not sent (not connected?).';
     });
   });
   copyButton.addEventListener('click', () => {
@@ -235,6 +244,7 @@ export function attachClipboard(video, keyboard) {
   }
 
   async function received(clip) {
+    if (!allowed()) return; // a viewer's page keeps away from the local clipboard
     state.remote = clip;
     state.lastKey = fingerprint(clip);
     state.received += 1;
@@ -260,8 +270,7 @@ export function attachClipboard(video, keyboard) {
   });
   channel.on('clipoff', () => {
     state.enabled = false;
-    button.hidden = true;
-    panel.hidden = true;
+    showButton();
   });
 
   // --- local → remote --------------------------------------------------------------
@@ -273,7 +282,7 @@ export function attachClipboard(video, keyboard) {
 
   /** Sends `clip` unless it is what we last sent or received (`force`: send anyway). */
   async function offer(clip, force = false) {
-    if (!state.enabled || !channel.isOpen()) return false;
+    if (!maySend() || !channel.isOpen()) return false;
     const key = fingerprint(clip);
     if (key === state.lastKey && !force) return false;
     if (clip.bytes.length > MAX_BYTES) {
@@ -285,7 +294,7 @@ export function attachClipboard(video, keyboard) {
     for (const msg of chunkMessages(id, clip)) {
       const until = Date.now() + 30_000;
       while (channel.buffered() > PACE_BYTES && channel.isOpen() && Date.now() < until) await sleep(10);
-      if (!channel.send(msg)) {
+      if (!send(msg)) {
         state.lastKey = null; // try again on the next occasion
         return false;
       }
@@ -330,14 +339,14 @@ export function attachClipboard(video, keyboard) {
   /** Reads the local clipboard and sends it if it changed. Resolves true if sent. */
   function sync() {
     return enqueue(async () => {
-      if (!state.enabled || !channel.isOpen() || !(await mayRead())) return false;
+      if (!maySend() || !channel.isOpen() || !(await mayRead())) return false;
       const clip = await readLocal();
       return clip ? offer(clip) : false;
     });
   }
 
   window.addEventListener('focus', () => {
-    if (pendingWrite) writeLocal(pendingWrite).then((ok) => { if (ok) pendingWrite = null; });
+    if (pendingWrite && allowed()) writeLocal(pendingWrite).then((ok) => { if (ok) pendingWrite = null; });
     sync();
   });
   video.addEventListener('pointerdown', () => { sync(); });
@@ -345,17 +354,27 @@ export function attachClipboard(video, keyboard) {
     const clip = await fromPasteEvent(ev);
     if (clip) await enqueue(() => offer(clip));
   });
-  channel.onOpen(() => {
-    // A new session: the server will push its clipboard; ours goes if we have focus.
-    reasm.current = null;
-    if (document.hasFocus()) sync();
-  });
+  // A new session: the server will push its clipboard; ours goes once we hold control
+  // (app.js calls `resync`, also when control comes to us later).
+  channel.onOpen(() => { reasm.current = null; });
+
+  /** Our role and whether we hold control, from room.js (app.js calls it on every change). */
+  function setAccess({ role, control }) {
+    state.role = role;
+    state.control = !!control;
+    if (!allowed()) pendingWrite = null;
+    showButton();
+  }
 
   return {
     sync,
+    setAccess,
+    /** We just got control on an open channel: our clipboard goes if we have focus. */
+    resync: () => (document.hasFocus() ? sync() : Promise.resolve(false)),
     /** Sends content now, e.g. from tests: `{mime, bytes}` or a string. */
     send: (clip) => enqueue(() => offer(typeof clip === 'string' ? textClip(clip) : clip, true)),
-    get enabled() { return state.enabled; },
+    /** False when the server turned clipboard sync off or this page is view only. */
+    get enabled() { return allowed(); },
     get last() { return state.remote; },
     get lastText() { return state.remote?.mime === 'text/plain' ? decoder.decode(state.remote.bytes) : null; },
     get received() { return state.received; },

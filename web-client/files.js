@@ -7,7 +7,12 @@
  * and the page's credentials just work): XMLHttpRequest because fetch still cannot
  * report upload progress. The server is the authority on names, limits and conflicts;
  * this module only explains its answers (see docs/protocol.md, "File transfer").
+ *
+ * A `viewer` (room.js) may not use files at all (the server answers 403): app.js calls
+ * `setRole` with the welcome's role, which hides everything for viewers and otherwise
+ * makes the first request, so a viewer's page never asks.
  */
+import { el } from './dom.js';
 
 const BASE = 'files/';
 
@@ -16,7 +21,12 @@ const state = {
   names: new Set(),
   /** Upload limit in bytes announced by the server (null until known). */
   maxBytes: null,
+  /** False when the server turned transfers off (404) or our role may not use them. */
   enabled: true,
+  /** Our role, from the welcome (null until known). */
+  role: null,
+  /** Whether the server turned transfers off (it answered 404). */
+  off: false,
   /** Every upload of this page: {name, status, percent, message, row}. */
   uploads: [],
 };
@@ -32,13 +42,6 @@ function formatSize(bytes) {
     if (v < 1024) break;
   }
   return `${v.toFixed(1).replace(/\.0$/, '')} ${u}`;
-}
-
-function el(tag, props = {}, children = []) {
-  const e = document.createElement(tag);
-  Object.assign(e, props);
-  for (const c of children) e.append(c);
-  return e;
 }
 
 // --- the panel -----------------------------------------------------------------------
@@ -69,6 +72,7 @@ function showMessage(text) {
 }
 
 export function open() {
+  if (!state.enabled) return Promise.resolve(null);
   panel.hidden = false;
   button.setAttribute('aria-pressed', 'true');
   return refresh();
@@ -96,6 +100,7 @@ export async function refresh() {
     return null;
   }
   if (res.status === 404) {
+    state.off = true;
     state.enabled = false;
     note.textContent = (await res.text()).trim() || 'File transfer is turned off on this server.';
     pickLabel.hidden = true;
@@ -292,9 +297,27 @@ window.addEventListener('drop', (e) => {
 // --- boot ----------------------------------------------------------------------------
 
 button.addEventListener('click', toggle);
+// Hidden until the welcome tells us our role (setRole).
+button.hidden = true;
 document.getElementById('toolbar')?.append(button);
 document.body.append(panel, dropOverlay);
-// Learn the limit (and whether transfers are on at all) before the first drop.
-refresh().then(() => { if (!state.enabled) button.hidden = true; });
+
+/**
+ * Our role from the welcome (on every connection; it only changes with a new login).
+ * Viewers get neither button, panel nor drop target; others learn the upload limit (and
+ * whether transfers are on at all) before the first drop.
+ */
+export function setRole(role) {
+  if (role === state.role) return;
+  state.role = role;
+  state.enabled = role !== 'viewer' && !state.off;
+  if (!state.enabled) {
+    close();
+    button.hidden = true;
+    return;
+  }
+  button.hidden = false;
+  refresh().then(() => { button.hidden = !state.enabled; });
+}
 
 export { state };

@@ -129,10 +129,22 @@ export function attachInput(video, send) {
     },
   });
 
-  function releaseAll() {
+  /**
+   * Forgets what we think is held, without telling the server: for when control moved to
+   * someone else, whose arrival already released our keys and buttons on the server (and
+   * an `r` from us would be refused).
+   */
+  function forgetHeld() {
     pendingMove = null;
+    lastSent = null;
+    rel.x = 0;
+    rel.y = 0;
     buttonsDown.clear();
     keyboard.releaseAll();
+  }
+
+  function releaseAll() {
+    forgetHeld();
     // Always sent: the server may hold something we do not know about (a key whose
     // keyup the browser swallowed while another window had focus).
     send({ t: 'r' });
@@ -210,6 +222,7 @@ export function attachInput(video, send) {
 
   return {
     releaseAll,
+    forgetHeld,
     keyboard,
     togglePointerLock,
     get pointerLocked() { return locked(); },

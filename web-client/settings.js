@@ -4,7 +4,7 @@
  * size and is scaled here), scaling, pointer lock, fullscreen and the on-screen keyboard.
  * Choices are remembered per browser in localStorage.
  */
-import * as channel from './channel.js';
+import { el, keepKeys } from './dom.js';
 
 const STORE_KEY = 'kelpie.settings';
 /** Quiet time after the last window resize before the remote screen follows. */
@@ -46,12 +46,6 @@ export function fitSize(cssWidth, cssHeight, dpr) {
   return { w: even(cssWidth * dpr), h: even(cssHeight * dpr) };
 }
 
-function el(tag, props = {}, children = []) {
-  const e = Object.assign(document.createElement(tag), props);
-  for (const c of children) e.append(c);
-  return e;
-}
-
 function select(name, options, value) {
   const s = el('select', { name });
   for (const [v, label] of options) s.append(el('option', { value: String(v), textContent: label }));
@@ -59,7 +53,12 @@ function select(name, options, value) {
   return s;
 }
 
-export function attachSettings(video, input) {
+/**
+ * Wires the panel. `send` delivers a data-channel message and returns false when it could
+ * not go out: app.js passes one that drops stream and size changes while this page does
+ * not hold control, so a watcher's window never resizes the remote screen.
+ */
+export function attachSettings(video, input, send) {
   const settings = loadSettings();
   const toolbar = document.getElementById('toolbar');
 
@@ -72,10 +71,13 @@ export function attachSettings(video, input) {
     settings.scaling);
   const lockButton = el('button', { type: 'button', textContent: 'Pointer lock' });
   const fullButton = el('button', { type: 'button', textContent: 'Fullscreen' });
+  const controlHint = el('p', { id: 'settings-control-hint', className: 'hint', hidden: true,
+    textContent: 'Only the participant in control changes stream settings.' });
   const panel = el('section', { id: 'settings-panel', className: 'panel', hidden: true }, [
     el('h2', { textContent: 'Settings' }),
     el('label', {}, ['Frame rate', fps]),
     el('label', {}, ['Bitrate', kbps]),
+    controlHint,
     el('label', {}, ['Screen size', resize]),
     el('label', {}, ['Scaling', scaling]),
     el('label', {}, ['Relative mouse (3D, games)', lockButton]),
@@ -85,6 +87,7 @@ export function attachSettings(video, input) {
       + 'go to the remote desktop (Chromium). Settings are remembered in this browser.' }),
   ]);
   document.body.append(panel);
+  keepKeys(panel); // arrow keys in a select change it instead of reaching the desktop
 
   const gear = el('button', { type: 'button', title: 'Settings', textContent: '⚙' });
   gear.setAttribute('aria-controls', panel.id);
@@ -109,7 +112,7 @@ export function attachSettings(video, input) {
     const msg = { t: 'set' };
     if (settings.fps) msg.fps = settings.fps;
     if (settings.kbps) msg.kbps = settings.kbps;
-    if (msg.fps || msg.kbps) channel.send(msg);
+    if (msg.fps || msg.kbps) send(msg);
   }
 
   let resizeTimer = 0;
@@ -120,7 +123,7 @@ export function attachSettings(video, input) {
     const { w, h } = fitSize(window.innerWidth, window.innerHeight, dpr);
     const key = `${w}x${h}@${dpr}`;
     if (!force && key === lastSize) return;
-    if (channel.send({ t: 'resize', w, h, dpr })) lastSize = key;
+    if (send({ t: 'resize', w, h, dpr })) lastSize = key;
   }
   window.addEventListener('resize', () => {
     clearTimeout(resizeTimer);
@@ -150,13 +153,26 @@ export function attachSettings(video, input) {
   resize.addEventListener('change', () => { changed(); sendSize(true); });
   scaling.addEventListener('change', changed);
 
-  // A fresh data channel (first connect or a reconnect): tell the server what we want.
-  channel.onOpen(() => {
+  /**
+   * Tells the server what we want: app.js calls this whenever this page starts holding
+   * control on an open channel (first connect, a reconnect, control given to us).
+   */
+  function resend() {
     lastSize = '';
     sendStream();
     sendSize(true);
-  });
+  }
+
+  /**
+   * Frame rate and bitrate apply to everyone's stream, so only the controller picks them;
+   * the others keep their remembered choice, sent once they get control.
+   */
+  function setControl(has) {
+    fps.disabled = kbps.disabled = !has;
+    controlHint.hidden = has;
+  }
+
   applyScaling();
 
-  return { settings, toggleFullscreen, sendSize };
+  return { settings, toggleFullscreen, sendSize, resend, setControl };
 }

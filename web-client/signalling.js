@@ -26,6 +26,16 @@ export function backoffMs(attempt) {
   return Math.min(BACKOFF_MAX_MS, Math.round(base * (0.75 + Math.random() * 0.5)));
 }
 
+const CONTROL_ACTIONS = ['request', 'release', 'take', 'grant'];
+
+/** The signalling message for a control action; `grant` needs the participant's id. */
+export function controlMessage(action, to) {
+  if (!CONTROL_ACTIONS.includes(action)) throw new Error(`unknown control action ${action}`);
+  if (action !== 'grant') return { type: 'control', action };
+  if (typeof to !== 'string' || !to) throw new Error('grant needs the id of the participant');
+  return { type: 'control', action, to };
+}
+
 export class Session {
   /**
    * @param {string} url WebSocket URL
@@ -33,7 +43,9 @@ export class Session {
    *   onState(state, detail)  state: 'connecting'|'connected'|'reconnecting'|'error'
    *   onTrack(MediaStream)    the remote screen
    *   onChannel(RTCDataChannel|null)  the `input` channel (null when it goes away)
-   *   onWelcome(welcome)      the server's welcome message (role, viewer_id)
+   *   onWelcome(welcome)      the server's welcome message (role, viewer_id, user)
+   *   onRoom(room)            who is here and who has control (after welcome and every change)
+   *   onNotice(notice)        a human-readable event for the user ({text})
    */
   constructor(url, hooks) {
     this.url = url;
@@ -56,6 +68,18 @@ export class Session {
 
   start() {
     this.#connect();
+  }
+
+  /**
+   * Sends a control request (`request`, `release`, `take`, or `grant` with `to`) over the
+   * current socket. Returns false when there is no open socket: the caller tells the user,
+   * nothing is queued (a request from before a reconnect would be stale).
+   */
+  control(action, to) {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(JSON.stringify(controlMessage(action, to)));
+    return true;
   }
 
   #setState(state, detail = '') {
@@ -150,6 +174,12 @@ export class Session {
         // The server closes the socket right after; onclose schedules the retry.
         this.errorText = msg.message || msg.code || 'server error';
         this.#setState('error', this.errorText);
+        break;
+      case 'room':
+        this.hooks.onRoom?.(msg);
+        break;
+      case 'notice':
+        if (typeof msg.text === 'string' && msg.text) this.hooks.onNotice?.(msg);
         break;
       case 'pong':
         break;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use x11rb::connection::Connection;
 
-use crate::config::ScreenSize;
+use crate::screen::ScreenSize;
 
 /// How long an X server may take to accept connections.
 const X_READY_TIMEOUT: Duration = Duration::from_secs(15);

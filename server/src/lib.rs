@@ -1,19 +1,19 @@
 //! Kelpie: stream a Linux desktop to browsers over WebRTC.
 //!
-//! | module | job |
-//! |---|---|
-//! | [`config`] | flags and `KELPIE_*` environment |
-//! | [`display`] | attach to an X display or start an embedded Xvfb + session |
-//! | [`media`] | the shared capture/encode pipeline and per-viewer webrtcbin branches |
-//! | [`signalling`] | the `/ws` JSON protocol and its pure state machine |
-//! | [`input`] | data-channel input parsing, keysym mapping, XTest injection |
-//! | [`files`] | browser file transfer: name policy and the files folder |
-//! | [`clipboard`] | clipboard sync with X: UTF-8 text and PNG images, both ways |
-//! | [`cursor`] | the X cursor image, sent to browsers as their CSS cursor |
-//! | [`http`] | the axum router: web client, `/health`, `/ws` |
+//! Layers point down only (`docs/architecture.md` draws them):
 //!
-//! Start-up wires these in dependency order in [`run`]; shutdown goes in reverse.
+//! | layer | module | job |
+//! |---|---|---|
+//! | wiring | [`run`], [`app`] | start the parts in dependency order, adapt them to the ports, stop in reverse |
+//! | shells | [`http`] | the page, `/ws`, `files/`, `share`, `/health`, `/metrics`, auth middleware, TLS |
+//! | session | [`room`] | participants, roles, control hand-off, settings clamps (pure rules + thin actor) |
+//! | media | [`media`] | the shared capture/encode pipeline, its tracks, per-participant webrtcbin transports |
+//! | desktop | [`display`], [`input`], [`clipboard`], [`cursor`], [`screen`] | everything that talks to X |
+//! | ports | [`outbox`], [`transport`] | the traits the layers meet at |
+//! | pure cores | [`signalling`], [`auth`], [`files`], [`turn`], [`metrics`], [`web`] | protocols, tokens, names, rendering |
+//! | flags | [`config`] | flags and `KELPIE_*` environment; may name domain types, never the reverse |
 
+pub mod app;
 pub mod auth;
 pub mod clipboard;
 pub mod config;
@@ -24,12 +24,14 @@ pub mod http;
 pub mod input;
 pub mod media;
 pub mod metrics;
+pub mod outbox;
+pub mod room;
 pub mod screen;
 pub mod signalling;
+pub mod transport;
 pub mod turn;
 pub mod web;
 
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use config::{Command, Config};
@@ -73,10 +75,15 @@ impl RunError {
 /// Runs a subcommand other than streaming; returns what to print.
 pub fn run_command(config: &Config, command: &Command) -> Result<String, RunError> {
     match command {
-        Command::Token { ttl, user } => {
+        Command::Token { ttl, user, role } => {
             let key = config.security.token_key()?;
-            let expires = http::now_unix() + ttl.as_secs();
-            key.mint(user, expires).map_err(|e| RunError::Config(config::ConfigError::Secret(e.to_string())))
+            let claims = auth::Claims {
+                user: user.clone(),
+                role: *role,
+                desktop: config.security.desktop(&config.base_path),
+                expires_unix: http::now_unix() + ttl.as_secs(),
+            };
+            key.mint(&claims).map_err(|e| RunError::Config(config::ConfigError::Secret(e.to_string())))
         }
     }
 }
@@ -91,13 +98,21 @@ fn video_threads() -> u32 {
 pub async fn run(config: Config) -> Result<(), RunError> {
     config.validate()?;
     // Secrets and ICE settings are checked before anything starts, so a typo costs nothing.
-    let auth = config.security.build()?;
+    let desktop_id = config.security.desktop(&config.base_path);
+    let auth = config.security.build(&desktop_id)?;
     let ice_servers = config.ice.build()?;
     let tls = match (&config.security.tls_cert, &config.security.tls_key) {
         (Some(cert), Some(key)) => Some(http::load_tls(cert, key).map_err(RunError::Tls)?),
         _ => None,
     };
-    tracing::info!(auth = ?config.security.auth, tls = tls.is_some(), base_path = %config.base_path, "access settings");
+    tracing::info!(
+        auth = ?config.security.auth,
+        tls = tls.is_some(),
+        base_path = %config.base_path,
+        desktop_id,
+        share_links = if auth.tokens_per_run { "per-run secret" } else { "token secret" },
+        "access settings"
+    );
     gst::init().map_err(|e| RunError::Gstreamer(e.to_string()))?;
     kelpiegst::plugin_register_static().map_err(|e| RunError::Gstreamer(e.to_string()))?;
     media::xlib::install_io_error_handler();
@@ -115,34 +130,49 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         media::IceSettings { addresses: config.ice_addresses.clone(), ports: config.udp_ports.map(|r| (r.min, r.max)) };
     let desktop = Desktop::start(config.capture, &screen.name, choice.kind, &params, ice)?;
     let input = input::InputInjector::start(screen.name.clone());
-    let cursor = config.remote_cursor.then(|| cursor::RemoteCursor::start(screen.name.clone(), desktop.clone()));
-
-    let clipboard = clipboard::Clipboard::start(&config.clipboard, screen.name.clone(), desktop.clone());
+    let outbox: Arc<dyn outbox::Outbox> = desktop.clone();
+    let cursor = config.remote_cursor.then(|| cursor::RemoteCursor::start(screen.name.clone(), outbox.clone()));
+    // The clipboard reaches only those the room lets have it (owners and guests).
+    let audience = room::Audience::new(outbox);
+    let clipboard =
+        clipboard::Clipboard::start(config.clipboard.settings(), screen.name.clone(), Arc::new(audience.clone()));
+    let desk = app::DesktopDesk {
+        desktop: desktop.clone(),
+        input: input.clone(),
+        clipboard,
+        cursor,
+        resizer: config.resize.then(|| screen::Resizer::start(screen.name.clone())),
+    };
+    let limits = room::Limits {
+        max_participants: config.max_viewers as usize,
+        max_framerate: config.framerate,
+        max_bitrate_kbps: config.bitrate,
+    };
+    let room = room::RoomActor::new(limits, Arc::new(desk), desktop.clone(), audience);
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|why| RunError::Listen { addr: config.listen, why })?;
     let addr = listener.local_addr().map_err(RunError::Serve)?;
-    let app = Arc::new(http::App {
+    let status = app::DesktopStatus {
         desktop: desktop.clone(),
+        room: room.clone(),
         input,
         display: screen.name.clone(),
         width: screen.width,
         height: screen.height,
         framerate: config.framerate,
-        max_viewers: config.max_viewers as usize,
+    };
+    let app = Arc::new(http::App {
+        room,
+        status: Arc::new(status),
         allowed_origins: config.allowed_origins.clone(),
         ice: ice_servers,
         auth,
         limiter: Mutex::new(Default::default()),
         base_path: config.base_path.clone(),
         tls: tls.is_some(),
-        next_viewer: AtomicU64::new(0),
-        clipboard,
         files: Arc::new(http::files::FilesState::from_config(&config.files, &config.allowed_origins)),
-        cursor,
-        resizer: config.resize.then(|| screen::Resizer::start(screen.name.clone())),
-        pointer_locked: Mutex::new(Default::default()),
     });
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("Kelpie is streaming display {} at {scheme}://{addr}{}", screen.name, config.base_path);

@@ -1,6 +1,7 @@
 /**
  * Unit tests of the web client's pure functions (no browser, no server): keysyms,
- * the letterbox mapping, the signalling URL and the reconnect backoff.
+ * the letterbox mapping, the signalling URL, the reconnect backoff, and who may do what
+ * when several people share a desktop (control, share links).
  */
 import assert from 'node:assert/strict';
 import test from 'node:test';
@@ -121,4 +122,186 @@ test('paste shortcuts are recognised on every platform', async () => {
   assert.ok(isPasteShortcut({ shiftKey: true, key: 'Insert' }));
   assert.ok(!isPasteShortcut({ ctrlKey: true, altKey: true, key: 'v' }));
   assert.ok(!isPasteShortcut({ key: 'v' }));
+});
+
+// --- sharing a desktop: roles, control, share links (room.js, share.js) ---------------
+
+const roomOf = (you, control, ...participants) => ({
+  type: 'room', you, control,
+  participants: participants.map(([id, role, requesting = false]) => ({
+    id, user: `user-${id}`, role, control: id === control, requesting,
+  })),
+});
+
+test('a participant without control may only ask for keyframes', async () => {
+  const { allowedWithoutControl, CONTROL_ONLY } = await import('../../web-client/room.js');
+  assert.ok(allowedWithoutControl({ t: 'kf' }));
+  for (const t of ['m', 'b', 'w', 'k', 'r', 'txt', 'rm', 'clip', 'resize', 'set', 'lock']) {
+    assert.ok(!allowedWithoutControl({ t }), t);
+  }
+  assert.equal(CONTROL_ONLY.size, 11);
+});
+
+test('the gated send drops control-only messages until control arrives', async () => {
+  const { gateSend } = await import('../../web-client/room.js');
+  const sent = [];
+  const refused = [];
+  let control = false;
+  const send = gateSend((m) => { sent.push(m.t); return true; }, () => control, (m) => refused.push(m.t));
+  assert.equal(send({ t: 'k', k: 0x61, d: true }), false);
+  assert.equal(send({ t: 'kf' }), true);
+  control = true;
+  assert.equal(send({ t: 'resize', w: 800, h: 600 }), true);
+  assert.deepEqual(sent, ['kf', 'resize']);
+  assert.deepEqual(refused, ['k']);
+});
+
+test('malformed participants are dropped and control must name a participant', async () => {
+  const { normaliseRoom } = await import('../../web-client/room.js');
+  assert.equal(normaliseRoom({ type: 'room', participants: [] }), null);
+  const room = normaliseRoom({
+    you: 'v2', control: 'v9',
+    participants: [{ id: 'v1', user: 'alice', role: 'owner' }, { id: 'v2', role: 'guest', requesting: 'yes' },
+      { id: 3, role: 'owner' }, { id: 'v4', role: 'admin' }, null],
+  });
+  assert.deepEqual(room, {
+    you: 'v2', control: null,
+    participants: [
+      { id: 'v1', user: 'alice', role: 'owner', requesting: false, control: false },
+      { id: 'v2', user: 'v2', role: 'guest', requesting: false, control: false },
+    ],
+  });
+});
+
+test('the controller may release and give control to owners and guests', async () => {
+  const { availableActions } = await import('../../web-client/room.js');
+  const room = roomOf('v1', 'v1', ['v1', 'owner'], ['v2', 'guest', true], ['v3', 'viewer'], ['v4', 'owner']);
+  assert.deepEqual(availableActions(room, 'owner'),
+    { request: false, waiting: false, release: true, take: false, grant: ['v2', 'v4'], share: true });
+});
+
+test('an owner without control may ask, take and give, never to viewers', async () => {
+  const { availableActions } = await import('../../web-client/room.js');
+  const room = roomOf('v4', 'v2', ['v1', 'owner'], ['v2', 'guest'], ['v3', 'viewer'], ['v4', 'owner']);
+  assert.deepEqual(availableActions(room, 'owner'),
+    { request: true, waiting: false, release: false, take: true, grant: ['v1'], share: true });
+});
+
+test('a guest may only ask for control, and waits once it asked', async () => {
+  const { availableActions } = await import('../../web-client/room.js');
+  const room = roomOf('v2', 'v1', ['v1', 'owner'], ['v2', 'guest', true]);
+  assert.deepEqual(availableActions(room, 'guest'),
+    { request: true, waiting: true, release: false, take: false, grant: [], share: false });
+});
+
+test('a viewer is offered nothing', async () => {
+  const { availableActions } = await import('../../web-client/room.js');
+  const room = roomOf('v3', null, ['v1', 'owner'], ['v3', 'viewer']);
+  assert.deepEqual(availableActions(room, 'viewer'),
+    { request: false, waiting: false, release: false, take: false, grant: [], share: false });
+});
+
+test('before the first room message nothing about control is offered', async () => {
+  const { availableActions } = await import('../../web-client/room.js');
+  const actions = availableActions(null, 'owner');
+  assert.equal(actions.request || actions.take || actions.release, false);
+  assert.deepEqual(actions.grant, []);
+});
+
+test('the badge says who has control, or that this page only watches', async () => {
+  const { badgeText, normaliseRoom } = await import('../../web-client/room.js');
+  const room = (control) => normaliseRoom(roomOf('v2', control, ['v1', 'owner'], ['v2', 'guest'], ['v3', 'viewer']));
+  assert.equal(badgeText(room('v2'), 'guest'), 'connected');
+  assert.equal(badgeText(room('v1'), 'guest'), 'connected · user-v1 has control');
+  assert.equal(badgeText(room(null), 'guest'), 'connected · no one has control');
+  assert.equal(badgeText(null, 'viewer'), 'connected · view only');
+  assert.equal(badgeText(null, 'owner'), 'connected');
+});
+
+test('the room tells its listeners when this page gains and loses control', async () => {
+  const { Room } = await import('../../web-client/room.js');
+  const room = new Room();
+  const changes = [];
+  room.onChange((r, change) => changes.push({ ...change, has: r.hasControl() }));
+  room.setWelcome({ role: 'owner' });
+  room.update(roomOf('v1', 'v1', ['v1', 'owner']));
+  room.update(roomOf('v1', 'v1', ['v1', 'owner'], ['v2', 'guest']));
+  room.update(roomOf('v1', 'v2', ['v1', 'owner'], ['v2', 'guest']));
+  assert.equal(room.update({ type: 'room' }), false);
+  room.clear();
+  assert.deepEqual(changes, [
+    { gained: false, lost: false, has: false },
+    { gained: true, lost: false, has: true },
+    { gained: false, lost: false, has: true },
+    { gained: false, lost: true, has: false },
+    { gained: false, lost: false, has: false }, // clear: the list is gone, control already was
+  ]);
+  assert.equal(room.role, 'owner');
+});
+
+test('only deliberate input refused for lack of control earns a hint', async () => {
+  const { refusedHint } = await import('../../web-client/room.js');
+  assert.equal(refusedHint({ t: 'm', x: 1, y: 1 }, 'guest'), null);
+  assert.equal(refusedHint({ t: 'k', k: 0x61, d: false }, 'guest'), null);
+  assert.match(refusedHint({ t: 'b', b: 1, d: true }, 'guest'), /ask for control/);
+  assert.match(refusedHint({ t: 'txt', s: 'x' }, 'viewer'), /View only/);
+});
+
+test('control messages are spelled as the server expects', async () => {
+  const { controlMessage } = await import('../../web-client/signalling.js');
+  assert.deepEqual(controlMessage('request'), { type: 'control', action: 'request' });
+  assert.deepEqual(controlMessage('grant', 'v3'), { type: 'control', action: 'grant', to: 'v3' });
+  assert.throws(() => controlMessage('grant'));
+  assert.throws(() => controlMessage('kick', 'v3'));
+});
+
+test('a share link is the page base address with the token, under any base path', async () => {
+  const { shareUrl } = await import('../../web-client/share.js');
+  assert.equal(shareUrl('https://host/prefix/?token=old#frag', 'a b/c'), 'https://host/prefix/?token=a%20b%2Fc');
+  assert.equal(shareUrl('http://host:8080/', 't1'), 'http://host:8080/?token=t1');
+  assert.equal(shareUrl('https://host/desk/index.html', 't1'), 'https://host/desk/?token=t1');
+});
+
+test('share names are checked before sending, with a reason and a suggestion', async () => {
+  const { checkShareName } = await import('../../web-client/share.js');
+  assert.deepEqual(checkShareName('  '), { ok: true, name: null });
+  assert.deepEqual(checkShareName(' bob.smith@example-1_x '), { ok: true, name: 'bob.smith@example-1_x' });
+  const spaced = checkShareName('Bob Smith');
+  assert.equal(spaced.ok, false);
+  assert.equal(spaced.suggestion, 'Bob_Smith');
+  assert.match(spaced.why, /letters/);
+  const long = checkShareName('x'.repeat(65));
+  assert.equal(long.ok, false);
+  assert.match(long.why, /64/);
+  assert.equal(long.suggestion, 'x'.repeat(64));
+});
+
+test('creating a share posts role, ttl and name and builds the link', async () => {
+  const { createShare } = await import('../../web-client/share.js');
+  let request;
+  const fetch = async (url, init) => {
+    request = { url, ...init, body: JSON.parse(init.body) };
+    return { status: 200, json: async () => ({ token: 'tok', expires: 1700000000, role: 'guest' }) };
+  };
+  const result = await createShare({ role: 'guest', ttl: '3600', name: 'bob' }, { href: 'https://h/p/', fetch });
+  assert.equal(request.url, 'share');
+  assert.equal(request.method, 'POST');
+  assert.deepEqual(request.body, { role: 'guest', ttl: 3600, name: 'bob' });
+  assert.deepEqual(result, { ok: true, url: 'https://h/p/?token=tok', expires: 1700000000, role: 'guest' });
+});
+
+test('a refused share shows the server text, and a bad name is never sent', async () => {
+  const { createShare } = await import('../../web-client/share.js');
+  const fetch = async () => ({ status: 403, text: async () => 'only owners may share\n' });
+  const refused = await createShare({ role: 'viewer', ttl: 3600, name: '' }, { href: 'https://h/', fetch });
+  assert.deepEqual(refused, { ok: false, error: 'only owners may share (HTTP 403)' });
+  let called = false;
+  const bad = await createShare({ role: 'viewer', ttl: 3600, name: 'a b' },
+    { href: 'https://h/', fetch: async () => { called = true; } });
+  assert.equal(bad.ok, false);
+  assert.match(bad.error, /Try "a_b"/);
+  assert.equal(called, false);
+  const offline = await createShare({ role: 'viewer', ttl: 3600 },
+    { href: 'https://h/', fetch: async () => { throw new Error('network down'); } });
+  assert.match(offline.error, /network down/);
 });

@@ -8,8 +8,10 @@
 //! | [`sender`] | the thread that paces chunks to browsers |
 //! | `x11` | the thread that watches and owns the X selections |
 //!
-//! Only controllers' clipboard reaches X (`App::handle_control` only sees controllers);
-//! X content goes to every viewer. `--clipboard off` turns all of it off.
+//! Only the clipboard of the participant in control reaches X (the room checks); X
+//! content goes to the outbox it is given, which the room limits to owners and guests.
+//! A browser's paste is never replayed to participants who join later. `--clipboard
+//! off` turns all of it off.
 
 pub mod chunks;
 pub mod formats;
@@ -18,40 +20,24 @@ mod x11;
 
 use std::sync::{Arc, Mutex};
 
-use chunks::{Clip, DEFAULT_MAX_BYTES};
-use sender::{Audience, DataSink, Job};
+use chunks::DEFAULT_MAX_BYTES;
+use sender::{Audience, Job};
+
+use crate::outbox::Outbox;
 
 use crate::input::protocol::ClipChunk;
 
-/// Whether clipboard sync runs.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ClipboardMode {
-    #[value(alias = "true", alias = "yes", alias = "1")]
-    On,
-    #[value(alias = "false", alias = "no", alias = "0")]
-    Off,
+/// How clipboard sync runs (from `--clipboard` and `--clipboard-max-bytes`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub enabled: bool,
+    /// Largest content passed either way, in bytes.
+    pub max_bytes: usize,
 }
 
-/// Clipboard flags, flattened into [`crate::config::Config`].
-#[derive(clap::Args, Debug, Clone)]
-pub struct ClipboardArgs {
-    /// Clipboard sync between the remote desktop and browsers (text and PNG images, both
-    /// ways). `off` disables it entirely, e.g. for data-loss prevention: nothing is read
-    /// from or written to either side's clipboard.
-    #[arg(long = "clipboard", env = "KELPIE_CLIPBOARD", value_enum, default_value_t = ClipboardMode::On,
-          value_name = "on|off")]
-    pub mode: ClipboardMode,
-
-    /// Largest clipboard content passed either way, in bytes; bigger content is dropped
-    /// with a log line.
-    #[arg(long = "clipboard-max-bytes", env = "KELPIE_CLIPBOARD_MAX_BYTES", default_value_t = DEFAULT_MAX_BYTES as u64,
-          value_parser = clap::value_parser!(u64).range(1..=(256 << 20)), value_name = "BYTES")]
-    pub max_bytes: u64,
-}
-
-impl Default for ClipboardArgs {
+impl Default for Settings {
     fn default() -> Self {
-        Self { mode: ClipboardMode::On, max_bytes: DEFAULT_MAX_BYTES as u64 }
+        Self { enabled: true, max_bytes: DEFAULT_MAX_BYTES }
     }
 }
 
@@ -60,26 +46,26 @@ const CLIPBOARD_OFF: &str = r#"{"t":"clipoff"}"#;
 
 /// The clipboard subsystem as the HTTP layer sees it.
 pub struct Clipboard {
-    sink: Arc<dyn DataSink>,
+    sink: Arc<dyn Outbox>,
     running: Option<Running>,
 }
 
 struct Running {
     x: x11::XClipboard,
     jobs: std::sync::mpsc::Sender<Job>,
-    last: Arc<Mutex<Option<Arc<Clip>>>>,
+    last: Arc<Mutex<Option<x11::Last>>>,
 }
 
 impl Clipboard {
     /// Starts the X and sender threads for `display`, unless `args` turn sync off.
-    pub fn start(args: &ClipboardArgs, display: String, sink: Arc<dyn DataSink>) -> Self {
-        if args.mode == ClipboardMode::Off {
+    pub fn start(settings: Settings, display: String, sink: Arc<dyn Outbox>) -> Self {
+        if !settings.enabled {
             tracing::info!("clipboard sync is off (--clipboard off)");
             return Self { sink, running: None };
         }
         let jobs = sender::start(sink.clone());
         let last = Arc::new(Mutex::new(None));
-        let max_bytes = usize::try_from(args.max_bytes).unwrap_or(usize::MAX);
+        let max_bytes = settings.max_bytes;
         let shared = x11::Shared { max_bytes, last: last.clone(), out: jobs.clone() };
         match x11::XClipboard::start(display, shared) {
             Ok(x) => Self { sink, running: Some(Running { x, jobs, last }) },
@@ -110,8 +96,19 @@ impl Clipboard {
             return;
         };
         let last = r.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(clip) = last {
-            let _ = r.jobs.send(Job { clip, to: Audience::One(viewer) });
+        match last {
+            Some(l) if !l.from_browser => {
+                let _ = r.jobs.send(Job { clip: l.clip, to: Audience::One(viewer) });
+            }
+            Some(_) => tracing::debug!(viewer, "clipboard: holds another participant's paste; not replayed"),
+            None => {}
+        }
+    }
+
+    /// A participant left: its unfinished transfer is dropped now rather than aging out.
+    pub fn participant_gone(&self, viewer: u64) {
+        if let Some(r) = &self.running {
+            r.x.gone(viewer);
         }
     }
 }

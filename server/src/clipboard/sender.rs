@@ -11,27 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::chunks::{messages, Clip};
-
-/// Where `clip` messages go; [`crate::media::Desktop`] in the server, a fake in tests.
-pub trait DataSink: Send + Sync + 'static {
-    fn viewer_ids(&self) -> Vec<u64>;
-    /// False when the message could not be queued.
-    fn send(&self, viewer: u64, text: &str) -> bool;
-    /// Bytes queued for `viewer`, `None` when it has no open channel.
-    fn buffered(&self, viewer: u64) -> Option<u64>;
-}
-
-impl DataSink for crate::media::Desktop {
-    fn viewer_ids(&self) -> Vec<u64> {
-        crate::media::Desktop::viewer_ids(self)
-    }
-    fn send(&self, viewer: u64, text: &str) -> bool {
-        self.send_data(viewer, text)
-    }
-    fn buffered(&self, viewer: u64) -> Option<u64> {
-        self.data_buffered(viewer)
-    }
-}
+use crate::outbox::Outbox;
 
 /// A chunk is sent to a viewer only while less than this is queued for it: far below the
 /// channel's 4 MiB drop limit, yet enough to keep a fast link busy.
@@ -54,7 +34,7 @@ pub struct Job {
 }
 
 /// Starts the sender thread; drop every `Sender` to stop it.
-pub fn start(sink: Arc<dyn DataSink>) -> Sender<Job> {
+pub fn start(sink: Arc<dyn Outbox>) -> Sender<Job> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("kelpie-clip-send".into())
@@ -63,7 +43,7 @@ pub fn start(sink: Arc<dyn DataSink>) -> Sender<Job> {
     tx
 }
 
-fn run(sink: &dyn DataSink, rx: &Receiver<Job>) {
+fn run(sink: &dyn Outbox, rx: &Receiver<Job>) {
     let mut queue: VecDeque<Job> = VecDeque::new();
     let mut next_id: u32 = 0;
     loop {
@@ -98,7 +78,7 @@ fn enqueue(queue: &mut VecDeque<Job>, job: Job) -> bool {
 }
 
 /// Sends one job; false if it was cut short by newer content (or the channel closing).
-fn send_job(sink: &dyn DataSink, rx: &Receiver<Job>, queue: &mut VecDeque<Job>, id: u32, job: &Job) -> bool {
+fn send_job(sink: &dyn Outbox, rx: &Receiver<Job>, queue: &mut VecDeque<Job>, id: u32, job: &Job) -> bool {
     let started = Instant::now();
     let mut viewers: Vec<u64> = match job.to {
         Audience::All => sink.viewer_ids(),
@@ -176,7 +156,7 @@ mod tests {
         drain: u64,
     }
 
-    impl DataSink for FakeSink {
+    impl Outbox for FakeSink {
         fn viewer_ids(&self) -> Vec<u64> {
             self.buffered.lock().unwrap().keys().copied().collect()
         }

@@ -54,12 +54,23 @@ const STALE_PARTIAL: Duration = Duration::from_secs(60);
 pub(super) struct Shared {
     pub max_bytes: usize,
     /// The current remote clipboard, for viewers that join later.
-    pub last: Arc<Mutex<Option<Arc<Clip>>>>,
+    pub last: Arc<Mutex<Option<Last>>>,
     pub out: Sender<Job>,
+}
+
+/// The content the X clipboard holds now, and where it came from.
+#[derive(Clone, Debug)]
+pub(super) struct Last {
+    pub clip: Arc<Clip>,
+    /// Pasted by a participant's browser: never replayed to the others (it may be a
+    /// password); they get it only if an X application copies it again.
+    pub from_browser: bool,
 }
 
 enum Command {
     Chunk(u64, ClipChunk),
+    /// The participant left: drop its half-received transfer.
+    Gone(u64),
 }
 
 /// Handle to the clipboard thread.
@@ -85,6 +96,12 @@ impl XClipboard {
             let _ = (&self.wake).write(&[1]);
         }
     }
+
+    pub fn gone(&self, viewer: u64) {
+        if self.tx.send(Command::Gone(viewer)).is_ok() {
+            let _ = (&self.wake).write(&[1]);
+        }
+    }
 }
 
 /// Browser transfers being reassembled, one per viewer.
@@ -95,7 +112,13 @@ struct Inbox {
 
 impl Inbox {
     fn take(&mut self, cmd: Command) -> Option<Clip> {
-        let Command::Chunk(viewer, chunk) = cmd;
+        let (viewer, chunk) = match cmd {
+            Command::Chunk(viewer, chunk) => (viewer, chunk),
+            Command::Gone(viewer) => {
+                self.partial.remove(&viewer);
+                return None;
+            }
+        };
         // Forget senders silent for a while (they left); keep the others' state, which
         // includes the transfer they last had dropped.
         self.partial.retain(|_, (_, t)| t.elapsed() < STALE_PARTIAL);
@@ -504,13 +527,13 @@ impl<'a> XSide<'a> {
             return;
         }
         let mut last = self.shared.last.lock().unwrap_or_else(|e| e.into_inner());
-        if last.as_deref() == Some(&clip) {
+        if last.as_ref().map(|l| &*l.clip) == Some(&clip) {
             tracing::debug!(?clip, "clipboard: X clipboard unchanged");
             return;
         }
         tracing::info!(?clip, target = ?target, "clipboard: copied in X; sending to browsers");
         let clip = Arc::new(clip);
-        *last = Some(clip.clone());
+        *last = Some(Last { clip: clip.clone(), from_browser: false });
         let _ = self.shared.out.send(Job { clip, to: Audience::All });
     }
 
@@ -532,7 +555,8 @@ impl<'a> XSide<'a> {
         self.fetch = None;
         tracing::info!(?clip, "clipboard: browser content now owns the X clipboard");
         let clip = Arc::new(clip);
-        *self.shared.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(clip.clone());
+        *self.shared.last.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Last { clip: clip.clone(), from_browser: true });
         self.owned = Some(Owned { clip, clipboard: true, primary });
         Ok(())
     }

@@ -3,20 +3,26 @@
 //! One struct, parsed by clap; every flag has a `KELPIE_*` environment twin so that
 //! containers and batch scripts can configure Kelpie without editing a command line.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
+pub mod clipboard;
 pub mod files;
 pub mod security;
+pub use crate::media::{CaptureSource, EncoderPreference};
+pub use crate::screen::ScreenSize;
+pub use clipboard::{ClipboardArgs, ClipboardMode};
 pub use files::FileArgs;
 pub use security::{AuthArgs, AuthMode, IceArgs};
 
 /// Default capture rate. 60 fps halves the frame interval (and so the worst-case added
 /// latency) against 30 fps, and x264 ultrafast keeps up with it at 1080p on one core.
 pub const DEFAULT_FRAMERATE: u32 = 60;
+/// Default cap on participants: each costs a WebRTC session (DTLS, ICE threads), not an
+/// encode, and 16 covers a class following a screen on a small node.
+pub const DEFAULT_MAX_VIEWERS: u32 = 16;
 /// Default video bitrate in kbit/s: enough for crisp text at 1080p with x264 ultrafast.
 pub const DEFAULT_BITRATE_KBPS: u32 = 8000;
 
@@ -83,7 +89,7 @@ pub struct Config {
     pub encoder: EncoderPreference,
 
     /// How many browsers may watch at once; each extra one costs a WebRTC session, not an encode.
-    #[arg(long, env = "KELPIE_MAX_VIEWERS", default_value_t = 16,
+    #[arg(long, env = "KELPIE_MAX_VIEWERS", default_value_t = DEFAULT_MAX_VIEWERS,
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub max_viewers: u32,
 
@@ -127,7 +133,7 @@ pub struct Config {
     pub files: FileArgs,
 
     #[command(flatten)]
-    pub clipboard: crate::clipboard::ClipboardArgs,
+    pub clipboard: ClipboardArgs,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -145,7 +151,16 @@ pub enum Command {
         /// The user name the token stands for (shown in logs, used for TURN credentials).
         #[arg(long, default_value = "kelpie")]
         user: String,
+        /// What the holder may do: `owner` (controls, settings, hand-off, sharing),
+        /// `guest` (watches; controls when an owner gives it control) or `viewer`
+        /// (watches only: no input, clipboard or files).
+        #[arg(long, default_value = "owner", value_parser = parse_role)]
+        role: crate::auth::Role,
     },
+}
+
+fn parse_role(s: &str) -> Result<crate::auth::Role, String> {
+    s.parse().map_err(|e: crate::auth::role::BadRole| e.to_string())
 }
 
 /// Normalises a base path to `/a/b/` form.
@@ -158,28 +173,6 @@ fn parse_base_path(s: &str) -> Result<String, String> {
         return Err(format!("{s:?} has characters that need escaping; use a plain path like /desktop/"));
     }
     Ok(if trimmed.is_empty() { "/".to_string() } else { format!("/{trimmed}/") })
-}
-
-/// Where frames come from.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum CaptureSource {
-    /// Kelpie's damage-aware XShm source (kelpiexsrc), output in I420.
-    Damage,
-    /// GStreamer's ximagesrc plus videoconvert.
-    Ximagesrc,
-}
-
-/// Which encoder the operator asked for.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum EncoderPreference {
-    /// Best available: NVENC, VA-API, then x264.
-    Auto,
-    /// Software x264 (always available).
-    X264,
-    /// NVIDIA NVENC (nvcudah264enc or nvh264enc).
-    Nvh264,
-    /// VA-API (Intel/AMD) vah264enc or vah264lpenc.
-    Vah264,
 }
 
 /// Why a configuration cannot run.
@@ -240,37 +233,6 @@ impl FromStr for PortRange {
     }
 }
 
-/// A screen size in pixels.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct ScreenSize {
-    pub width: u32,
-    pub height: u32,
-}
-
-impl FromStr for ScreenSize {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("{s:?} is not WIDTHxHEIGHT, e.g. 1920x1080"))?;
-        let parse = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("{v:?} is not a number"));
-        let (width, height) = (parse(w)?, parse(h)?);
-        // H.264 4:2:0 needs even dimensions; 8K is the largest an encoder level allows.
-        if !(64..=7680).contains(&width) || !(64..=4320).contains(&height) {
-            return Err(format!("{width}x{height} is outside 64x64..7680x4320"));
-        }
-        if width % 2 != 0 || height % 2 != 0 {
-            return Err(format!("{width}x{height}: width and height must be even for H.264"));
-        }
-        Ok(Self { width, height })
-    }
-}
-
-impl fmt::Display for ScreenSize {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}x{}", self.width, self.height)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,7 +276,12 @@ mod tests {
     #[test]
     fn token_subcommand_parses() {
         let c = parse(&["token", "--ttl", "30m", "--user", "alice"]).unwrap();
-        assert!(matches!(c.command, Some(Command::Token { ref user, .. }) if user == "alice"));
+        assert!(
+            matches!(c.command, Some(Command::Token { ref user, role: crate::auth::Role::Owner, .. }) if user == "alice")
+        );
+        let c = parse(&["token", "--role", "viewer"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Token { role: crate::auth::Role::Viewer, .. })));
+        assert!(parse(&["token", "--role", "admin"]).is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::auth::{Auth, Cidr, Secret, TokenKey};
+use crate::auth::{Auth, Cidr, Mode, Secret, TokenKey};
 use crate::turn::{IceServers, TurnCredentials};
 
 use super::ConfigError;
@@ -51,6 +51,18 @@ pub struct AuthArgs {
     /// Header carrying the user name for `--auth trusted-header`, e.g. X-Forwarded-User.
     #[arg(long, env = "KELPIE_TRUSTED_HEADER", value_name = "NAME")]
     pub trusted_header: Option<String>,
+
+    /// Header in which the `--auth trusted-header` proxy may pass the user's role
+    /// (`owner`, `guest` or `viewer`), e.g. X-Kelpie-Role. Without it, or when the
+    /// request lacks it, proxy-authenticated users are owners.
+    #[arg(long, env = "KELPIE_TRUSTED_ROLE_HEADER", value_name = "NAME")]
+    pub trusted_role_header: Option<String>,
+
+    /// Names this desktop in the tokens it accepts, so that a token minted for one
+    /// desktop cannot open another that shares the secret. Default: the --base-path.
+    /// `kelpie token` must see the same value (same flag or KELPIE_DESKTOP_ID).
+    #[arg(long, env = "KELPIE_DESKTOP_ID", value_name = "ID", global = true)]
+    pub desktop_id: Option<String>,
 
     /// Proxy addresses (CIDR, comma separated) whose --trusted-header is believed.
     #[arg(long, env = "KELPIE_TRUSTED_PROXIES", value_delimiter = ',', value_name = "CIDR")]
@@ -149,10 +161,11 @@ impl AuthArgs {
         Ok(TokenKey::new(secret.expose()))
     }
 
-    /// Builds the authenticator, loading secrets.
-    pub fn build(&self) -> Result<Auth, ConfigError> {
-        Ok(match self.auth {
-            AuthMode::None => Auth::None,
+    /// Builds the authenticator for the desktop `desktop`, loading secrets. Share links
+    /// are signed with the token secret under `--auth token`, else with a per-run one.
+    pub fn build(&self, desktop: &str) -> Result<Auth, ConfigError> {
+        let mode = match self.auth {
+            AuthMode::None => Mode::None,
             AuthMode::Basic => {
                 let password = load_secret("KELPIE_BASIC_PASSWORD", self.basic_password_file.as_deref())?.ok_or_else(|| {
                     ConfigError::Secret(
@@ -160,9 +173,9 @@ impl AuthArgs {
                             .into(),
                     )
                 })?;
-                Auth::Basic { user: self.basic_user.clone(), password }
+                Mode::Basic { user: self.basic_user.clone(), password }
             }
-            AuthMode::Token => Auth::Token { key: self.token_key()? },
+            AuthMode::Token => Mode::Token,
             AuthMode::TrustedHeader => {
                 let header = self.trusted_header.clone().ok_or_else(|| {
                     ConfigError::Secret("trusted-header auth needs --trusted-header, e.g. X-Forwarded-User".into())
@@ -172,10 +185,34 @@ impl AuthArgs {
                         "trusted-header auth needs --trusted-proxies: the addresses of the authenticating proxy".into(),
                     ));
                 }
-                Auth::TrustedHeader { header: header.to_ascii_lowercase(), proxies: self.trusted_proxies.clone() }
+                Mode::TrustedHeader {
+                    header: header.to_ascii_lowercase(),
+                    proxies: self.trusted_proxies.clone(),
+                    role_header: self.trusted_role_header.as_ref().map(|h| h.to_ascii_lowercase()),
+                }
             }
-        })
+        };
+        let (tokens, per_run) = match mode {
+            Mode::Token => (self.token_key()?, false),
+            _ => (per_run_key()?, true),
+        };
+        Ok(Auth::new(mode, tokens, per_run, desktop.to_owned()))
     }
+
+    /// The desktop id tokens name: `--desktop-id`, else the base path.
+    pub fn desktop(&self, base_path: &str) -> String {
+        self.desktop_id.clone().unwrap_or_else(|| base_path.to_owned())
+    }
+}
+
+/// A random signing key for share links that lives as long as the process.
+fn per_run_key() -> Result<TokenKey, ConfigError> {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| ConfigError::Secret("the system random number generator failed".into()))?;
+    Ok(TokenKey::new(&bytes))
 }
 
 impl IceArgs {

@@ -17,44 +17,27 @@ mod watch;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::media::Desktop;
+use crate::outbox::Outbox;
 use image::CursorImage;
 use state::CursorState;
-
-/// Where cursor messages go: the desktop's data channels (a fake in tests).
-pub trait CursorSink: Send + Sync {
-    /// Sends to one viewer; false if it could not go out.
-    fn send(&self, viewer: u64, text: &str) -> bool;
-    fn viewers(&self) -> Vec<u64>;
-}
-
-impl CursorSink for Desktop {
-    fn send(&self, viewer: u64, text: &str) -> bool {
-        self.send_data(viewer, text)
-    }
-
-    fn viewers(&self) -> Vec<u64> {
-        self.viewer_ids()
-    }
-}
 
 /// The shared remote-cursor state, held by the HTTP app.
 pub struct RemoteCursor {
     state: Mutex<CursorState>,
-    sink: Arc<dyn CursorSink>,
+    sink: Arc<dyn Outbox>,
 }
 
 impl RemoteCursor {
-    /// Starts watching `display`'s cursor; changes go to every viewer of `desktop`.
-    pub fn start(display: String, desktop: Arc<Desktop>) -> Arc<Self> {
-        let cursor = Self::new(desktop);
+    /// Starts watching `display`'s cursor; changes go to every participant of `outbox`.
+    pub fn start(display: String, outbox: Arc<dyn Outbox>) -> Arc<Self> {
+        let cursor = Self::new(outbox);
         if let Err(e) = watch::spawn(display, Arc::downgrade(&cursor)) {
             tracing::warn!("remote cursor disabled: cannot start its thread: {e}");
         }
         cursor
     }
 
-    fn new(sink: Arc<dyn CursorSink>) -> Arc<Self> {
+    fn new(sink: Arc<dyn Outbox>) -> Arc<Self> {
         Arc::new(Self { state: Mutex::new(CursorState::default()), sink })
     }
 
@@ -69,7 +52,7 @@ impl RemoteCursor {
 
     /// Makes `image` the current cursor and tells every viewer.
     fn show(&self, image: &CursorImage) {
-        let viewers = self.sink.viewers();
+        let viewers = self.sink.viewer_ids();
         // The lock is held while sending so that a viewer joining meanwhile cannot get an
         // older cursor after this newer one.
         let mut state = self.state();
@@ -89,7 +72,7 @@ impl RemoteCursor {
         Self::send_current(&mut state, self.sink.as_ref(), viewer);
     }
 
-    fn send_current(state: &mut CursorState, sink: &dyn CursorSink, viewer: u64) {
+    fn send_current(state: &mut CursorState, sink: &dyn Outbox, viewer: u64) {
         let Some(text) = state.message_for(viewer) else { return };
         if sink.send(viewer, text) {
             state.delivered(viewer);
@@ -107,13 +90,16 @@ mod tests {
         sent: Mutex<Vec<(u64, serde_json::Value)>>,
     }
 
-    impl CursorSink for FakeSink {
+    impl Outbox for FakeSink {
         fn send(&self, viewer: u64, text: &str) -> bool {
             self.sent.lock().unwrap().push((viewer, serde_json::from_str(text).unwrap()));
             true
         }
-        fn viewers(&self) -> Vec<u64> {
+        fn viewer_ids(&self) -> Vec<u64> {
             self.viewers.lock().unwrap().clone()
+        }
+        fn buffered(&self, _viewer: u64) -> Option<u64> {
+            Some(0)
         }
     }
 

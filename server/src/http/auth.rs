@@ -9,11 +9,21 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::App;
-use crate::auth::{cookie_value, query_value, query_without, Presented, Verdict, Via, COOKIE};
+use crate::auth::{cookie_value, query_value, query_without, Mode, Presented, Role, Verdict, Via, COOKIE};
 
-/// The authenticated user, for handlers (TURN credentials, logs).
-#[derive(Clone, Debug)]
-pub struct AuthedUser(pub String);
+/// Who the request is, for handlers: the room (role), TURN credentials, logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthedUser {
+    pub user: String,
+    pub role: Role,
+}
+
+impl AuthedUser {
+    /// Probes, and everyone when `--auth none` (loopback only): owners named `kelpie`.
+    pub fn anonymous_owner() -> Self {
+        Self { user: "kelpie".into(), role: Role::Owner }
+    }
+}
 
 /// Paths reachable without credentials: probes and scrapers must not need secrets, and
 /// these reveal nothing about the desktop's content.
@@ -24,8 +34,8 @@ pub fn now_unix() -> u64 {
 }
 
 pub async fn require_auth(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
-    if app.auth.is_none() || OPEN_PATHS.contains(&req.uri().path()) {
-        req.extensions_mut().insert(AuthedUser("kelpie".into()));
+    if OPEN_PATHS.contains(&req.uri().path()) {
+        req.extensions_mut().insert(AuthedUser::anonymous_owner());
         return next.run(req).await;
     }
     let peer = req.extensions().get::<ConnectInfo<super::Peer>>().map(|c| c.0 .0.ip());
@@ -43,9 +53,9 @@ pub async fn require_auth(State(app): State<Arc<App>>, mut req: Request, next: N
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let cookie = text(header::COOKIE.as_str()).and_then(|c| cookie_value(c, COOKIE));
     let query = req.uri().query().unwrap_or("");
-    let trusted = match &app.auth {
-        crate::auth::Auth::TrustedHeader { header, .. } => text(header),
-        _ => None,
+    let (trusted, trusted_role) = match &app.auth.mode {
+        Mode::TrustedHeader { header, role_header, .. } => (text(header), role_header.as_deref().and_then(text)),
+        _ => (None, None),
     };
     let presented = Presented {
         peer,
@@ -53,9 +63,10 @@ pub async fn require_auth(State(app): State<Arc<App>>, mut req: Request, next: N
         cookie_token: cookie,
         query_token: query_value(query, "token"),
         trusted_header: trusted,
+        trusted_role,
     };
     match app.auth.check(&presented, now_unix()) {
-        Verdict::Allow { user, via } => {
+        Verdict::Allow { user, role, via } => {
             if let Some(ip) = peer {
                 app.limiter().succeed(ip);
             }
@@ -65,8 +76,8 @@ pub async fn require_auth(State(app): State<Arc<App>>, mut req: Request, next: N
                     return token_to_cookie(&app, req.uri(), token);
                 }
             }
-            tracing::debug!(user, path = req.uri().path(), "authenticated");
-            req.extensions_mut().insert(AuthedUser(user));
+            tracing::debug!(user, %role, path = req.uri().path(), "authenticated");
+            req.extensions_mut().insert(AuthedUser { user, role });
             next.run(req).await
         }
         Verdict::Deny(why) => {

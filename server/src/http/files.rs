@@ -87,11 +87,24 @@ fn status_of(e: &StoreError) -> StatusCode {
 }
 
 fn user_of(user: &Option<Extension<AuthedUser>>) -> &str {
-    user.as_ref().map_or("kelpie", |Extension(u)| u.0.as_str())
+    user.as_ref().map_or("kelpie", |Extension(u)| u.user.as_str())
 }
 
-async fn list(State(state): State<Arc<FilesState>>, headers: HeaderMap) -> Response {
-    if let Some(refused) = cross_origin_refusal(&state, &headers) {
+/// View-only participants get no files, either way.
+fn viewer_refusal(user: &Option<Extension<AuthedUser>>) -> Option<Response> {
+    let Some(Extension(u)) = user else { return None };
+    (u.role == crate::auth::Role::Viewer).then(|| {
+        tracing::info!(user = u.user, "refused file transfer: view-only participant");
+        text(StatusCode::FORBIDDEN, "view-only participants cannot transfer files")
+    })
+}
+
+async fn list(
+    State(state): State<Arc<FilesState>>,
+    user: Option<Extension<AuthedUser>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = cross_origin_refusal(&state, &headers).or_else(|| viewer_refusal(&user)) {
         return refused;
     }
     let Some(share) = &state.share else { return disabled() };
@@ -135,7 +148,7 @@ async fn download(
     Path(raw): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refused) = cross_origin_refusal(&state, &headers) {
+    if let Some(refused) = cross_origin_refusal(&state, &headers).or_else(|| viewer_refusal(&user)) {
         return refused;
     }
     let Some(share) = &state.share else { return disabled() };
@@ -220,8 +233,13 @@ async fn upload(
     if let Some(refused) = cross_origin_refusal(&state, &headers) {
         return refused;
     }
-    let Some(share) = &state.share else { return disabled() };
     let declared = declared_length(&headers);
+    if viewer_refusal(&user).is_some() {
+        // Read the body away first, so the browser sees the answer, not a broken upload.
+        let why = "view-only participants cannot transfer files".to_string();
+        return refuse_upload(StatusCode::FORBIDDEN, why, Some(body), declared).await;
+    }
+    let Some(share) = &state.share else { return disabled() };
     let name = match FileName::parse(&raw) {
         Ok(n) => n,
         Err(e) => return refuse_upload(StatusCode::BAD_REQUEST, e.to_string(), Some(body), declared).await,

@@ -1,40 +1,46 @@
-//! HTTP: the axum router (web client, `/health`, `/ws`).
+//! HTTP: the shells that feed the room. The page and its assets, `/ws` (signalling),
+//! `files/`, `share`, `/health` and `/metrics`, behind the authentication middleware.
+//!
+//! Nothing here knows GStreamer or X: the room, the transports and the desktop's status
+//! are reached through [`RoomActor`] and the [`Status`] port, so [`router`] can be driven
+//! in tests with `tower::ServiceExt::oneshot` and fakes.
 
 mod auth;
 pub mod files;
 mod origin;
+mod share;
 mod tls;
 mod ws;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
-use serde_json::json;
 
 use crate::auth::limiter::FailureLimiter;
 use crate::auth::Auth;
-use crate::input::{InputEvent, InputInjector};
-use crate::media::Desktop;
+use crate::metrics::Metric;
+use crate::room::RoomActor;
 use crate::turn::IceServers;
 
 pub use auth::{now_unix, AuthedUser};
 pub use origin::origin_allowed;
 pub use tls::{load_tls, Peer, TlsListener};
 
+/// What `/health` and `/metrics` report, from whoever knows (the composition root).
+pub trait Status: Send + Sync + 'static {
+    /// `Ok(body)` when the desktop streams, `Err(body)` (with a `reason`) when not.
+    fn health(&self) -> Result<serde_json::Value, serde_json::Value>;
+    fn metrics(&self) -> Vec<Metric>;
+}
+
 /// Everything request handlers share.
 pub struct App {
-    pub desktop: Arc<Desktop>,
-    pub input: InputInjector,
-    pub display: String,
-    pub width: u16,
-    pub height: u16,
-    pub framerate: u32,
-    pub max_viewers: usize,
+    pub room: Arc<RoomActor>,
+    pub status: Arc<dyn Status>,
     pub allowed_origins: Vec<String>,
     pub ice: IceServers,
     pub auth: Auth,
@@ -43,65 +49,13 @@ pub struct App {
     pub base_path: String,
     /// Whether Kelpie terminates TLS itself (cookies get `Secure`).
     pub tls: bool,
-    pub next_viewer: AtomicU64,
-    /// Clipboard sync with X (`--clipboard off` leaves it idle).
-    pub clipboard: crate::clipboard::Clipboard,
     /// File transfer (`files/`): the folder and its limits, or off.
     pub files: Arc<files::FilesState>,
-    /// The remote cursor (None with `--remote-cursor off`).
-    pub cursor: Option<Arc<crate::cursor::RemoteCursor>>,
-    /// Resize-to-fit; `None` when the admin turned it off (`--resize off`).
-    pub resizer: Option<crate::screen::Resizer>,
-    /// Viewers in pointer lock (the capture draws the cursor while any is).
-    pub pointer_locked: Mutex<std::collections::HashSet<u64>>,
 }
 
 impl App {
     pub fn limiter(&self) -> MutexGuard<'_, FailureLimiter> {
         self.limiter.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn next_viewer_id(&self) -> u64 {
-        self.next_viewer.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    /// A controller's data-channel message, routed to the subsystem that owns it. Runs on
-    /// a GStreamer thread: everything here only queues work.
-    pub fn handle_control(&self, viewer: u64, event: InputEvent) {
-        match event {
-            InputEvent::Resize { width, height, dpr } => match &self.resizer {
-                Some(r) => r.request(width, height, dpr),
-                None => tracing::debug!(viewer, "resize request ignored: --resize is off"),
-            },
-            InputEvent::PointerLock(on) => self.set_pointer_lock(viewer, on),
-            InputEvent::Settings { framerate, bitrate_kbps } => {
-                tracing::info!(viewer, ?framerate, ?bitrate_kbps, "stream settings from a viewer");
-                self.desktop.apply_settings(framerate, bitrate_kbps);
-            }
-            InputEvent::Clip(chunk) => self.clipboard.from_browser(viewer, chunk),
-            other => self.input.send(viewer, other),
-        }
-    }
-
-    /// Tracks viewers in pointer lock; while any is, the capture draws the cursor into the
-    /// video (their browsers hide every cursor). Everyone else sees it twice at worst: the
-    /// CSS cursor on top of the drawn one, at the same place.
-    pub fn set_pointer_lock(&self, viewer: u64, on: bool) {
-        let mut locked = self.pointer_locked.lock().unwrap_or_else(|e| e.into_inner());
-        let changed = if on { locked.insert(viewer) } else { locked.remove(&viewer) };
-        if changed {
-            self.desktop.set_show_pointer(!locked.is_empty());
-        }
-    }
-
-    /// A viewer's data channel just opened: subsystems push their current state to it
-    /// (the cursor image, the clipboard), so a new viewer does not wait for a change.
-    pub fn viewer_ready(&self, viewer: u64) {
-        tracing::debug!(viewer, "data channel open");
-        self.clipboard.viewer_ready(viewer);
-        if let Some(cursor) = &self.cursor {
-            cursor.viewer_ready(viewer);
-        }
     }
 }
 
@@ -114,6 +68,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/health", get(health))
         .route("/ws", get(ws::upgrade))
         .route("/metrics", get(metrics))
+        .route("/share", post(share::create))
         .merge(files::routes(app.files.clone()))
         .fallback(get(static_file))
         .layer(middleware::from_fn_with_state(app.clone(), auth::require_auth))
@@ -126,74 +81,21 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 async fn health(State(app): State<Arc<App>>) -> impl IntoResponse {
-    let mut body = json!({
-        "encoder": app.desktop.encoder_kind.factory(),
-        "display": app.display,
-        "width": app.width,
-        "height": app.height,
-        "framerate": app.framerate,
-        "viewers": app.desktop.viewer_count(),
-        "branches": app.desktop.branch_count(),
-        "frames_encoded": app.desktop.health.frames(),
-        "input_applied": app.input.counters.applied.load(Ordering::Relaxed),
-        "input_dropped": app.input.counters.dropped.load(Ordering::Relaxed),
-    });
-    let status = match app.desktop.health.check() {
-        Ok(()) => {
+    let (status, body) = match app.status.health() {
+        Ok(mut body) => {
             body["status"] = "ok".into();
-            StatusCode::OK
+            (StatusCode::OK, body)
         }
-        Err(reason) => {
+        Err(mut body) => {
             body["status"] = "unavailable".into();
-            body["reason"] = reason.into();
-            StatusCode::SERVICE_UNAVAILABLE
+            (StatusCode::SERVICE_UNAVAILABLE, body)
         }
     };
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body))
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    use crate::metrics::{render, Metric};
-    let d = &app.desktop;
-    let nets = d.stats.viewers();
-    let mut rtt = Metric::gauge("kelpie_rtt_seconds", "Round-trip time to each viewer, from RTCP.", 0.0);
-    rtt.samples =
-        nets.iter().filter_map(|(id, n)| Some((vec![("viewer", format!("v{id}"))], n.rtt_seconds?))).collect();
-    let mut lost = Metric::counter("kelpie_packets_lost_total", "RTP packets each viewer reported lost.", 0.0);
-    lost.samples = nets.iter().map(|(id, n)| (vec![("viewer", format!("v{id}"))], n.packets_lost as f64)).collect();
-    let input = &app.input.counters;
-    let mut input_events = Metric::counter("kelpie_input_events_total", "Input events from viewers.", 0.0);
-    input_events.samples = vec![
-        (vec![("result", "applied".into())], input.applied.load(Ordering::Relaxed) as f64),
-        (vec![("result", "dropped".into())], input.dropped.load(Ordering::Relaxed) as f64),
-    ];
-    let body = render(&[
-        Metric::gauge("kelpie_viewers", "Connected viewers.", d.viewer_count() as f64),
-        Metric::counter(
-            "kelpie_frames_encoded_total",
-            "Frames encoded by the shared encoder.",
-            d.health.frames() as f64,
-        ),
-        Metric::gauge(
-            "kelpie_delivered_fps",
-            "Frames encoded per second (one stream shared by all viewers).",
-            d.stats.fps(),
-        ),
-        Metric::gauge("kelpie_bitrate_bps", "Encoded video bitrate in bits per second.", d.stats.bitrate_bps()),
-        Metric::gauge(
-            "kelpie_encode_seconds",
-            "Mean time a frame spends in the encoder.",
-            d.stats.mean_encode_seconds(),
-        ),
-        rtt,
-        lost,
-        input_events,
-        Metric::counter(
-            "kelpie_errors_total",
-            "Pipeline and viewer errors.",
-            d.stats.errors.load(Ordering::Relaxed) as f64,
-        ),
-    ]);
+    let body = crate::metrics::render(&app.status.metrics());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }
 
@@ -223,3 +125,7 @@ async fn static_file(uri: Uri, OriginalUri(original): OriginalUri) -> Response {
         None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
     }
 }
+
+#[cfg(test)]
+#[path = "router_tests.rs"]
+mod tests;

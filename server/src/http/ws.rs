@@ -1,4 +1,6 @@
-//! The signalling WebSocket: the I/O shell around [`Session`].
+//! The signalling WebSocket: the I/O shell around [`Session`] that admits a participant
+//! to the room, relays offer/answer/ICE to its transport, and carries the room's views
+//! and notices to the browser.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,11 +12,12 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{SplitSink, StreamExt};
 use futures_util::SinkExt;
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
-use super::App;
-use crate::input::{parse_input, InputEvent};
-use crate::media::{InputHandler, MediaEvent};
-use crate::signalling::{Action, ErrorCode, Event, Session, ViewerRole};
+use super::{App, AuthedUser};
+use crate::room::{Identity, Liveness, RoomActor};
+use crate::signalling::{Action, ErrorCode, Event, ServerMessage, Session};
+use crate::transport::TransportEvent;
 
 /// The transport accepts frames this large so that an oversized message can still be
 /// answered with a `too_large` error; the session itself caps messages at 256 KiB.
@@ -29,7 +32,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub async fn upgrade(
     State(app): State<Arc<App>>,
-    user: Option<Extension<super::AuthedUser>>,
+    user: Option<Extension<AuthedUser>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -45,8 +48,8 @@ pub async fn upgrade(
         return (StatusCode::FORBIDDEN, "WebSocket origin not allowed\n").into_response();
     }
     ws.max_message_size(TRANSPORT_MAX_MESSAGE).max_frame_size(TRANSPORT_MAX_MESSAGE).on_upgrade(move |socket| {
-        let user = user.map_or_else(|| "kelpie".to_string(), |Extension(u)| u.0);
-        serve_viewer(socket, app, user)
+        let user = user.map_or_else(AuthedUser::anonymous_owner, |Extension(u)| u);
+        serve(socket, app, user)
     })
 }
 
@@ -57,7 +60,7 @@ async fn send(sink: &mut Sink, msg: Message) -> bool {
 }
 
 /// Carries out actions; returns false once the socket is to be closed.
-async fn execute(actions: Vec<Action>, sink: &mut Sink, app: &App, id: u64) -> bool {
+async fn execute(actions: Vec<Action>, sink: &mut Sink, room: &RoomActor, id: u64) -> bool {
     let mut open = true;
     for action in actions {
         match action {
@@ -66,11 +69,14 @@ async fn execute(actions: Vec<Action>, sink: &mut Sink, app: &App, id: u64) -> b
                     open = false;
                 }
             }
-            Action::ApplyAnswer(sdp) => app.desktop.apply_answer(id, &sdp),
-            Action::AddRemoteIce { candidate, sdp_mline_index } => app.desktop.add_ice(id, sdp_mline_index, &candidate),
-            Action::RequestKeyframe => app.desktop.request_keyframe(),
+            Action::ApplyAnswer(sdp) => room.transports().apply_answer(id, &sdp),
+            Action::AddRemoteIce { candidate, sdp_mline_index } => {
+                room.transports().add_ice(id, sdp_mline_index, &candidate)
+            }
+            Action::RequestKeyframe => room.transports().request_keyframe(),
+            Action::Control { action, to } => room.control(id, action, to.as_deref()),
             Action::Close { code, reason } => {
-                tracing::info!(viewer = id, code, "closing signalling: {reason}");
+                tracing::info!(participant = id, code, "closing signalling: {reason}");
                 let _ = send(sink, Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
                 open = false;
             }
@@ -79,86 +85,92 @@ async fn execute(actions: Vec<Action>, sink: &mut Sink, app: &App, id: u64) -> b
     open
 }
 
-fn input_handler(app: &Arc<App>, id: u64, role: ViewerRole) -> InputHandler {
-    let app = app.clone();
-    Arc::new(move |text: &str| match parse_input(text) {
-        Ok(InputEvent::KeyframeRequest) => app.desktop.request_keyframe(),
-        Ok(event) if role == ViewerRole::Controller => app.handle_control(id, event),
-        Ok(_) => {
-            app.input.counters.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+async fn serve(socket: WebSocket, app: Arc<App>, who: AuthedUser) {
+    let (mut sink, stream) = socket.split();
+    // The slot is taken before the greeting, so concurrent connects cannot overfill.
+    let slot = match app.room.reserve() {
+        Ok(slot) => slot,
+        Err(full) => {
+            tracing::warn!(user = who.user, "{full}");
+            execute(Session::refuse(ErrorCode::ServerFull, full.to_string()), &mut sink, &app.room, 0).await;
+            return;
         }
-        Err(e) => {
-            app.input.counters.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::debug!(viewer = id, "input dropped: {e}");
-        }
-    })
+    };
+    let span = tracing::info_span!("participant", id = slot.id, user = %who.user, role = %who.role);
+    participant(slot, sink, stream, app, who).instrument(span).await;
 }
 
-async fn serve_viewer(socket: WebSocket, app: Arc<App>, user: String) {
-    let id = app.next_viewer_id();
-    let (mut sink, mut stream) = socket.split();
-    if app.desktop.viewer_count() >= app.max_viewers {
-        let msg = format!("the desktop already has its maximum of {} viewers", app.max_viewers);
-        tracing::warn!(viewer = id, "{msg}");
-        execute(Session::refuse(ErrorCode::ServerFull, msg), &mut sink, &app, id).await;
-        return;
-    }
-    let role = ViewerRole::Controller;
-    let ice = app.ice.for_viewer(&user, super::now_unix());
-    let (mut session, greeting) = Session::start(&format!("v{id}"), role, ice.browser.clone(), ice.relay_only);
-    if !execute(greeting, &mut sink, &app, id).await {
+/// One participant's life, from the greeting to leaving the room.
+async fn participant(
+    slot: crate::room::Reservation,
+    mut sink: Sink,
+    mut stream: futures_util::stream::SplitStream<WebSocket>,
+    app: Arc<App>,
+    who: AuthedUser,
+) {
+    let id = slot.id;
+    let ice = app.ice.for_viewer(&who.user, super::now_unix());
+    let (mut session, greeting) =
+        Session::start(&crate::room::state::name(id), who.role, &who.user, ice.browser.clone(), ice.relay_only);
+    if !execute(greeting, &mut sink, &app.room, id).await {
         return;
     }
     let (tx, mut media) = mpsc::unbounded_channel();
-    let desktop = app.desktop.clone();
-    let on_input = input_handler(&app, id, role);
-    let added = tokio::task::spawn_blocking(move || desktop.add_viewer(id, &ice, tx, on_input)).await;
-    match added {
-        Ok(Ok(())) => tracing::info!(viewer = id, user, "viewer joined"),
+    let inbound = app.room.inbound(id);
+    let room = app.room.clone();
+    let opened = tokio::task::spawn_blocking(move || room.transports().open(id, &ice, tx, inbound)).await;
+    match opened {
+        Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            tracing::error!(viewer = id, "cannot add viewer: {e}");
-            execute(Session::refuse(ErrorCode::Internal, e.to_string()), &mut sink, &app, id).await;
+            tracing::error!("cannot open a transport: {e}");
+            execute(Session::refuse(ErrorCode::Internal, e.to_string()), &mut sink, &app.room, id).await;
+            let room = app.room.clone();
+            let _ = tokio::task::spawn_blocking(move || room.transports().close(id)).await;
             return;
         }
         Err(e) => {
-            tracing::error!(viewer = id, "viewer setup panicked: {e}");
+            tracing::error!("transport setup panicked: {e}");
             return;
         }
     }
+    let (room_tx, mut room_rx) = mpsc::unbounded_channel::<ServerMessage>();
+    app.room.join(slot, &Identity { user: who.user.clone(), role: who.role }, room_tx);
 
     let mut ping = tokio::time::interval(PING_EVERY);
-    let mut last_heard = Instant::now();
+    let mut liveness = Liveness::new(Instant::now(), SILENCE_LIMIT);
     let reason = loop {
         let actions = tokio::select! {
             frame = stream.next() => match frame {
-                Some(Ok(Message::Text(t))) => { last_heard = Instant::now(); session.handle(Event::ClientText(t.to_string())) }
+                Some(Ok(Message::Text(t))) => { liveness.heard(Instant::now()); session.handle(Event::ClientText(t.to_string())) }
                 Some(Ok(Message::Binary(b))) => session.handle(Event::ClientBinary(b.len())),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => { last_heard = Instant::now(); Vec::new() }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => { liveness.heard(Instant::now()); Vec::new() }
                 Some(Ok(Message::Close(_))) | None => break "closed by the browser".to_string(),
-                Some(Err(e)) => {
-                    // Frames beyond even the transport limit end here, without a reply.
-                    break format!("WebSocket error: {e}");
-                }
+                // Frames beyond even the transport limit end here, without a reply.
+                Some(Err(e)) => break format!("WebSocket error: {e}"),
             },
             event = media.recv() => match event {
-                Some(MediaEvent::Offer(sdp)) => session.handle(Event::LocalOffer(sdp)),
-                Some(MediaEvent::Ice { candidate, sdp_mline_index }) => session.handle(Event::LocalIce { candidate, sdp_mline_index }),
-                Some(MediaEvent::AnswerApplied) => session.handle(Event::AnswerApplied),
-                Some(MediaEvent::AnswerRejected(why)) => session.handle(Event::AnswerRejected(why)),
-                Some(MediaEvent::Connected) => {
-                    tracing::info!(viewer = id, "WebRTC connected");
+                Some(TransportEvent::Offer(sdp)) => session.handle(Event::LocalOffer(sdp)),
+                Some(TransportEvent::Ice { candidate, sdp_mline_index }) => session.handle(Event::LocalIce { candidate, sdp_mline_index }),
+                Some(TransportEvent::AnswerApplied) => session.handle(Event::AnswerApplied),
+                Some(TransportEvent::AnswerRejected(why)) => session.handle(Event::AnswerRejected(why)),
+                Some(TransportEvent::Connected) => {
+                    tracing::info!("WebRTC connected");
                     session.handle(Event::MediaConnected)
                 }
-                Some(MediaEvent::Failed(why)) => session.handle(Event::MediaFailed(why)),
-                Some(MediaEvent::ChannelOpen) => {
-                    app.viewer_ready(id);
+                Some(TransportEvent::Failed(why)) => session.handle(Event::MediaFailed(why)),
+                Some(TransportEvent::ChannelOpen) => {
+                    app.room.channel_open(id);
                     Vec::new()
                 }
                 None => break "media engine gone".to_string(),
             },
+            view = room_rx.recv() => match view {
+                Some(msg) => vec![Action::Send(msg)],
+                None => break "removed from the room".to_string(),
+            },
             _ = ping.tick() => {
-                if last_heard.elapsed() > SILENCE_LIMIT {
-                    break format!("no sign of life for {} s", SILENCE_LIMIT.as_secs());
+                if let Err(silence) = liveness.check(Instant::now()) {
+                    break format!("no sign of life for {} s", silence.as_secs());
                 }
                 if !send(&mut sink, Message::Ping(Vec::new().into())).await {
                     break "ping failed".to_string();
@@ -166,13 +178,13 @@ async fn serve_viewer(socket: WebSocket, app: Arc<App>, user: String) {
                 Vec::new()
             }
         };
-        if !execute(actions, &mut sink, &app, id).await || session.is_closed() {
+        if !execute(actions, &mut sink, &app.room, id).await || session.is_closed() {
             break "closed by the server".to_string();
         }
     };
-    app.input.viewer_gone(id);
-    app.set_pointer_lock(id, false);
-    let desktop = app.desktop.clone();
-    let _ = tokio::task::spawn_blocking(move || desktop.remove_viewer(id)).await;
-    tracing::info!(viewer = id, "viewer left: {reason}");
+    // One place releases everything the participant held: input, pointer lock,
+    // control, clipboard transfers, its transport and its slot.
+    let room = app.room.clone();
+    let _ = tokio::task::spawn_blocking(move || room.leave(id)).await;
+    tracing::info!("participant left: {reason}");
 }

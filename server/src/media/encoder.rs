@@ -9,12 +9,24 @@
 use std::fmt;
 
 use super::spec::Stage;
-use crate::config::EncoderPreference;
 
 /// x264 treats a keyframe interval of this size as "never" (X264_KEYINT_MAX_INFINITE).
 const X264_KEYINT_INFINITE: u32 = 1 << 30;
 /// VA-API encoders cap the GOP at 1024 frames; the largest is the closest to "never".
 const VA_KEYINT_MAX: u32 = 1024;
+
+/// Which encoder the operator asked for (`--encoder`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EncoderPreference {
+    /// Best available: NVENC, VA-API, then x264.
+    Auto,
+    /// Software x264 (always available).
+    X264,
+    /// NVIDIA NVENC (nvcudah264enc or nvh264enc).
+    Nvh264,
+    /// VA-API (Intel/AMD) vah264enc or vah264lpenc.
+    Vah264,
+}
 
 /// A concrete encoder element.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]

@@ -3,6 +3,7 @@
 pub mod encoder;
 pub mod keyframe;
 pub mod pipeline;
+mod ports;
 pub mod spec;
 pub mod stats;
 mod viewer;
@@ -16,8 +17,10 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use tokio::sync::mpsc::UnboundedSender;
 
-pub use encoder::{EncodeParams, EncoderChoice, EncoderKind};
-pub use viewer::{IceSettings, InputHandler, MediaEvent};
+use crate::transport::{InboundHandler as InputHandler, TransportEvent as MediaEvent};
+pub use encoder::{EncodeParams, EncoderChoice, EncoderKind, EncoderPreference};
+pub use pipeline::CaptureSource;
+pub use viewer::{IceSettings, Track};
 use viewer::{ViewerBranch, BIN_PREFIX};
 
 /// How long without an encoded frame before the pipeline counts as stalled.
@@ -150,7 +153,8 @@ struct ViewerSlot {
 /// A desktop's shared pipeline.
 pub struct Desktop {
     pipeline: gst::Pipeline,
-    tee: gst::Element,
+    /// The tracks every subscription takes: today the one video track.
+    tracks: Vec<viewer::Track>,
     encoder: gst::Element,
     capture: gst::Element,
     /// Bytes a viewer's queue may hold: about three frames at the configured bitrate.
@@ -172,7 +176,7 @@ pub struct Desktop {
 impl Desktop {
     /// Builds and starts the pipeline for `display` with the chosen encoder.
     pub fn start(
-        source: crate::config::CaptureSource,
+        source: CaptureSource,
         display: &str,
         kind: EncoderKind,
         params: &EncodeParams,
@@ -185,7 +189,7 @@ impl Desktop {
             .downcast::<gst::Pipeline>()
             .map_err(|_| MediaError::Build("not a pipeline".into()))?;
         let by_name = |n: &str| pipeline.by_name(n).ok_or_else(|| MediaError::Build(format!("no element {n}")));
-        let tee = by_name("fanout")?;
+        let tracks = vec![viewer::Track { name: "video", rtp: by_name(pipeline::VIDEO_RTP_TEE)? }];
         let encoder = by_name("encoder")?;
         let capture = by_name("capture")?;
         let health = Arc::new(Health::new());
@@ -201,7 +205,7 @@ impl Desktop {
         media_stats.attach(&encoder);
         let desktop = Arc::new(Self {
             pipeline,
-            tee,
+            tracks,
             encoder,
             capture,
             viewer_queue_bytes: viewer_queue_bytes(params),
@@ -239,7 +243,7 @@ impl Desktop {
         let branch = ViewerBranch::create(
             id,
             &self.pipeline,
-            &self.tee,
+            &self.tracks,
             self.viewer_queue_bytes,
             &self.ice,
             servers,
@@ -330,7 +334,7 @@ impl Desktop {
         let branch = self.viewers().remove(&id).and_then(|s| s.branch);
         self.stats.forget_viewer(id);
         if let Some(b) = branch {
-            b.remove(&self.pipeline, &self.tee);
+            b.remove(&self.pipeline);
             tracing::info!(viewer = id, "viewer branch removed");
         }
     }
@@ -499,10 +503,7 @@ fn viewer_of(obj: &gst::Object) -> Option<u64> {
 }
 
 /// Chooses the encoder for `pref` by really running each candidate, logging why.
-pub fn select_encoder(
-    pref: crate::config::EncoderPreference,
-    params: &EncodeParams,
-) -> Result<EncoderChoice, MediaError> {
+pub fn select_encoder(pref: EncoderPreference, params: &EncodeParams) -> Result<EncoderChoice, MediaError> {
     let choice = encoder::choose(pref, |kind| pipeline::probe_encoder(kind, params))?;
     for line in choice.explanation() {
         if line.starts_with("using") {

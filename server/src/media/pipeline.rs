@@ -1,4 +1,5 @@
-//! The desktop pipeline: capture → convert → encode → payload → tee, as a pure [`Chain`],
+//! The desktop pipeline: capture → convert → encode → access-unit tee → payload → RTP
+//! tee, as a pure [`Chain`],
 //! plus the probe that checks an encoder chain really runs.
 
 use std::time::Duration;
@@ -7,7 +8,15 @@ use gst::prelude::*;
 
 use super::encoder::{encoder_stages, encoder_stages_from, EncodeParams, EncoderKind, RawFormat};
 use super::spec::{Chain, Stage};
-use crate::config::CaptureSource;
+
+/// Where frames come from (`--capture`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CaptureSource {
+    /// Kelpie's damage-aware XShm source (kelpiexsrc), output in I420.
+    Damage,
+    /// GStreamer's ximagesrc plus videoconvert.
+    Ximagesrc,
+}
 
 /// RTP payload type of the H.264 stream. The server makes the offer, so ours is used.
 pub const H264_PAYLOAD_TYPE: u32 = 96;
@@ -64,9 +73,17 @@ rtcp-fb-nack=(boolean)true,rtcp-fb-nack-pli=(boolean)true,rtcp-fb-ccm-fir=(boole
     )
 }
 
-/// Payloader and fan-out stages.
+/// The video track's tee of encoded access units (H.264 byte-stream, before RTP): the
+/// point where a transport that does not speak RTP (a WebSocket) subscribes.
+pub const VIDEO_AU_TEE: &str = "video-au";
+/// The video track's tee of RTP packets: WebRTC subscriptions take a pad of it each.
+pub const VIDEO_RTP_TEE: &str = "video-rtp";
+
+/// The video track after the encoder: the access-unit tee, then payloader and RTP fan-out.
+/// Both tees push in the encoder's thread (no queue): a tee with idle pads costs nothing.
 pub fn rtp_stages() -> Vec<Stage> {
     vec![
+        Stage::element("tee").named(VIDEO_AU_TEE).prop("allow-not-linked", true),
         Stage::element("rtph264pay")
             .named("payloader")
             .prop("config-interval", -1)
@@ -74,7 +91,7 @@ pub fn rtp_stages() -> Vec<Stage> {
             .prop("mtu", RTP_MTU)
             .prop("pt", H264_PAYLOAD_TYPE),
         Stage::caps(rtp_caps()),
-        Stage::element("tee").named("fanout").prop("allow-not-linked", true),
+        Stage::element("tee").named(VIDEO_RTP_TEE).prop("allow-not-linked", true),
     ]
 }
 
@@ -131,7 +148,7 @@ mod tests {
     #[test]
     fn damage_capture_feeds_x264_directly() {
         let c = desktop_chain(CaptureSource::Damage, ":5", EncoderKind::X264, &P);
-        assert_eq!(c.factories(), vec!["kelpiexsrc", "queue", "x264enc", "rtph264pay", "tee"]);
+        assert_eq!(c.factories(), vec!["kelpiexsrc", "queue", "x264enc", "tee", "rtph264pay", "tee"]);
         assert!(c
             .launch_line()
             .starts_with("kelpiexsrc name=capture display=:5 ! video/x-raw,format=I420,framerate=30/1 ! queue"));
@@ -140,19 +157,19 @@ mod tests {
     #[test]
     fn desktop_chain_captures_encodes_payloads_and_fans_out() {
         let c = desktop_chain(CaptureSource::Ximagesrc, ":5", EncoderKind::X264, &P);
-        assert_eq!(c.factories(), vec!["ximagesrc", "queue", "videoconvert", "x264enc", "rtph264pay", "tee"]);
+        assert_eq!(c.factories(), vec!["ximagesrc", "queue", "videoconvert", "x264enc", "tee", "rtph264pay", "tee"]);
         let line = c.launch_line();
         assert!(line.starts_with("ximagesrc name=capture display-name=:5 use-damage=false show-pointer=false ! video/x-raw,framerate=30/1 ! queue name=capture-queue max-size-buffers=1"), "{line}");
         assert!(
             line.contains("rtph264pay name=payloader config-interval=-1 aggregate-mode=zero-latency mtu=1200 pt=96"),
             "{line}"
         );
-        assert!(line.ends_with("tee name=fanout allow-not-linked=true"), "{line}");
+        assert!(line.ends_with("tee name=video-rtp allow-not-linked=true"), "{line}");
     }
 
     #[test]
     fn every_queue_holds_at_most_one_frame() {
-        for kind in super::super::encoder::candidates(crate::config::EncoderPreference::Auto) {
+        for kind in super::super::encoder::candidates(super::super::encoder::EncoderPreference::Auto) {
             for s in desktop_chain(CaptureSource::Damage, ":0", kind, &P).0 {
                 if s.factory() == Some("queue") {
                     assert_eq!(s.get("max-size-buffers"), Some("1"));

@@ -1,7 +1,8 @@
-//! One viewer's branch of the shared pipeline: `tee → queue → webrtcbin`, in its own bin
+//! One viewer's branch of the shared pipeline: `track tee → queue → webrtcbin` for each
+//! track, in its own bin
 //! named `viewer-N` so it can be added and removed while the desktop keeps streaming.
 
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use gst::prelude::*;
@@ -12,27 +13,7 @@ use gst_webrtc::{
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::MediaError;
-
-/// What the media engine tells a viewer's signalling task.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MediaEvent {
-    Offer(String),
-    Ice {
-        candidate: String,
-        sdp_mline_index: u32,
-    },
-    AnswerApplied,
-    AnswerRejected(String),
-    /// DTLS is up: media reaches the browser from now on.
-    Connected,
-    /// The `input` data channel is open: server-to-browser messages (cursor, clipboard)
-    /// can be sent from now on.
-    ChannelOpen,
-    Failed(String),
-}
-
-/// Receives the raw text messages of the viewer's `input` data channel.
-pub type InputHandler = Arc<dyn Fn(&str) + Send + Sync>;
+use crate::transport::{InboundHandler as InputHandler, TransportEvent as MediaEvent};
 
 /// Where webrtcbin may gather ICE candidates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,22 +27,39 @@ pub struct IceSettings {
 /// Name prefix of viewer bins; the bus handler uses it to route errors to one viewer.
 pub const BIN_PREFIX: &str = "viewer-";
 
+/// One of the desktop's media tracks, as a branch subscribes to it: the RTP fan-out of
+/// one encode. (The access units before payloading are teed off in the pipeline too, for
+/// transports that do not speak RTP.)
+#[derive(Clone, Debug)]
+pub struct Track {
+    /// `video` (later `audio`): names the branch's queue for that track.
+    pub name: &'static str,
+    /// The tee after the payloader; each subscription takes one of its src pads.
+    pub rtp: gst::Element,
+}
+
+/// A subscription's link to one track: the tee pad it takes its packets from.
+struct TrackLink {
+    tee: gst::Element,
+    pad: gst::Pad,
+}
+
 pub(super) struct ViewerBranch {
     pub bin: gst::Bin,
     webrtc: gst::Element,
-    tee_pad: gst::Pad,
+    links: Vec<TrackLink>,
     /// Kept alive for as long as the viewer: dropping it would close the channel. Also
     /// carries server-to-browser messages.
     channel: Option<WebRTCDataChannel>,
 }
 
 impl ViewerBranch {
-    /// Builds the branch, links it to the tee and starts the offer.
-    #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
+    /// Builds the branch (one queue and one send-only transceiver per track), links it
+    /// to every track's tee and starts the offer.
     pub fn create(
         id: u64,
         pipeline: &gst::Pipeline,
-        tee: &gst::Element,
+        tracks: &[Track],
         queue_bytes: u32,
         ice: &IceSettings,
         servers: &crate::turn::ViewerIce,
@@ -72,56 +70,75 @@ impl ViewerBranch {
             gst::ElementFactory::make(factory).build().map_err(|_| MediaError::MissingElement(factory.to_string()))
         };
         let bin = gst::Bin::with_name(&format!("{BIN_PREFIX}{id}"));
-        let queue = make("queue")?;
-        // A few frames of packets at most; older packets leak first when a viewer falls behind.
-        queue.set_property("max-size-buffers", 0u32);
-        queue.set_property("max-size-bytes", queue_bytes);
-        queue.set_property("max-size-time", 0u64);
-        queue.set_property_from_str("leaky", "downstream");
         let webrtc = make("webrtcbin")?;
         webrtc.set_property_from_str("bundle-policy", "max-bundle");
         webrtc.set_property("latency", 0u32);
         configure_ice(&webrtc, ice, servers);
-        bin.add_many([&queue, &webrtc]).map_err(|e| MediaError::Link(e.to_string()))?;
+        bin.add(&webrtc).map_err(|e| MediaError::Link(e.to_string()))?;
 
-        let sink = webrtc
-            .request_pad_simple("sink_%u")
-            .ok_or_else(|| MediaError::Link("webrtcbin gave no sink pad".into()))?;
-        queue
-            .static_pad("src")
-            .ok_or_else(|| MediaError::Link("queue without src pad".into()))?
-            .link(&sink)
-            .map_err(|e| MediaError::Link(format!("queue → webrtcbin: {e:?}")))?;
-        let transceiver = sink.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
-        transceiver.set_property("direction", WebRTCRTPTransceiverDirection::Sendonly);
-        transceiver.set_property("do-nack", true);
-        if let Some(caps) = tee.static_pad("sink").and_then(|p| p.current_caps()) {
-            transceiver.set_property("codec-preferences", codec_preferences(&caps));
+        let mut ghosts = Vec::new();
+        for track in tracks {
+            let queue = make("queue")?;
+            // A few frames of packets at most; older packets leak first when a viewer falls behind.
+            queue.set_property("max-size-buffers", 0u32);
+            queue.set_property("max-size-bytes", queue_bytes);
+            queue.set_property("max-size-time", 0u64);
+            queue.set_property_from_str("leaky", "downstream");
+            bin.add(&queue).map_err(|e| MediaError::Link(e.to_string()))?;
+            let sink = webrtc
+                .request_pad_simple("sink_%u")
+                .ok_or_else(|| MediaError::Link("webrtcbin gave no sink pad".into()))?;
+            queue
+                .static_pad("src")
+                .ok_or_else(|| MediaError::Link("queue without src pad".into()))?
+                .link(&sink)
+                .map_err(|e| MediaError::Link(format!("queue → webrtcbin: {e:?}")))?;
+            let transceiver = sink.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
+            transceiver.set_property("direction", WebRTCRTPTransceiverDirection::Sendonly);
+            transceiver.set_property("do-nack", true);
+            if let Some(caps) = track.rtp.static_pad("sink").and_then(|p| p.current_caps()) {
+                transceiver.set_property("codec-preferences", codec_preferences(&caps));
+            }
+            let queue_sink = queue.static_pad("sink").ok_or_else(|| MediaError::Link("queue without sink".into()))?;
+            let ghost = gst::GhostPad::builder_with_target(&queue_sink)
+                .map_err(|e| MediaError::Link(e.to_string()))?
+                .name(track.name)
+                .build();
+            bin.add_pad(&ghost).map_err(|e| MediaError::Link(e.to_string()))?;
+            ghosts.push(ghost);
         }
-
-        let queue_sink = queue.static_pad("sink").ok_or_else(|| MediaError::Link("queue without sink".into()))?;
-        let ghost = gst::GhostPad::builder_with_target(&queue_sink)
-            .map_err(|e| MediaError::Link(e.to_string()))?
-            .name("sink")
-            .build();
-        bin.add_pad(&ghost).map_err(|e| MediaError::Link(e.to_string()))?;
 
         connect_signals(&webrtc, events.clone());
 
         pipeline.add(&bin).map_err(|e| MediaError::Link(e.to_string()))?;
-        bin.sync_state_with_parent().map_err(|e| MediaError::Link(format!("starting viewer: {e}")))?;
-
-        let tee_pad = tee.request_pad_simple("src_%u").ok_or_else(|| MediaError::Link("tee gave no src pad".into()))?;
-        if let Err(e) = tee_pad.link(&ghost) {
-            tee.release_request_pad(&tee_pad);
+        let mut links: Vec<TrackLink> = Vec::new();
+        let undo = |links: &[TrackLink]| {
+            for l in links {
+                l.tee.release_request_pad(&l.pad);
+            }
             let _ = pipeline.remove(&bin);
             let _ = bin.set_state(gst::State::Null);
-            return Err(MediaError::Link(format!("tee → viewer: {e:?}")));
+        };
+        if let Err(e) = bin.sync_state_with_parent() {
+            undo(&links);
+            return Err(MediaError::Link(format!("starting viewer: {e}")));
+        }
+        for (track, ghost) in tracks.iter().zip(&ghosts) {
+            let Some(pad) = track.rtp.request_pad_simple("src_%u") else {
+                undo(&links);
+                return Err(MediaError::Link("tee gave no src pad".into()));
+            };
+            if let Err(e) = pad.link(ghost) {
+                track.rtp.release_request_pad(&pad);
+                undo(&links);
+                return Err(MediaError::Link(format!("{} track → viewer: {e:?}", track.name)));
+            }
+            links.push(TrackLink { tee: track.rtp.clone(), pad });
         }
 
         let channel = create_input_channel(&webrtc, on_input, events.clone());
         create_offer(&webrtc, events);
-        Ok(Self { bin, webrtc, tee_pad, channel })
+        Ok(Self { bin, webrtc, links, channel })
     }
 
     pub fn apply_answer(&self, sdp: &str, events: UnboundedSender<MediaEvent>) {
@@ -185,23 +202,25 @@ impl ViewerBranch {
         self.webrtc.emit_by_name::<()>("add-ice-candidate", &[&sdp_mline_index, &candidate]);
     }
 
-    /// Unlinks from the tee at a moment no buffer is passing, then stops the branch.
-    /// Blocking: call from a blocking-friendly thread.
-    pub fn remove(self, pipeline: &gst::Pipeline, tee: &gst::Element) {
-        let (done_tx, done_rx) = mpsc::channel();
-        let tee_for_probe = tee.clone();
-        self.tee_pad.add_probe(gst::PadProbeType::IDLE, move |pad, _| {
-            if let Some(peer) = pad.peer() {
-                let _ = pad.unlink(&peer);
-            }
-            tee_for_probe.release_request_pad(pad);
-            let _ = done_tx.send(());
-            gst::PadProbeReturn::Remove
-        });
-        if done_rx.recv_timeout(Duration::from_secs(2)).is_err() {
-            tracing::warn!(viewer = %self.bin.name(), "tee pad never went idle; removing the branch anyway");
-            if let Some(peer) = self.tee_pad.peer() {
-                let _ = self.tee_pad.unlink(&peer);
+    /// Unlinks from every track's tee at a moment no buffer is passing, then stops the
+    /// branch. Blocking: call from a blocking-friendly thread.
+    pub fn remove(self, pipeline: &gst::Pipeline) {
+        for link in &self.links {
+            let (done_tx, done_rx) = mpsc::channel();
+            let tee = link.tee.clone();
+            link.pad.add_probe(gst::PadProbeType::IDLE, move |pad, _| {
+                if let Some(peer) = pad.peer() {
+                    let _ = pad.unlink(&peer);
+                }
+                tee.release_request_pad(pad);
+                let _ = done_tx.send(());
+                gst::PadProbeReturn::Remove
+            });
+            if done_rx.recv_timeout(Duration::from_secs(2)).is_err() {
+                tracing::warn!(viewer = %self.bin.name(), "tee pad never went idle; removing the branch anyway");
+                if let Some(peer) = link.pad.peer() {
+                    let _ = link.pad.unlink(&peer);
+                }
             }
         }
         let _ = self.bin.set_state(gst::State::Null);

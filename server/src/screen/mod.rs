@@ -9,6 +9,9 @@
 //! makes every application relayout, so only the last one after a quiet moment counts.
 
 pub mod plan;
+mod size;
+
+pub use size::ScreenSize;
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;

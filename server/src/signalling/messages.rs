@@ -2,19 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::auth::Role;
+
 /// Largest signalling frame accepted. Real SDP answers are a few KiB; anything near this
 /// limit is a bug or an attack, and is answered with `too_large`.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
-
-/// What a viewer may do.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ViewerRole {
-    /// Sees the desktop and controls keyboard and pointer.
-    Controller,
-    /// Sees the desktop only; its input is dropped.
-    Viewer,
-}
 
 /// An ICE server as the browser's `RTCIceServer` expects it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -32,7 +24,9 @@ pub struct IceServer {
 pub enum ServerMessage {
     Welcome {
         viewer_id: String,
-        role: ViewerRole,
+        role: Role,
+        /// The name the credentials gave (shown to the others in the participants list).
+        user: String,
         ice_servers: Vec<IceServer>,
         /// `"relay"` when media must go through TURN, else `"all"` (RTCIceTransportPolicy).
         ice_transport_policy: &'static str,
@@ -50,6 +44,44 @@ pub enum ServerMessage {
         code: ErrorCode,
         message: String,
     },
+    /// Who is here and who holds control; sent after the welcome and after every change.
+    Room {
+        /// The receiving participant's id.
+        you: String,
+        /// The id of the participant holding keyboard and mouse, if any.
+        control: Option<String>,
+        participants: Vec<ParticipantView>,
+    },
+    /// A line for the person: a control request arrived, control moved, a request was refused.
+    Notice {
+        text: String,
+    },
+}
+
+/// One participant as the others see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ParticipantView {
+    pub id: String,
+    pub user: String,
+    pub role: Role,
+    /// Holds keyboard and mouse.
+    pub control: bool,
+    /// Has asked for control and not been answered yet.
+    pub requesting: bool,
+}
+
+/// What a participant asks of the room about control.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlAction {
+    /// Ask for control (owners get it at once when nobody holds it).
+    Request,
+    /// Give control up.
+    Release,
+    /// Take control (owners).
+    Take,
+    /// Give control to participant `to` (owners).
+    Grant,
 }
 
 impl ServerMessage {
@@ -73,6 +105,12 @@ pub enum ClientMessage {
         sdp_mline_index: u32,
     },
     Ping,
+    Control {
+        action: ControlAction,
+        /// The participant id (`v3`) for `grant`.
+        #[serde(default)]
+        to: Option<String>,
+    },
 }
 
 /// Machine-readable error codes, stable for clients.
@@ -97,7 +135,7 @@ pub struct ParseError {
     pub message: String,
 }
 
-const CLIENT_TYPES: [&str; 3] = ["answer", "ice", "ping"];
+const CLIENT_TYPES: [&str; 4] = ["answer", "ice", "ping", "control"];
 
 /// Parses a text frame, classifying failures so the client gets a precise error code.
 pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
@@ -146,6 +184,16 @@ mod tests {
     }
 
     #[test]
+    fn control_messages_parse() {
+        let m = parse_client_message(r#"{"type":"control","action":"grant","to":"v3"}"#).unwrap();
+        assert_eq!(m, ClientMessage::Control { action: ControlAction::Grant, to: Some("v3".into()) });
+        let m = parse_client_message(r#"{"type":"control","action":"request"}"#).unwrap();
+        assert_eq!(m, ClientMessage::Control { action: ControlAction::Request, to: None });
+        let bad = parse_client_message(r#"{"type":"control","action":"steal"}"#).unwrap_err();
+        assert_eq!(bad.code, ErrorCode::BadMessage);
+    }
+
+    #[test]
     fn errors_are_classified() {
         let code = |t: &str| parse_client_message(t).unwrap_err().code;
         assert_eq!(code("not json"), ErrorCode::BadJson);
@@ -165,14 +213,31 @@ mod tests {
         assert_eq!(j, r#"{"type":"error","code":"too_large","message":"m"}"#);
         let j = ServerMessage::Welcome {
             viewer_id: "v1".into(),
-            role: ViewerRole::Controller,
+            role: Role::Guest,
+            user: "bob".into(),
             ice_servers: vec![],
             ice_transport_policy: "all",
         }
         .to_json();
         assert_eq!(
             j,
-            r#"{"type":"welcome","viewer_id":"v1","role":"controller","ice_servers":[],"ice_transport_policy":"all"}"#
+            r#"{"type":"welcome","viewer_id":"v1","role":"guest","user":"bob","ice_servers":[],"ice_transport_policy":"all"}"#
+        );
+        let j = ServerMessage::Room {
+            you: "v2".into(),
+            control: Some("v1".into()),
+            participants: vec![ParticipantView {
+                id: "v1".into(),
+                user: "alice".into(),
+                role: Role::Owner,
+                control: true,
+                requesting: false,
+            }],
+        }
+        .to_json();
+        assert_eq!(
+            j,
+            r#"{"type":"room","you":"v2","control":"v1","participants":[{"id":"v1","user":"alice","role":"owner","control":true,"requesting":false}]}"#
         );
     }
 }

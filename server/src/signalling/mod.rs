@@ -3,5 +3,5 @@
 pub mod messages;
 pub mod session;
 
-pub use messages::{ErrorCode, IceServer, ServerMessage, ViewerRole};
+pub use messages::{ControlAction, ErrorCode, IceServer, ParticipantView, ServerMessage};
 pub use session::{Action, Event, Session};

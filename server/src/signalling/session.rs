@@ -5,7 +5,7 @@
 //! conversation as "this goes in, exactly these come out".
 
 use super::messages::{
-    parse_client_message, ClientMessage, ErrorCode, IceServer, ServerMessage, ViewerRole, MAX_MESSAGE_BYTES,
+    parse_client_message, ClientMessage, ControlAction, ErrorCode, IceServer, Role, ServerMessage, MAX_MESSAGE_BYTES,
 };
 
 /// WebSocket close codes used when the server ends a session.
@@ -70,6 +70,11 @@ pub enum Action {
         code: u16,
         reason: String,
     },
+    /// Hand a control request to the room (the room answers on its own).
+    Control {
+        action: ControlAction,
+        to: Option<String>,
+    },
 }
 
 /// One viewer's signalling conversation.
@@ -82,13 +87,19 @@ impl Session {
     /// Starts a session; the returned actions greet the viewer.
     pub fn start(
         viewer_id: &str,
-        role: ViewerRole,
+        role: Role,
+        user: &str,
         ice_servers: Vec<IceServer>,
         relay_only: bool,
     ) -> (Self, Vec<Action>) {
         let ice_transport_policy = if relay_only { "relay" } else { "all" };
-        let welcome =
-            ServerMessage::Welcome { viewer_id: viewer_id.to_owned(), role, ice_servers, ice_transport_policy };
+        let welcome = ServerMessage::Welcome {
+            viewer_id: viewer_id.to_owned(),
+            role,
+            user: user.to_owned(),
+            ice_servers,
+            ice_transport_policy,
+        };
         (Self { state: State::CreatingOffer }, vec![Action::Send(welcome)])
     }
 
@@ -147,6 +158,7 @@ impl Session {
     fn on_client_message(&mut self, msg: ClientMessage) -> Vec<Action> {
         match msg {
             ClientMessage::Ping => vec![Action::Send(ServerMessage::Pong)],
+            ClientMessage::Control { action, to } => vec![Action::Control { action, to }],
             ClientMessage::Answer { sdp } => {
                 if self.state != State::OfferSent {
                     return self.fail(ErrorCode::Unexpected, format!("answer not expected in state {:?}", self.state));
@@ -213,7 +225,7 @@ mod tests {
     const ANSWER: &str = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=fingerprint:sha-256 AA\r\n";
 
     fn started() -> Session {
-        let (mut s, out) = Session::start("v1", ViewerRole::Controller, vec![], false);
+        let (mut s, out) = Session::start("v1", Role::Owner, "kelpie", vec![], false);
         assert!(matches!(out.as_slice(), [Action::Send(ServerMessage::Welcome { .. })]));
         assert_eq!(
             s.handle(Event::LocalOffer("OFFER".into())),
@@ -252,14 +264,14 @@ mod tests {
 
     #[test]
     fn local_candidates_are_forwarded_in_any_live_state() {
-        let (mut s, _) = Session::start("v1", ViewerRole::Controller, vec![], false);
+        let (mut s, _) = Session::start("v1", Role::Owner, "kelpie", vec![], false);
         let out = s.handle(Event::LocalIce { candidate: "candidate:x".into(), sdp_mline_index: 0 });
         assert_eq!(out, vec![Action::Send(ServerMessage::Ice { candidate: "candidate:x".into(), sdp_mline_index: 0 })]);
     }
 
     #[test]
     fn answer_before_offer_is_unexpected() {
-        let (mut s, _) = Session::start("v1", ViewerRole::Controller, vec![], false);
+        let (mut s, _) = Session::start("v1", Role::Owner, "kelpie", vec![], false);
         assert_eq!(error_code(&s.handle(Event::ClientText(answer_json()))), Some(ErrorCode::Unexpected));
         assert!(s.is_closed());
     }
@@ -322,6 +334,14 @@ mod tests {
         s.handle(Event::ClientText(answer_json()));
         let bad = serde_json::json!({"type":"ice","candidate":"candidate:1\r\na=evil","sdpMLineIndex":0}).to_string();
         assert_eq!(error_code(&s.handle(Event::ClientText(bad))), Some(ErrorCode::BadMessage));
+    }
+
+    #[test]
+    fn control_requests_go_to_the_room_in_any_live_state() {
+        let (mut s, _) = Session::start("v1", Role::Guest, "bob", vec![], false);
+        let out = s.handle(Event::ClientText(r#"{"type":"control","action":"request"}"#.into()));
+        assert_eq!(out, vec![Action::Control { action: ControlAction::Request, to: None }]);
+        assert!(!s.is_closed());
     }
 
     #[test]

@@ -1,0 +1,161 @@
+//! The composition root's adapters: the real desktop parts behind the room's [`Desk`]
+//! port and the HTTP [`Status`] port. Only `lib.rs` builds these; everything below them
+//! knows only the traits.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::clipboard::Clipboard;
+use crate::cursor::RemoteCursor;
+use crate::http::Status;
+use crate::input::protocol::ClipChunk;
+use crate::input::{InputEvent, InputInjector};
+use crate::media::Desktop;
+use crate::metrics::Metric;
+use crate::room::{Desk, Id, RoomActor};
+use crate::screen::Resizer;
+
+/// The desktop's parts, as the room drives them.
+pub struct DesktopDesk {
+    pub desktop: Arc<Desktop>,
+    pub input: InputInjector,
+    pub clipboard: Clipboard,
+    /// `None` with `--remote-cursor off`.
+    pub cursor: Option<Arc<RemoteCursor>>,
+    /// `None` with `--resize off`.
+    pub resizer: Option<Resizer>,
+}
+
+impl Desk for DesktopDesk {
+    fn input(&self, id: Id, event: InputEvent) {
+        self.input.send(id, event);
+    }
+    fn release_input(&self, id: Id) {
+        self.input.viewer_gone(id);
+    }
+    fn clipboard(&self, id: Id, chunk: ClipChunk) {
+        self.clipboard.from_browser(id, chunk);
+    }
+    fn clipboard_ready(&self, id: Id) {
+        self.clipboard.viewer_ready(id);
+    }
+    fn cursor_ready(&self, id: Id) {
+        if let Some(c) = &self.cursor {
+            c.viewer_ready(id);
+        }
+    }
+    fn participant_gone(&self, id: Id) {
+        self.clipboard.participant_gone(id);
+    }
+    fn resize(&self, width: u32, height: u32, dpr: f64) {
+        match &self.resizer {
+            Some(r) => r.request(width, height, dpr),
+            None => tracing::debug!("resize request ignored: --resize is off"),
+        }
+    }
+    fn stream_settings(&self, framerate: Option<u32>, bitrate_kbps: Option<u32>) {
+        self.desktop.apply_settings(framerate, bitrate_kbps);
+    }
+    fn show_pointer(&self, on: bool) {
+        self.desktop.set_show_pointer(on);
+    }
+}
+
+/// What `/health` and `/metrics` report.
+pub struct DesktopStatus {
+    pub desktop: Arc<Desktop>,
+    pub room: Arc<RoomActor>,
+    pub input: InputInjector,
+    pub display: String,
+    pub width: u16,
+    pub height: u16,
+    pub framerate: u32,
+}
+
+impl Status for DesktopStatus {
+    fn health(&self) -> Result<serde_json::Value, serde_json::Value> {
+        let d = &self.desktop;
+        let mut body = json!({
+            "encoder": d.encoder_kind.factory(),
+            "display": self.display,
+            "width": self.width,
+            "height": self.height,
+            "framerate": self.framerate,
+            "viewers": self.room.len(),
+            "branches": d.branch_count(),
+            "control": self.room.controller().map(crate::room::state::name),
+            "frames_encoded": d.health.frames(),
+            "input_applied": self.input.counters.applied.load(Ordering::Relaxed),
+            "input_dropped": self.input.counters.dropped.load(Ordering::Relaxed),
+        });
+        match d.health.check() {
+            Ok(()) => Ok(body),
+            Err(reason) => {
+                body["reason"] = reason.into();
+                Err(body)
+            }
+        }
+    }
+
+    fn metrics(&self) -> Vec<Metric> {
+        let d = &self.desktop;
+        let nets = d.stats.viewers();
+        let mut rtt = Metric::gauge("kelpie_rtt_seconds", "Round-trip time to each viewer, from RTCP.", 0.0);
+        rtt.samples =
+            nets.iter().filter_map(|(id, n)| Some((vec![("viewer", format!("v{id}"))], n.rtt_seconds?))).collect();
+        let mut lost = Metric::counter("kelpie_packets_lost_total", "RTP packets each viewer reported lost.", 0.0);
+        lost.samples = nets.iter().map(|(id, n)| (vec![("viewer", format!("v{id}"))], n.packets_lost as f64)).collect();
+        let input = &self.input.counters;
+        let mut input_events = Metric::counter("kelpie_input_events_total", "Input events from viewers.", 0.0);
+        input_events.samples = vec![
+            (vec![("result", "applied".into())], input.applied.load(Ordering::Relaxed) as f64),
+            (vec![("result", "dropped".into())], input.dropped.load(Ordering::Relaxed) as f64),
+            (vec![("result", "malformed".into())], self.room.refusals.malformed.load(Ordering::Relaxed) as f64),
+        ];
+        let mut refused = Metric::counter(
+            "kelpie_refused_total",
+            "Messages refused because the participant lacked control or its role forbids them.",
+            0.0,
+        );
+        refused.samples = self
+            .room
+            .refusals
+            .by_act()
+            .into_iter()
+            .map(|(a, n)| (vec![("what", a.as_str().into())], n as f64))
+            .collect();
+        let mut roles = Metric::gauge("kelpie_participants", "Participants in the room, by role.", 0.0);
+        roles.samples = self.room.roles().into_iter().map(|(r, n)| (vec![("role", r.to_string())], n as f64)).collect();
+        vec![
+            Metric::gauge("kelpie_viewers", "Connected viewers.", self.room.len() as f64),
+            roles,
+            Metric::counter(
+                "kelpie_frames_encoded_total",
+                "Frames encoded by the shared encoder.",
+                d.health.frames() as f64,
+            ),
+            Metric::gauge(
+                "kelpie_delivered_fps",
+                "Frames encoded per second (one stream shared by all viewers).",
+                d.stats.fps(),
+            ),
+            Metric::gauge("kelpie_bitrate_bps", "Encoded video bitrate in bits per second.", d.stats.bitrate_bps()),
+            Metric::gauge(
+                "kelpie_encode_seconds",
+                "Mean time a frame spends in the encoder.",
+                d.stats.mean_encode_seconds(),
+            ),
+            rtt,
+            lost,
+            input_events,
+            refused,
+            Metric::counter(
+                "kelpie_errors_total",
+                "Pipeline and viewer errors.",
+                d.stats.errors.load(Ordering::Relaxed) as f64,
+            ),
+        ]
+    }
+}

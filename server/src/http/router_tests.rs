@@ -1,0 +1,275 @@
+//! The router driven with `oneshot`, no socket and no GStreamer: the room runs on a
+//! recording desktop, and `/health` and `/metrics` read a fake status.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use tokio::sync::mpsc::UnboundedSender;
+use tower::ServiceExt as _;
+
+use super::*;
+use crate::auth::{Mode, Role, Secret, TokenKey};
+use crate::input::protocol::ClipChunk;
+use crate::input::InputEvent;
+use crate::outbox::Outbox;
+use crate::room::{Audience, Desk, Id, Limits};
+use crate::transport::{InboundHandler, OpenError, TransportEvent, Transports};
+use crate::turn::{IceServers, TurnCredentials, ViewerIce};
+
+struct Nothing;
+
+impl Desk for Nothing {
+    fn input(&self, _: Id, _: InputEvent) {}
+    fn release_input(&self, _: Id) {}
+    fn clipboard(&self, _: Id, _: ClipChunk) {}
+    fn clipboard_ready(&self, _: Id) {}
+    fn cursor_ready(&self, _: Id) {}
+    fn participant_gone(&self, _: Id) {}
+    fn resize(&self, _: u32, _: u32, _: f64) {}
+    fn stream_settings(&self, _: Option<u32>, _: Option<u32>) {}
+    fn show_pointer(&self, _: bool) {}
+}
+
+impl Transports for Nothing {
+    fn open(
+        &self,
+        _: u64,
+        _: &ViewerIce,
+        _: UnboundedSender<TransportEvent>,
+        _: InboundHandler,
+    ) -> Result<(), OpenError> {
+        Err(OpenError("no media in router tests".into()))
+    }
+    fn apply_answer(&self, _: u64, _: &str) {}
+    fn add_ice(&self, _: u64, _: u32, _: &str) {}
+    fn close(&self, _: u64) {}
+    fn request_keyframe(&self) {}
+}
+
+impl Outbox for Nothing {
+    fn viewer_ids(&self) -> Vec<u64> {
+        vec![]
+    }
+    fn send(&self, _: u64, _: &str) -> bool {
+        false
+    }
+    fn buffered(&self, _: u64) -> Option<u64> {
+        None
+    }
+}
+
+struct FakeStatus {
+    ok: bool,
+}
+
+impl Status for FakeStatus {
+    fn health(&self) -> Result<serde_json::Value, serde_json::Value> {
+        let body = serde_json::json!({"viewers": 0});
+        if self.ok {
+            Ok(body)
+        } else {
+            let mut b = body;
+            b["reason"] = "no frame encoded yet".into();
+            Err(b)
+        }
+    }
+    fn metrics(&self) -> Vec<Metric> {
+        vec![Metric::gauge("kelpie_viewers", "Connected viewers.", 0.0)]
+    }
+}
+
+const SECRET: &[u8] = b"0123456789abcdef0123456789";
+
+fn app_with(mode: Mode, base_path: &str, ok: bool) -> Router {
+    let limits = Limits { max_participants: 4, max_framerate: 30, max_bitrate_kbps: 8000 };
+    let room =
+        crate::room::RoomActor::new(limits, Arc::new(Nothing), Arc::new(Nothing), Audience::new(Arc::new(Nothing)));
+    let app = App {
+        room,
+        status: Arc::new(FakeStatus { ok }),
+        allowed_origins: vec![],
+        ice: IceServers {
+            stun_urls: vec![],
+            turn_urls: vec![],
+            credentials: TurnCredentials::None,
+            force_relay: false,
+        },
+        auth: Auth::new(mode, TokenKey::new(SECRET), false, base_path.into()),
+        limiter: Mutex::new(Default::default()),
+        base_path: base_path.into(),
+        tls: false,
+        files: Arc::new(files::FilesState { share: None, allowed_origins: vec![] }),
+    };
+    router(Arc::new(app))
+}
+
+fn app() -> Router {
+    app_with(Mode::None, "/", true)
+}
+
+fn token(role: Role, desktop: &str) -> String {
+    TokenKey::new(SECRET)
+        .mint(&crate::auth::Claims {
+            user: "bob".into(),
+            role,
+            desktop: desktop.into(),
+            expires_unix: now_unix() + 600,
+        })
+        .unwrap()
+}
+
+async fn call(router: &Router, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    (status, headers, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).header(header::HOST, "127.0.0.1:8080").body(Body::empty()).unwrap()
+}
+
+fn share(body: &str, extra: Option<(&str, &str)>) -> Request<Body> {
+    let mut b = Request::post("/share")
+        .header(header::HOST, "127.0.0.1:8080")
+        .header(header::ORIGIN, "http://127.0.0.1:8080")
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some((k, v)) = extra {
+        b = b.header(k, v);
+    }
+    b.body(Body::from(body.to_owned())).unwrap()
+}
+
+#[tokio::test]
+async fn health_is_200_when_streaming_and_503_with_a_reason_when_not() {
+    let (status, headers, body) = call(&app(), get("/health")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["status"], "ok");
+    let (status, _, body) = call(&app_with(Mode::None, "/", false), get("/health")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((v["status"].as_str(), v["reason"].as_str()), (Some("unavailable"), Some("no frame encoded yet")));
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_without_credentials() {
+    let basic = Mode::Basic { user: "kelpie".into(), password: Secret::new("pw") };
+    let (status, headers, body) = call(&app_with(basic, "/", true), get("/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(body.contains("# TYPE kelpie_viewers gauge\nkelpie_viewers 0\n"), "{body}");
+}
+
+#[tokio::test]
+async fn the_page_comes_with_its_security_headers_and_unknown_paths_are_404() {
+    let (status, headers, body) = call(&app(), get("/")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("<video id=\"screen\""));
+    assert!(headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("script-src 'self'"));
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert_eq!(call(&app(), get("/nope.js")).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn basic_auth_guards_the_page_and_answers_with_a_realm() {
+    let r = app_with(Mode::Basic { user: "kelpie".into(), password: Secret::new("pw") }, "/", true);
+    let (status, headers, _) = call(&r, get("/")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(headers[header::WWW_AUTHENTICATE].to_str().unwrap().starts_with("Basic realm="));
+    let ok = Request::get("/").header(header::AUTHORIZATION, "Basic a2VscGllOnB3").body(Body::empty()).unwrap();
+    assert_eq!(call(&r, ok).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_token_link_becomes_an_httponly_cookie_and_a_clean_url() {
+    let r = app_with(Mode::Token, "/", true);
+    let t = token(Role::Viewer, "/");
+    let (status, headers, _) = call(&r, get(&format!("/?token={t}&x=1"))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "./?x=1");
+    let cookie = headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.starts_with(&format!("kelpie_token={t};")) && cookie.contains("HttpOnly"), "{cookie}");
+    // A token for another desktop sharing the secret opens nothing here.
+    let other = token(Role::Owner, "/other/");
+    assert_eq!(call(&r, get(&format!("/?token={other}"))).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_owner_shares_a_view_only_link_that_opens_this_desktop_as_a_viewer() {
+    let r = app_with(Mode::Token, "/", true);
+    let owner = format!("Bearer {}", token(Role::Owner, "/"));
+    let (status, _, body) =
+        call(&r, share(r#"{"role":"viewer","ttl":3600,"name":"class"}"#, Some(("authorization", &owner)))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["role"], "viewer");
+    let link = v["token"].as_str().unwrap();
+    let claims = TokenKey::new(SECRET).verify(link, now_unix(), "/").unwrap();
+    assert_eq!((claims.user.as_str(), claims.role), ("class", Role::Viewer));
+    let expires = v["expires"].as_u64().unwrap();
+    assert!((now_unix() + 3590..=now_unix() + 3600).contains(&expires));
+}
+
+#[tokio::test]
+async fn only_owners_share_and_bad_requests_are_explained() {
+    let r = app_with(Mode::Token, "/", true);
+    let viewer = format!("Bearer {}", token(Role::Viewer, "/"));
+    let guest = format!("Bearer {}", token(Role::Guest, "/"));
+    let owner = format!("Bearer {}", token(Role::Owner, "/"));
+    let ok = r#"{"role":"viewer","ttl":3600}"#;
+    assert_eq!(call(&r, share(ok, Some(("authorization", &viewer)))).await.0, StatusCode::FORBIDDEN);
+    let (status, _, msg) = call(&r, share(ok, Some(("authorization", &guest)))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(msg.contains("only owners"), "{msg}");
+    assert_eq!(call(&r, share(ok, None)).await.0, StatusCode::UNAUTHORIZED);
+    for bad in [
+        r#"{"role":"owner","ttl":3600}"#,
+        r#"{"role":"admin","ttl":3600}"#,
+        r#"{"role":"viewer","ttl":5}"#,
+        r#"{"role":"viewer","ttl":3600,"name":"a b"}"#,
+        r#"{"role":"viewer"}"#,
+        "not json",
+    ] {
+        let (status, _, msg) = call(&r, share(bad, Some(("authorization", &owner)))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {msg}");
+    }
+    let foreign = Request::post("/share")
+        .header(header::HOST, "127.0.0.1:8080")
+        .header(header::ORIGIN, "http://evil.example")
+        .header(header::AUTHORIZATION, &owner)
+        .body(Body::from(ok))
+        .unwrap();
+    assert_eq!(call(&r, foreign).await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn viewers_get_no_files() {
+    let r = app_with(Mode::Token, "/", true);
+    let viewer = format!("Bearer {}", token(Role::Viewer, "/"));
+    let req = |m: &str| {
+        Request::builder()
+            .method(m)
+            .uri(if m == "GET" { "/files/" } else { "/files/x.txt" })
+            .header(header::HOST, "127.0.0.1:8080")
+            .header(header::ORIGIN, "http://127.0.0.1:8080")
+            .header(header::AUTHORIZATION, &viewer)
+            .body(Body::from("x"))
+            .unwrap()
+    };
+    let (status, _, msg) = call(&r, req("GET")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(msg.contains("view-only"), "{msg}");
+    assert_eq!(call(&r, req("PUT")).await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn under_a_base_path_the_app_answers_with_and_without_the_prefix() {
+    let r = app_with(Mode::None, "/desk/", true);
+    assert_eq!(call(&r, get("/desk/health")).await.0, StatusCode::OK);
+    assert_eq!(call(&r, get("/health")).await.0, StatusCode::OK);
+    let (status, headers, _) = call(&r, get("/desk")).await;
+    assert_eq!(status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(headers[header::LOCATION], "desk/");
+}

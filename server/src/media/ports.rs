@@ -1,0 +1,45 @@
+//! The desktop's side of the ports that the layers above use: the outbox (data-channel
+//! messages to participants) and the WebRTC transports.
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::Desktop;
+use crate::outbox::Outbox;
+use crate::transport::{InboundHandler, OpenError, TransportEvent, Transports};
+use crate::turn::ViewerIce;
+
+impl Outbox for Desktop {
+    fn viewer_ids(&self) -> Vec<u64> {
+        Desktop::viewer_ids(self)
+    }
+    fn send(&self, viewer: u64, text: &str) -> bool {
+        self.send_data(viewer, text)
+    }
+    fn buffered(&self, viewer: u64) -> Option<u64> {
+        self.data_buffered(viewer)
+    }
+}
+
+impl Transports for Desktop {
+    fn open(
+        &self,
+        id: u64,
+        ice: &ViewerIce,
+        events: UnboundedSender<TransportEvent>,
+        inbound: InboundHandler,
+    ) -> Result<(), OpenError> {
+        self.add_viewer(id, ice, events, inbound).map_err(|e| OpenError(e.to_string()))
+    }
+    fn apply_answer(&self, id: u64, sdp: &str) {
+        Desktop::apply_answer(self, id, sdp)
+    }
+    fn add_ice(&self, id: u64, sdp_mline_index: u32, candidate: &str) {
+        Desktop::add_ice(self, id, sdp_mline_index, candidate)
+    }
+    fn close(&self, id: u64) {
+        self.remove_viewer(id)
+    }
+    fn request_keyframe(&self) {
+        Desktop::request_keyframe(self)
+    }
+}

@@ -1,0 +1,294 @@
+//! The thin shell around [`Room`]: it owns each participant (its session channel and,
+//! through the ports, its transport, held input and pointer lock) and carries out the
+//! effects of every transition.
+//!
+//! The state machine sits behind one mutex instead of in a task with a mailbox: a
+//! keystroke is checked and queued on the GStreamer thread that received it, with no
+//! extra hop. Effects are carried out while the lock is held, and every port call only
+//! queues work, so the order in which the desktop sees a participant's input and its
+//! departure is the order the room decided them: input authorised before a leave is
+//! queued before the release, input after it is refused.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::audience::Audience;
+use super::ports::Desk;
+use super::state::{name, parse_name, Act, Effect, Full, Id, Limits, Refusal, Room};
+use crate::auth::Role;
+use crate::input::{parse_input, InputEvent};
+use crate::signalling::{ControlAction, ServerMessage};
+use crate::transport::{InboundHandler, Transports};
+
+/// Counts of what the room refused, by [`Act`], for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Refusals {
+    counts: [AtomicU64; Act::ALL.len()],
+    /// Malformed or oversized input-channel messages.
+    pub malformed: AtomicU64,
+}
+
+impl Refusals {
+    fn count(&self, act: Act) {
+        if let Some(i) = Act::ALL.iter().position(|a| *a == act) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `(act, refused so far)` for every kind.
+    pub fn by_act(&self) -> Vec<(Act, u64)> {
+        Act::ALL.iter().zip(&self.counts).map(|(a, c)| (*a, c.load(Ordering::Relaxed))).collect()
+    }
+}
+
+/// Who a participant is, as its credentials said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user: String,
+    pub role: Role,
+}
+
+struct Inner {
+    room: Room,
+    /// Each participant's signalling session: room views and notices go there.
+    sessions: HashMap<Id, UnboundedSender<ServerMessage>>,
+}
+
+/// The room of one desktop, shared by every connection.
+pub struct RoomActor {
+    inner: Mutex<Inner>,
+    desk: Arc<dyn Desk>,
+    transports: Arc<dyn Transports>,
+    clipboard_audience: Audience,
+    next_id: AtomicU64,
+    pub refusals: Refusals,
+}
+
+/// A slot in the room, taken before the greeting; given back on drop unless it became a
+/// participant.
+pub struct Reservation {
+    room: Arc<RoomActor>,
+    pub id: Id,
+    joined: bool,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.joined {
+            self.room.lock().room.unreserve();
+        }
+    }
+}
+
+impl RoomActor {
+    pub fn new(
+        limits: Limits,
+        desk: Arc<dyn Desk>,
+        transports: Arc<dyn Transports>,
+        clipboard_audience: Audience,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            inner: Mutex::new(Inner { room: Room::new(limits), sessions: HashMap::new() }),
+            desk,
+            transports,
+            clipboard_audience,
+            next_id: AtomicU64::new(0),
+            refusals: Refusals::default(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn transports(&self) -> &Arc<dyn Transports> {
+        &self.transports
+    }
+
+    /// Participants present now.
+    pub fn len(&self) -> usize {
+        self.lock().room.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The id of the participant holding control.
+    pub fn controller(&self) -> Option<Id> {
+        self.lock().room.controller()
+    }
+
+    /// Participants by role, for `/metrics`.
+    pub fn roles(&self) -> Vec<(Role, usize)> {
+        let inner = self.lock();
+        let ids = inner.room.ids();
+        Role::ALL.iter().map(|r| (*r, ids.iter().filter(|&&id| inner.room.role_of(id) == Some(*r)).count())).collect()
+    }
+
+    /// Takes a slot, or says the room is full.
+    pub fn reserve(self: &Arc<Self>) -> Result<Reservation, Full> {
+        self.lock().room.reserve()?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        Ok(Reservation { room: self.clone(), id, joined: false })
+    }
+
+    /// The reserved connection joins; room views reach it through `session`.
+    pub fn join(&self, mut slot: Reservation, who: &Identity, session: UnboundedSender<ServerMessage>) {
+        slot.joined = true;
+        let id = slot.id;
+        let mut inner = self.lock();
+        inner.sessions.insert(id, session);
+        let effects = inner.room.join(id, &who.user, who.role);
+        self.clipboard_audience.set(inner.room.clipboard_audience());
+        tracing::info!(participant = id, user = who.user, role = %who.role, "participant joined");
+        self.carry_out(&mut inner, effects);
+    }
+
+    /// Participant `id` left (or is being removed): everything it holds is released
+    /// here. Blocking: it waits for the transport to stop.
+    pub fn leave(&self, id: Id) {
+        {
+            let mut inner = self.lock();
+            if inner.room.role_of(id).is_none() {
+                return;
+            }
+            let effects = inner.room.leave(id);
+            // Under the lock: nothing this participant sent can be queued after this.
+            self.desk.release_input(id);
+            self.desk.participant_gone(id);
+            inner.sessions.remove(&id);
+            self.clipboard_audience.set(inner.room.clipboard_audience());
+            self.carry_out(&mut inner, effects);
+        }
+        self.transports.close(id);
+        tracing::info!(participant = id, "participant's transport closed");
+    }
+
+    /// A control request from `id`'s signalling session.
+    pub fn control(&self, id: Id, action: ControlAction, to: Option<&str>) {
+        let target = to.and_then(parse_name);
+        let mut inner = self.lock();
+        let effects = inner.room.control(id, action, target, Instant::now());
+        self.carry_out(&mut inner, effects);
+    }
+
+    /// `id`'s input channel opened: the desktop pushes its current state to it.
+    pub fn channel_open(&self, id: Id) {
+        let inner = self.lock();
+        let Some(role) = inner.room.role_of(id) else { return };
+        self.desk.cursor_ready(id);
+        if role >= Role::Guest {
+            self.desk.clipboard_ready(id);
+        }
+    }
+
+    /// The handler for `id`'s input-channel messages.
+    pub fn inbound(self: &Arc<Self>, id: Id) -> InboundHandler {
+        let room = Arc::downgrade(self);
+        Arc::new(move |text: &str| {
+            if let Some(room) = room.upgrade() {
+                room.on_inbound(id, text);
+            }
+        })
+    }
+
+    /// One input-channel message from `id`: parsed, checked against the rules, routed.
+    pub fn on_inbound(&self, id: Id, text: &str) {
+        let event = match parse_input(text) {
+            Ok(e) => e,
+            Err(e) => {
+                self.refusals.malformed.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(participant = id, "input dropped: {e}");
+                return;
+            }
+        };
+        if event == InputEvent::KeyframeRequest {
+            // Anyone watching may ask for a picture.
+            if self.lock().room.role_of(id).is_some() {
+                self.transports.request_keyframe();
+            }
+            return;
+        }
+        let act = match &event {
+            InputEvent::Settings { .. } => Act::Settings,
+            InputEvent::PointerLock(_) => Act::PointerLock,
+            InputEvent::Resize { .. } => Act::Resize,
+            InputEvent::Clip(_) => Act::Clipboard,
+            _ => Act::Input,
+        };
+        let mut inner = self.lock();
+        let result = match event {
+            InputEvent::Settings { framerate, bitrate_kbps } => {
+                inner.room.settings(id, framerate, bitrate_kbps).map(|s| {
+                    tracing::info!(participant = id, framerate = ?s.framerate, bitrate_kbps = ?s.bitrate_kbps, "stream settings");
+                    self.desk.stream_settings(s.framerate, s.bitrate_kbps);
+                    Vec::new()
+                })
+            }
+            InputEvent::PointerLock(on) => inner.room.pointer_lock(id, on),
+            InputEvent::Resize { width, height, dpr } => inner.room.authorize(id, Act::Resize).map(|()| {
+                self.desk.resize(width, height, dpr);
+                Vec::new()
+            }),
+            InputEvent::Clip(chunk) => inner.room.authorize(id, Act::Clipboard).map(|()| {
+                self.desk.clipboard(id, chunk);
+                Vec::new()
+            }),
+            other => inner.room.authorize(id, Act::Input).map(|()| {
+                self.desk.input(id, other);
+                Vec::new()
+            }),
+        };
+        match result {
+            Ok(effects) => self.carry_out(&mut inner, effects),
+            Err((why, effects)) => {
+                // The first refusal is counted with its log line (in carry_out).
+                let logged = effects.iter().any(|e| matches!(e, Effect::LogRefusal { .. }));
+                if why != Refusal::Gone && !logged {
+                    self.refusals.count(act);
+                }
+                self.carry_out(&mut inner, effects);
+            }
+        }
+    }
+
+    fn carry_out(&self, inner: &mut Inner, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Announce => {
+                    for (id, session) in &inner.sessions {
+                        let _ = session.send(inner.room.view_for(*id));
+                    }
+                }
+                Effect::ReleaseInput(id) => self.desk.release_input(id),
+                Effect::ShowPointer(on) => self.desk.show_pointer(on),
+                Effect::Notice { to, text } => {
+                    if let Some(session) = inner.sessions.get(&to) {
+                        let _ = session.send(ServerMessage::Notice { text });
+                    }
+                }
+                Effect::ControlMoved { from, to } => {
+                    let who = to.and_then(|t| inner.room.user_of(t)).unwrap_or("nobody");
+                    tracing::info!(from = from.map(name), to = to.map(name), user = who, "control moved");
+                }
+                Effect::LogRefusal { id, act, why } => {
+                    self.refusals.count(act);
+                    tracing::info!(
+                        participant = id,
+                        what = act.as_str(),
+                        "refused: {why} (further refusals of this participant are only counted)"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "actor_tests.rs"]
+mod tests;
