@@ -156,7 +156,9 @@ function uploadRow(file) {
  */
 export function upload(file, { overwrite = false, name = file.name } = {}) {
   const ui = uploadRow(file);
-  const record = { name, status: 'sending', percent: 0, message: '', row: ui.row, httpStatus: 0 };
+  // `seen`: every distinct percentage shown, in order (at most 101), so a test can check
+  // the bar moved through intermediate values from the events themselves.
+  const record = { name, status: 'sending', percent: 0, seen: [0], message: '', row: ui.row, httpStatus: 0 };
   state.uploads.push(record);
   ui.row.dataset.status = record.status;
   const set = (status, text) => {
@@ -167,6 +169,7 @@ export function upload(file, { overwrite = false, name = file.name } = {}) {
   };
   const setPercent = (p) => {
     record.percent = p;
+    if (record.seen.at(-1) !== p) record.seen.push(p);
     ui.progress.value = p;
     ui.row.dataset.percent = String(p);
   };

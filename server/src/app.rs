@@ -77,7 +77,9 @@ pub struct DesktopStatus {
 impl Status for DesktopStatus {
     fn health(&self) -> Result<serde_json::Value, serde_json::Value> {
         let d = &self.desktop;
+        let (bitrate_kbps, framerate_now) = d.stream_settings();
         let mut body = json!({
+            "stream": {"bitrate_kbps": bitrate_kbps, "framerate": framerate_now},
             "encoder": d.encoder_kind.factory(),
             "display": self.display,
             "width": self.width,
@@ -88,7 +90,11 @@ impl Status for DesktopStatus {
             "control": self.room.controller().map(crate::room::state::name),
             "frames_encoded": d.health.frames(),
             "input_applied": self.input.counters.applied.load(Ordering::Relaxed),
-            "input_dropped": self.input.counters.dropped.load(Ordering::Relaxed),
+            // Dropped: malformed, or the X server could not take it. Refused: the sender
+            // lacked control or its role forbids it (by kind in /metrics).
+            "input_dropped": self.input.counters.dropped.load(Ordering::Relaxed)
+                + self.room.refusals.malformed.load(Ordering::Relaxed),
+            "input_refused": self.room.refusals.by_act().iter().map(|(_, n)| n).sum::<u64>(),
         });
         match d.health.check() {
             Ok(()) => Ok(body),

@@ -87,7 +87,11 @@ describe('pointer and touch', { timeout: 180_000 }, () => {
     let tpage;
     let cdp;
     before(async () => {
+      // One participant holds control: the mouse page leaves, and the touch page (an
+      // owner alone in the room) gets it.
+      await page.close();
       tpage = await openConnected(env, viewer.browser, env.url, { viewport: { width: W, height: H }, hasTouch: true });
+      await tpage.waitForFunction(() => window.kelpie.hasControl, null, { timeout: 10_000 });
       await waitDecoding(env, tpage, 1);
       await tpage.waitForFunction(() => window.kelpie.channel?.readyState === 'open', null, { timeout: 10_000 });
       cdp = await tpage.context().newCDPSession(tpage);

@@ -88,7 +88,7 @@ impl Default for ViewerOptions {
 pub struct Welcome {
     /// `viewer_id`.
     pub viewer_id: String,
-    /// `controller` or `viewer`.
+    /// `owner`, `guest` or `viewer`.
     pub role: String,
     /// `ice_servers`, as sent (unused by this client: it stays on loopback).
     pub ice_servers: Value,
@@ -325,7 +325,7 @@ impl ViewerClient {
         &self.welcome.viewer_id
     }
 
-    /// Our role: `controller` or `viewer`.
+    /// Our role: `owner`, `guest` or `viewer`.
     pub fn role(&self) -> &str {
         &self.welcome.role
     }
@@ -536,6 +536,8 @@ async fn read_offer(stream: &mut WsRead, deadline: Instant, limit: Duration) -> 
                 welcome = w;
                 early_candidates.push(msg);
             }
+            // The room's view (participants, control) and notices may come at any time.
+            (Some("room" | "notice"), w) => welcome = w,
             _ => {
                 let what = format!("unexpected message before the offer: {msg}");
                 return Err(ClientError::Protocol(what));

@@ -96,7 +96,7 @@ async fn token_is_exchanged_for_an_httponly_cookie_and_expires() {
     let viewer = ViewerClient::connect_with(&k.ws_url(), options).await.expect("cookie viewer connects");
     viewer.wait_for_frames(10, 10 * SECS).await.expect("and plays");
 
-    let forged = token.replacen("v1.", "v1.x", 1);
+    let forged = token.replacen("v2.", "v2.x", 1);
     assert_eq!(ws_refused_with(&k, &[("Cookie".into(), format!("kelpie_token={forged}"))]).await, Some(401));
     let short = mint("1s");
     tokio::time::sleep(Duration::from_millis(2100)).await;

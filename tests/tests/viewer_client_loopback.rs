@@ -139,7 +139,7 @@ async fn serve(
     }
     let reject_answer = path == "/reject-answer";
     let welcome = json!({
-        "type": "welcome", "viewer_id": format!("v{viewer}"), "role": "controller",
+        "type": "welcome", "viewer_id": format!("v{viewer}"), "role": "owner",
         "ice_servers": [],
     });
     sink.send(Message::text(welcome.to_string())).await.unwrap();
@@ -290,7 +290,7 @@ async fn handle(pc: &Arc<dyn PeerConnection>, msg: &Value) -> Option<(&'static s
 async fn viewer_receives_video_and_sends_input() {
     let mut server = start_fake_server().await;
     let viewer = ViewerClient::connect(&server.url, None).await.unwrap();
-    assert_eq!(viewer.role(), "controller");
+    assert_eq!(viewer.role(), "owner");
     assert!(viewer.offer_sdp().contains("H264"));
 
     let stats = viewer.wait_for_keyframes(2, Duration::from_secs(10)).await.unwrap();

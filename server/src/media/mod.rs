@@ -308,6 +308,20 @@ impl Desktop {
         }
     }
 
+    /// The stream settings in force: the encoder's bitrate (kbit/s, `None` for an encoder
+    /// without the property) and the frame rate the capture is paced to.
+    pub fn stream_settings(&self) -> (Option<u32>, u32) {
+        let kbps = self
+            .encoder
+            .find_property("bitrate")
+            .and_then(|_| self.encoder.property_value("bitrate").get::<u32>().ok());
+        let limit = match self.capture.find_property("max-framerate") {
+            Some(_) => self.capture.property_value("max-framerate").get::<u32>().unwrap_or(0),
+            None => 0,
+        };
+        (kbps, if limit == 0 { self.framerate } else { limit.min(self.framerate) })
+    }
+
     /// Draws the cursor into the video (or stops), for viewers in pointer lock. Only the
     /// damage capture can do this while streaming.
     pub fn set_show_pointer(&self, on: bool) {
