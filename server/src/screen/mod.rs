@@ -8,13 +8,16 @@
 //! Requests are debounced: dragging a window edge sends dozens, and each RandR switch
 //! makes every application relayout, so only the last one after a quiet moment counts.
 
+mod debounce;
 pub mod plan;
 mod size;
+
+pub use debounce::Debounce;
 
 pub use size::ScreenSize;
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use x11rb::connection::Connection;
 use x11rb::protocol::randr::{self, ConnectionExt as _, ModeFlag, ModeInfo};
@@ -26,6 +29,8 @@ use plan::{dpi_for, is_our_mode, millimetres, mode_name, target_size, with_xft_d
 
 /// Quiet time after the last request before the screen is resized.
 const DEBOUNCE: Duration = Duration::from_millis(250);
+/// A resize waits at most this long, however often requests come.
+const DEBOUNCE_MAX: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResizeError {
@@ -74,15 +79,18 @@ impl Resizer {
 
 fn run(display: &str, rx: Receiver<Request>) {
     let mut last_applied: Option<Request> = None;
-    while let Ok(mut req) = rx.recv() {
-        // Keep the latest request until none has come for DEBOUNCE.
-        loop {
-            match rx.recv_timeout(DEBOUNCE) {
-                Ok(newer) => req = newer,
-                Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => return,
-            }
+    let mut pending = Debounce::new(DEBOUNCE, DEBOUNCE_MAX);
+    loop {
+        let received = match pending.wait(Instant::now()) {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(wait) => rx.recv_timeout(wait),
+        };
+        match received {
+            Ok(req) => pending.push(req, Instant::now()),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
         }
+        let Some(req) = pending.take_due(Instant::now()) else { continue };
         if last_applied == Some(req) {
             continue;
         }
