@@ -35,6 +35,13 @@ async fn ws_refused_with(k: &Kelpie, headers: &[(String, String)]) -> Option<u16
     SignallingSocket::connect_with_headers(&k.ws_url(), headers).await.err().and_then(|e| e.http_status())
 }
 
+/// The role the welcome names, or `None` when the upgrade is refused.
+async fn ws_role(k: &Kelpie, headers: &[(String, String)]) -> Option<String> {
+    let mut s = SignallingSocket::connect_with_headers(&k.ws_url(), headers).await.ok()?;
+    let welcome = s.recv_type("welcome", 5 * SECS).await.ok()?;
+    welcome["role"].as_str().map(str::to_owned)
+}
+
 async fn ws_welcomed(k: &Kelpie, headers: &[(String, String)]) -> bool {
     match SignallingSocket::connect_with_headers(&k.ws_url(), headers).await {
         Ok(mut s) => s.recv_type("welcome", 5 * SECS).await.is_ok(),
@@ -134,6 +141,54 @@ async fn trusted_header_is_believed_only_from_trusted_proxies() {
     ]);
     let k = Kelpie::start(&x.display, &args);
     assert_eq!(k.request("/", &[("X-Forwarded-User", "carol")]).unwrap().status, 401, "header from an untrusted peer");
+    drop(k);
+
+    // The proxy may say what the user may do; without a role header users are owners.
+    let mut args = base_args();
+    args.extend([
+        "--auth",
+        "trusted-header",
+        "--trusted-header",
+        "X-Forwarded-User",
+        "--trusted-proxies",
+        "127.0.0.1/32",
+        "--trusted-role-header",
+        "X-Kelpie-Role",
+    ]);
+    let k = Kelpie::start(&x.display, &args);
+    let user = ("X-Forwarded-User".to_string(), "dave".to_string());
+    let with_role = |r: &str| vec![user.clone(), ("X-Kelpie-Role".to_string(), r.to_string())];
+    assert_eq!(ws_role(&k, &with_role("viewer")).await.as_deref(), Some("viewer"));
+    assert_eq!(ws_role(&k, &with_role("Guest")).await.as_deref(), Some("guest"));
+    assert_eq!(ws_role(&k, std::slice::from_ref(&user)).await.as_deref(), Some("owner"));
+    assert_eq!(ws_refused_with(&k, &with_role("root")).await, Some(401), "an unknown role is refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_viewers_holds_under_concurrent_connects() {
+    let (x, _p) = display();
+    let mut args = base_args();
+    args.extend(["--max-viewers", "2"]);
+    let k = Kelpie::start(&x.display, &args);
+    // Eight connections at once: slots are reserved before the greeting, so exactly two
+    // are welcomed and the others are told the desktop is full.
+    let attempts = (0..8).map(|_| {
+        let url = k.ws_url();
+        tokio::spawn(async move {
+            let mut s = SignallingSocket::connect_with_headers(&url, &[]).await.expect("upgrade");
+            let first = s.recv_json(10 * SECS).await.expect("a first message");
+            (first["type"].as_str().unwrap_or_default().to_owned(), first["code"].clone(), s)
+        })
+    });
+    let mut results = Vec::new();
+    for a in attempts {
+        results.push(a.await.expect("the attempt ran"));
+    }
+    let welcomed = results.iter().filter(|(t, _, _)| t == "welcome").count();
+    let full = results.iter().filter(|(t, c, _)| t == "error" && c == "server_full").count();
+    assert_eq!((welcomed, full), (2, 6), "{:?}", results.iter().map(|(t, c, _)| (t, c)).collect::<Vec<_>>());
+    let h = k.health();
+    assert!(h["branches"].as_u64().unwrap() <= 2 && h["viewers"].as_u64().unwrap() <= 2, "{h}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

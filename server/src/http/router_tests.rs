@@ -5,59 +5,13 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use tokio::sync::mpsc::UnboundedSender;
 use tower::ServiceExt as _;
 
 use super::*;
 use crate::auth::{Mode, Role, Secret, TokenKey};
-use crate::input::protocol::ClipChunk;
-use crate::input::InputEvent;
-use crate::outbox::Outbox;
-use crate::room::{Audience, Desk, Id, Limits};
-use crate::transport::{InboundHandler, OpenError, TransportEvent, Transports};
-use crate::turn::{IceServers, TurnCredentials, ViewerIce};
-
-struct Nothing;
-
-impl Desk for Nothing {
-    fn input(&self, _: Id, _: InputEvent) {}
-    fn release_input(&self, _: Id) {}
-    fn clipboard(&self, _: Id, _: ClipChunk) {}
-    fn clipboard_ready(&self, _: Id) {}
-    fn cursor_ready(&self, _: Id) {}
-    fn participant_gone(&self, _: Id) {}
-    fn resize(&self, _: u32, _: u32, _: f64) {}
-    fn stream_settings(&self, _: Option<u32>, _: Option<u32>) {}
-    fn show_pointer(&self, _: bool) {}
-}
-
-impl Transports for Nothing {
-    fn open(
-        &self,
-        _: u64,
-        _: &ViewerIce,
-        _: UnboundedSender<TransportEvent>,
-        _: InboundHandler,
-    ) -> Result<(), OpenError> {
-        Err(OpenError("no media in router tests".into()))
-    }
-    fn apply_answer(&self, _: u64, _: &str) {}
-    fn add_ice(&self, _: u64, _: u32, _: &str) {}
-    fn close(&self, _: u64) {}
-    fn request_keyframe(&self) {}
-}
-
-impl Outbox for Nothing {
-    fn viewer_ids(&self) -> Vec<u64> {
-        vec![]
-    }
-    fn send(&self, _: u64, _: &str) -> bool {
-        false
-    }
-    fn buffered(&self, _: u64) -> Option<u64> {
-        None
-    }
-}
+use crate::room::testing::{NoOutbox, Recorder};
+use crate::room::{Audience, Limits};
+use crate::turn::{IceServers, TurnCredentials};
 
 struct FakeStatus {
     ok: bool,
@@ -83,8 +37,8 @@ const SECRET: &[u8] = b"0123456789abcdef0123456789";
 
 fn app_with(mode: Mode, base_path: &str, ok: bool) -> Router {
     let limits = Limits { max_participants: 4, max_framerate: 30, max_bitrate_kbps: 8000 };
-    let room =
-        crate::room::RoomActor::new(limits, Arc::new(Nothing), Arc::new(Nothing), Audience::new(Arc::new(Nothing)));
+    let rec = Arc::new(Recorder::default());
+    let room = crate::room::RoomActor::new(limits, rec.clone(), rec, Audience::new(Arc::new(NoOutbox)));
     let app = App {
         room,
         status: Arc::new(FakeStatus { ok }),

@@ -17,6 +17,8 @@ pub mod audience;
 pub mod liveness;
 pub mod ports;
 pub mod state;
+#[cfg(test)]
+pub mod testing;
 
 pub use actor::{Identity, Refusals, Reservation, RoomActor};
 pub use audience::Audience;
