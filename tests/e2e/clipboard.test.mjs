@@ -186,6 +186,42 @@ describe('clipboard', { timeout: 240_000 }, () => {
     assert.equal(await pixels(inBrowser), await pixels(other), 'same picture as drawn');
   });
 
+  test('a paste is not replayed to a later participant, and a view-only one gets no clipboard', async () => {
+    const secret = unique('pasted password');
+    await browserCopies(secret);
+    await waitX('the paste in X', Buffer.from(secret));
+    // A second owner joins after the paste, and a view-only participant through a share link.
+    const link = await page.evaluate(async () => {
+      const r = await fetch('share', { method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ role: 'viewer', ttl: 600, name: 'watcher' }) });
+      return (await r.json()).token;
+    });
+    const browser = page.context().browser();
+    const later = await openConnected(env, await browser.newContext(), env.url);
+    const viewer = await openConnected(env, await browser.newContext(), `${env.url}?token=${link}`);
+    try {
+      for (const p of [later, viewer]) {
+        await p.waitForFunction(() => window.kelpie.channel?.readyState === 'open' && window.kelpie.room, null,
+          { timeout: 10_000 });
+      }
+      assert.equal(await viewer.evaluate(() => window.kelpie.role), 'viewer');
+      // Content an X application copies reaches owners and guests, in order: the first
+      // thing the later participant receives is that, not the earlier paste.
+      for (const label of ['copied in X', 'copied in X again']) {
+        const fromX = unique(label);
+        xclipSet(fromX);
+        await later.waitForFunction((want) => window.kelpie.clipboard.lastText === want, fromX, { timeout: 20_000 });
+      }
+      assert.equal(await later.evaluate(() => window.kelpie.clipboard.received), 2,
+        'the later participant got the two X copies and not the paste before it');
+      assert.equal(await viewer.evaluate(() => window.kelpie.clipboard.received), 0,
+        'the view-only participant got no clipboard content');
+    } finally {
+      await later.context().close();
+      await viewer.context().close();
+    }
+  });
+
   test('malformed and oversized clip messages leave the session working', async () => {
     const before = unique('before bad input');
     await browserCopies(before);
