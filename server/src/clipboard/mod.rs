@@ -5,6 +5,7 @@
 //! |---|---|
 //! | [`chunks`] | reassembly and splitting of `clip` messages (pure) |
 //! | [`formats`] | X targets and text encodings (pure) |
+//! | [`pace`] | when a chunk may go to a viewer, when a viewer is given up on (pure) |
 //! | [`sender`] | the thread that paces chunks to browsers |
 //! | `x11` | the thread that watches and owns the X selections |
 //!
@@ -15,6 +16,7 @@
 
 pub mod chunks;
 pub mod formats;
+pub mod pace;
 pub mod sender;
 mod x11;
 

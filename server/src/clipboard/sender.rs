@@ -11,15 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::chunks::{messages, Clip};
+use super::pace::{step, Stall, Step};
 use crate::outbox::Outbox;
 
-/// A chunk is sent to a viewer only while less than this is queued for it: far below the
-/// channel's 4 MiB drop limit, yet enough to keep a fast link busy.
-const PACE_BYTES: u64 = 512 * 1024;
 /// How often a waiting transfer looks at the buffer again.
 const PACE_POLL: Duration = Duration::from_millis(5);
-/// A viewer whose buffer does not drain for this long is skipped for this transfer.
-const STALL_LIMIT: Duration = Duration::from_secs(15);
 
 /// Who gets a transfer.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -88,7 +84,7 @@ fn send_job(sink: &dyn Outbox, rx: &Receiver<Job>, queue: &mut VecDeque<Job>, id
     for msg in messages(id, &job.clip) {
         // Each viewer gets the chunk as soon as its own buffer allows.
         let mut pending = viewers.clone();
-        let mut since = Instant::now();
+        let stall = Stall::new(Instant::now());
         while !pending.is_empty() {
             loop {
                 match rx.try_recv() {
@@ -102,28 +98,26 @@ fn send_job(sink: &dyn Outbox, rx: &Receiver<Job>, queue: &mut VecDeque<Job>, id
                     Err(TryRecvError::Disconnected) => return false,
                 }
             }
-            pending.retain(|&v| match sink.buffered(v) {
-                None => {
+            pending.retain(|&v| match step(sink.buffered(v)) {
+                Step::Gone => {
                     viewers.retain(|&x| x != v);
                     false
                 }
-                Some(b) if b < PACE_BYTES => {
+                Step::Send => {
                     if !sink.send(v, &msg) {
                         tracing::warn!(viewer = v, "clipboard: a chunk could not be queued; viewer skipped");
                         viewers.retain(|&x| x != v);
                     }
                     false
                 }
-                Some(_) => true,
+                Step::Wait => true,
             });
             if pending.is_empty() {
                 break;
             }
-            if since.elapsed() > STALL_LIMIT {
+            if stall.stalled(Instant::now()) {
                 tracing::warn!(?pending, "clipboard: data channel not draining; viewers skipped for this transfer");
                 viewers.retain(|v| !pending.contains(v));
-                since = Instant::now();
-                pending.clear();
                 break;
             }
             std::thread::sleep(PACE_POLL);
@@ -146,6 +140,7 @@ fn send_job(sink: &dyn Outbox, rx: &Receiver<Job>, queue: &mut VecDeque<Job>, id
 mod tests {
     use super::*;
     use crate::clipboard::chunks::{ClipMime, CHUNK_RAW_BYTES};
+    use crate::clipboard::pace::PACE_BYTES;
     use std::collections::HashMap;
     use std::sync::Mutex;
 
