@@ -93,6 +93,12 @@ export function attachKeyboard(video, send, { shortcuts = () => false } = {}) {
     const keysym = keysymFor(ev);
     if (keysym === null) return; // Dead, Process, Unidentified: let the browser compose
     const id = ev.code || ev.key;
+    if (send.holdsBack?.('k')) {
+      // Without control the keys are not for the remote desktop: the browser keeps them
+      // (F5, Ctrl+F work for watchers), and the gate only shows its "watching" hint.
+      send({ t: 'k', k: keysym, d: true });
+      return;
+    }
     // The remote X server autorepeats held keys itself; browser repeats would double it.
     if (ev.repeat && keysDown.has(id)) {
       ev.preventDefault();

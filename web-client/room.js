@@ -28,11 +28,15 @@ export function allowedWithoutControl(msg) {
  * closed channel) and reported to `onRefused(msg)`.
  */
 export function gateSend(send, hasControl, onRefused = () => {}) {
-  return (msg) => {
+  const gated = (msg) => {
     if (allowedWithoutControl(msg) || hasControl()) return send(msg);
     onRefused(msg);
     return false;
   };
+  /** True while messages of kind `t` would be held back (no control), so callers can
+   *  leave the browser's own handling alone (a watcher's F5 or Ctrl+F still work). */
+  gated.holdsBack = (t) => !allowedWithoutControl({ t }) && !hasControl();
+  return gated;
 }
 
 /**

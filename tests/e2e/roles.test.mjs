@@ -191,7 +191,7 @@ describe('roles and control', { timeout: 300_000 }, () => {
     pages.push(b);
     assert.equal(await b.evaluate(() => window.kelpie.hasControl), false);
     await b.reload();
-    await b.waitForFunction(() => window.kelpie.state === 'connected' && window.kelpie.room, null, { timeout: 20_000 });
+    await b.waitForFunction(() => window.kelpie?.state === 'connected' && window.kelpie.room, null, { timeout: 20_000 });
     assert.equal(await b.evaluate(() => window.kelpie.room.control), aId, 'the reconnect did not take control');
     // The owner in control changes its window; that is the only size the screen takes.
     await a.setViewportSize({ width: 1100, height: 620 });

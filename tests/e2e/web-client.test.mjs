@@ -150,7 +150,10 @@ test('the gated send drops control-only messages until control arrives', async (
   const send = gateSend((m) => { sent.push(m.t); return true; }, () => control, (m) => refused.push(m.t));
   assert.equal(send({ t: 'k', k: 0x61, d: true }), false);
   assert.equal(send({ t: 'kf' }), true);
+  assert.equal(send.holdsBack('k'), true, 'the keyboard leaves keys to the browser without control');
+  assert.equal(send.holdsBack('kf'), false);
   control = true;
+  assert.equal(send.holdsBack('k'), false);
   assert.equal(send({ t: 'resize', w: 800, h: 600 }), true);
   assert.deepEqual(sent, ['kf', 'resize']);
   assert.deepEqual(refused, ['k']);

@@ -1,6 +1,7 @@
 //! Media: one shared capture/encode pipeline per desktop, one webrtcbin branch per viewer.
 
 pub mod encoder;
+pub mod grave;
 pub mod keyframe;
 pub mod pipeline;
 mod ports;
@@ -161,6 +162,8 @@ pub struct Desktop {
     viewer_queue_bytes: u32,
     ice: IceSettings,
     viewers: Mutex<HashMap<u64, ViewerSlot>>,
+    /// Stopped branches waiting to be freed (`grave`).
+    graves: Mutex<grave::Graves<ViewerBranch>>,
     keyframes: Arc<Mutex<keyframe::KeyframeGate>>,
     pub health: Arc<Health>,
     pub stats: Arc<stats::MediaStats>,
@@ -211,6 +214,7 @@ impl Desktop {
             viewer_queue_bytes: viewer_queue_bytes(params),
             ice,
             viewers: Mutex::new(HashMap::new()),
+            graves: Mutex::new(grave::Graves::new(grave::GRACE, grave::CAP)),
             keyframes: Arc::new(Mutex::new(keyframe::KeyframeGate::new(KEYFRAME_MIN_INTERVAL))),
             health,
             stats: media_stats,
@@ -226,6 +230,10 @@ impl Desktop {
             .set_state(gst::State::Playing)
             .map_err(|_| MediaError::Build("the pipeline refused to start (see the errors above)".into()))?;
         Ok(desktop)
+    }
+
+    fn graves(&self) -> std::sync::MutexGuard<'_, grave::Graves<ViewerBranch>> {
+        self.graves.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn viewers(&self) -> std::sync::MutexGuard<'_, HashMap<u64, ViewerSlot>> {
@@ -348,8 +356,11 @@ impl Desktop {
         let branch = self.viewers().remove(&id).and_then(|s| s.branch);
         self.stats.forget_viewer(id);
         if let Some(b) = branch {
-            b.remove(&self.pipeline);
+            b.stop(&self.pipeline);
             tracing::info!(viewer = id, "viewer branch removed");
+            // Freed later (see `grave`); anything over the cap is dropped here, unlocked.
+            let early = self.graves().bury(b, Instant::now());
+            drop(early);
         }
     }
 
@@ -399,6 +410,8 @@ impl Desktop {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.pipeline.set_state(gst::State::Null);
         self.viewers().clear();
+        let graves = self.graves().drain();
+        drop(graves);
     }
 
     fn spawn_bus_thread(self: &Arc<Self>) {
@@ -431,6 +444,8 @@ impl Desktop {
                 let secs = last.0.elapsed().as_secs_f64().max(1e-3);
                 d.stats.set_rates((frames - last.1) as f64 / secs, (bytes - last.2) as f64 * 8.0 / secs);
                 last = (Instant::now(), frames, bytes);
+                let freed = d.graves().due(Instant::now());
+                drop(freed); // outside the lock: freeing a webrtcbin joins its threads
                 for (id, slot) in d.viewers().iter() {
                     if let Some(b) = &slot.branch {
                         let st = d.stats.clone();

@@ -204,8 +204,10 @@ impl ViewerBranch {
     }
 
     /// Unlinks from every track's tee at a moment no buffer is passing, then stops the
-    /// branch. Blocking: call from a blocking-friendly thread.
-    pub fn remove(self, pipeline: &gst::Pipeline) {
+    /// branch and takes it out of the pipeline. The caller keeps the stopped branch for a
+    /// while before dropping it (see `media::grave`). Blocking: call from a
+    /// blocking-friendly thread.
+    pub fn stop(&self, pipeline: &gst::Pipeline) {
         for link in &self.links {
             let (done_tx, done_rx) = mpsc::channel();
             let tee = link.tee.clone();
