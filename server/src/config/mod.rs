@@ -143,7 +143,10 @@ pub struct Config {
 #[derive(Subcommand, Debug, Clone)]
 pub enum Command {
     /// Print a signed token for `--auth token` (uses KELPIE_TOKEN_SECRET or --token-secret-file).
-    /// Open the desktop as `http://HOST:PORT/?token=TOKEN`.
+    /// Open the desktop as `http://HOST:PORT/?token=TOKEN`. The token opens only the
+    /// desktop named by --desktop-id, else by --base-path (or their KELPIE_* variables),
+    /// so give `kelpie token` the same values as the server, e.g.
+    /// `kelpie --base-path /desk/ token --role viewer`.
     Token {
         /// How long the token is valid, e.g. 30m, 8h, 7d.
         #[arg(long, default_value = "8h", value_parser = security::parse_duration)]
