@@ -94,8 +94,9 @@ fn video_threads() -> u32 {
     std::thread::available_parallelism().map_or(2, |n| n.get().min(4) as u32)
 }
 
-/// Runs Kelpie until Ctrl-C or SIGTERM.
-pub async fn run(config: Config) -> Result<(), RunError> {
+/// Runs Kelpie until Ctrl-C or SIGTERM. `cookie` is the embedded display's access cookie
+/// ([`display::prepare_embedded`]); without `--display` one is made here if none is given.
+pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(), RunError> {
     config.validate()?;
     // Secrets and ICE settings are checked before anything starts, so a typo costs nothing.
     let desktop_id = config.security.desktop(&config.base_path);
@@ -120,7 +121,13 @@ pub async fn run(config: Config) -> Result<(), RunError> {
 
     let screen = tokio::task::block_in_place(|| match &config.display {
         Some(name) => Display::attach(name),
-        None => Display::spawn_embedded(config.size, config.max_size, config.session.as_deref()),
+        None => {
+            let cookie = match cookie {
+                Some(c) => c,
+                None => display::prepare_embedded()?,
+            };
+            Display::spawn_embedded(config.size, config.max_size, config.session.as_deref(), cookie)
+        }
     })?;
     tracing::info!(x_display = %screen.name, width = screen.width, height = screen.height, "capturing display");
 

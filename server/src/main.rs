@@ -1,8 +1,7 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let config = kelpie::config::Config::parse();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("KELPIE_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
@@ -13,7 +12,19 @@ async fn main() -> anyhow::Result<()> {
         println!("{out}");
         return Ok(());
     }
-    if let Err(e) = kelpie::run(config).await {
+    // The embedded display's cookie goes into XAUTHORITY while this is the only thread.
+    let cookie = match config.display {
+        None => match kelpie::display::prepare_embedded() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!("{e}");
+                std::process::exit(1);
+            }
+        },
+        Some(_) => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if let Err(e) = runtime.block_on(kelpie::run(config, cookie)) {
         tracing::error!("{e}");
         kelpie::media::xlib::exit_now(e.exit_code());
     }

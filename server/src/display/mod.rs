@@ -1,4 +1,7 @@
 //! The X display Kelpie streams: an existing one, or an embedded Xvfb plus a session.
+//! The embedded Xvfb admits only clients with this run's cookie ([`xauth`]).
+
+pub mod xauth;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -8,6 +11,12 @@ use std::time::{Duration, Instant};
 use x11rb::connection::Connection;
 
 use crate::screen::ScreenSize;
+pub use xauth::XCookie;
+
+/// Kelpie's secrets: never passed on to the X server or the desktop session, where any
+/// program (or `env` typed into a shared terminal) would see them.
+const SECRET_VARIABLES: [&str; 4] =
+    ["KELPIE_BASIC_PASSWORD", "KELPIE_TOKEN_SECRET", "KELPIE_TURN_SECRET", "KELPIE_TURN_PASSWORD"];
 
 /// How long an X server may take to accept connections.
 const X_READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -22,6 +31,8 @@ pub enum DisplayError {
     XvfbFailed(String),
     #[error("cannot start the session command {cmd:?}: {why}")]
     Session { cmd: String, why: String },
+    #[error(transparent)]
+    Cookie(#[from] xauth::CookieError),
 }
 
 /// A display being streamed. Dropping it stops whatever Kelpie started.
@@ -31,38 +42,39 @@ pub struct Display {
     pub height: u16,
     session: Option<Child>,
     xvfb: Option<Child>,
+    /// The embedded display's cookie file, removed when the display goes.
+    cookie: Option<XCookie>,
 }
 
 impl Display {
     /// Attaches to an existing display.
     pub fn attach(name: &str) -> Result<Self, DisplayError> {
         let (width, height) = screen_size(name)?;
-        Ok(Self { name: name.to_owned(), width, height, session: None, xvfb: None })
+        Ok(Self { name: name.to_owned(), width, height, session: None, xvfb: None, cookie: None })
     }
 
-    /// Starts Xvfb on a free display number and a session on it.
+    /// Starts Xvfb on a free display number and a session on it. Only clients with
+    /// `cookie` may connect: Kelpie itself (the caller has pointed `XAUTHORITY` at it, see
+    /// [`prepare_embedded`]) and the session.
     ///
     /// Xvfb cannot grow its screen past the size it started with, so it starts at
     /// `max_size` (or `size` if larger) and is shrunk to `size` with RandR before the
     /// session starts; browsers can then resize it anywhere up to the maximum.
-    pub fn spawn_embedded(size: ScreenSize, max_size: ScreenSize, session: Option<&str>) -> Result<Self, DisplayError> {
+    pub fn spawn_embedded(
+        size: ScreenSize,
+        max_size: ScreenSize,
+        session: Option<&str>,
+        cookie: XCookie,
+    ) -> Result<Self, DisplayError> {
         let frame = ScreenSize { width: size.width.max(max_size.width), height: size.height.max(max_size.height) };
         let mut xvfb = Command::new("Xvfb")
             .args(["-displayfd", "1", "-screen", "0", &format!("{}x24", frame), "-nolisten", "tcp"])
             // -noreset: Xvfb would otherwise reset (and forget a RandR size) whenever its last
             // client disconnects, e.g. between the start-up resize and the session.
-            .args([
-                "+extension",
-                "RANDR",
-                "+extension",
-                "DAMAGE",
-                "+extension",
-                "XFIXES",
-                "-dpi",
-                "96",
-                "-ac",
-                "-noreset",
-            ])
+            .args(["+extension", "RANDR", "+extension", "DAMAGE", "+extension", "XFIXES", "-dpi", "96", "-noreset"])
+            .arg("-auth")
+            .arg(cookie.path())
+            .env_clear_secrets()
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -75,7 +87,7 @@ impl Display {
         })?;
         let name = format!(":{number}");
         tracing::info!(x_display = %name, %size, "started embedded Xvfb");
-        let mut display = Self { name, width: 0, height: 0, session: None, xvfb: Some(xvfb) };
+        let mut display = Self { name, width: 0, height: 0, session: None, xvfb: Some(xvfb), cookie: None };
         let (mut w, mut h) = wait_until_ready(&display.name)?;
         if (u32::from(w), u32::from(h)) != (size.width, size.height) {
             match crate::screen::resize(&display.name, size.width, size.height, None) {
@@ -89,7 +101,8 @@ impl Display {
             Some(c) => c.to_owned(),
             None => default_session(),
         };
-        display.session = Some(spawn_session(&display.name, &cmd)?);
+        display.session = Some(spawn_session(&display.name, &cmd, cookie.path())?);
+        display.cookie = Some(cookie);
         Ok(display)
     }
 }
@@ -147,7 +160,30 @@ fn default_session() -> String {
     }
 }
 
-fn spawn_session(display: &str, cmd: &str) -> Result<Child, DisplayError> {
+/// Creates the embedded display's cookie and points this process's `XAUTHORITY` at it, so
+/// that every X connection Kelpie makes (x11rb, and Xlib inside GStreamer) presents it.
+/// Call before any other thread starts: changing the environment is not thread-safe.
+pub fn prepare_embedded() -> Result<XCookie, DisplayError> {
+    let cookie = XCookie::create()?;
+    std::env::set_var("XAUTHORITY", cookie.path());
+    Ok(cookie)
+}
+
+/// Child processes of the display never see Kelpie's secrets.
+trait ClearSecrets {
+    fn env_clear_secrets(&mut self) -> &mut Self;
+}
+
+impl ClearSecrets for Command {
+    fn env_clear_secrets(&mut self) -> &mut Self {
+        for var in SECRET_VARIABLES {
+            self.env_remove(var);
+        }
+        self
+    }
+}
+
+fn spawn_session(display: &str, cmd: &str, xauthority: &std::path::Path) -> Result<Child, DisplayError> {
     // Desktop sessions are chatty on stderr; keep that out of Kelpie's own log.
     // The user id in the name: /tmp is shared, and another user's log of the same display
     // number would not be writable.
@@ -162,7 +198,9 @@ fn spawn_session(display: &str, cmd: &str) -> Result<Child, DisplayError> {
     Command::new("sh")
         .args(["-c", cmd])
         .env("DISPLAY", display)
+        .env("XAUTHORITY", xauthority)
         .env_remove("WAYLAND_DISPLAY")
+        .env_clear_secrets()
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)
