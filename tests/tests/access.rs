@@ -111,51 +111,30 @@ async fn token_is_exchanged_for_an_httponly_cookie_and_expires() {
     assert_eq!(ws_refused_with(&k, &[("Cookie".into(), format!("kelpie_token={short}"))]).await, Some(401));
 }
 
+/// Arguments for `--auth trusted-header` with the user in X-Forwarded-User from `proxies`.
+fn trusted_args<'a>(proxies: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = base_args();
+    args.extend(["--auth", "trusted-header", "--trusted-header", "X-Forwarded-User", "--trusted-proxies", proxies]);
+    args.extend(extra);
+    args
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trusted_header_is_believed_only_from_trusted_proxies() {
     let (x, _p) = display();
-    let mut args = base_args();
-    args.extend([
-        "--auth",
-        "trusted-header",
-        "--trusted-header",
-        "X-Forwarded-User",
-        "--trusted-proxies",
-        "127.0.0.1/32",
-    ]);
-    let k = Kelpie::start(&x.display, &args);
+    let k = Kelpie::start(&x.display, &trusted_args("127.0.0.1/32", &[]));
     assert_eq!(k.request("/", &[("X-Forwarded-User", "carol")]).unwrap().status, 200);
     assert_eq!(k.request("/", &[]).unwrap().status, 401);
     assert!(ws_welcomed(&k, &[("X-Forwarded-User".into(), "carol".into())]).await);
     assert_eq!(ws_refused_with(&k, &[]).await, Some(401));
     drop(k);
 
-    let mut args = base_args();
-    args.extend([
-        "--auth",
-        "trusted-header",
-        "--trusted-header",
-        "X-Forwarded-User",
-        "--trusted-proxies",
-        "10.9.0.0/16",
-    ]);
-    let k = Kelpie::start(&x.display, &args);
+    let k = Kelpie::start(&x.display, &trusted_args("10.9.0.0/16", &[]));
     assert_eq!(k.request("/", &[("X-Forwarded-User", "carol")]).unwrap().status, 401, "header from an untrusted peer");
     drop(k);
 
     // The proxy may say what the user may do; without a role header users are owners.
-    let mut args = base_args();
-    args.extend([
-        "--auth",
-        "trusted-header",
-        "--trusted-header",
-        "X-Forwarded-User",
-        "--trusted-proxies",
-        "127.0.0.1/32",
-        "--trusted-role-header",
-        "X-Kelpie-Role",
-    ]);
-    let k = Kelpie::start(&x.display, &args);
+    let k = Kelpie::start(&x.display, &trusted_args("127.0.0.1/32", &["--trusted-role-header", "X-Kelpie-Role"]));
     let user = ("X-Forwarded-User".to_string(), "dave".to_string());
     let with_role = |r: &str| vec![user.clone(), ("X-Kelpie-Role".to_string(), r.to_string())];
     assert_eq!(ws_role(&k, &with_role("viewer")).await.as_deref(), Some("viewer"));
