@@ -99,7 +99,30 @@ async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }
 
-async fn static_file(uri: Uri, OriginalUri(original): OriginalUri) -> Response {
+/// The page's Content-Security-Policy. `frame-ancestors` lets only this origin and the
+/// `--allowed-origins` (a hub embedding the desktop) put the page in a frame, so another
+/// site cannot overlay it and trick clicks into the desktop (clickjacking).
+fn content_security_policy(allowed_origins: &[String]) -> String {
+    let mut ancestors = String::from("'self'");
+    for origin in allowed_origins.iter().map(|o| o.trim().trim_end_matches('/')) {
+        // Only plain scheme://host[:port] origins: anything else could smuggle directives.
+        let plain = origin.split_once("://").is_some_and(|(scheme, rest)| {
+            matches!(scheme, "http" | "https")
+                && !rest.is_empty()
+                && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        });
+        if plain {
+            ancestors.push(' ');
+            ancestors.push_str(origin);
+        }
+    }
+    format!(
+        "default-src 'self'; script-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; \
+style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'self'; frame-ancestors {ancestors}"
+    )
+}
+
+async fn static_file(State(app): State<Arc<App>>, uri: Uri, OriginalUri(original): OriginalUri) -> Response {
     // `/prefix` without its slash would make the page's relative URLs miss the prefix.
     if uri.path() == "/" && !original.path().ends_with('/') {
         let last = original.path().rsplit('/').next().unwrap_or("");
@@ -114,12 +137,13 @@ async fn static_file(uri: Uri, OriginalUri(original): OriginalUri) -> Response {
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
             h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-            h.insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(
-                    "default-src 'self'; script-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'self'",
-                ),
-            );
+            if let Ok(csp) = HeaderValue::from_str(&content_security_policy(&app.allowed_origins)) {
+                h.insert(header::CONTENT_SECURITY_POLICY, csp);
+            }
+            // For browsers without frame-ancestors; with extra origins CSP alone decides.
+            if app.allowed_origins.is_empty() {
+                h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
+            }
             resp
         }
         None => (StatusCode::NOT_FOUND, "not found\n").into_response(),

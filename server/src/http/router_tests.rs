@@ -127,6 +127,20 @@ async fn the_page_comes_with_its_security_headers_and_unknown_paths_are_404() {
 }
 
 #[tokio::test]
+async fn only_this_origin_and_allowed_hubs_may_frame_the_page() {
+    let (_, headers, _) = call(&app(), get("/")).await;
+    let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.ends_with("frame-ancestors 'self'"), "{csp}");
+    assert_eq!(headers[header::X_FRAME_OPTIONS], "SAMEORIGIN");
+    let hub = super::content_security_policy(&[
+        "https://hub.example.org/".into(),
+        "https://evil.example; script-src *".into(),
+        "javascript:alert(1)".into(),
+    ]);
+    assert!(hub.ends_with("frame-ancestors 'self' https://hub.example.org"), "{hub}");
+}
+
+#[tokio::test]
 async fn basic_auth_guards_the_page_and_answers_with_a_realm() {
     let r = app_with(Mode::Basic { user: "kelpie".into(), password: Secret::new("pw") }, "/", true);
     let (status, headers, _) = call(&r, get("/")).await;
