@@ -93,8 +93,8 @@ impl Status for DesktopStatus {
             // Dropped: malformed, or the X server could not take it. Refused: the sender
             // lacked control or its role forbids it (by kind in /metrics).
             "input_dropped": self.input.counters.dropped.load(Ordering::Relaxed)
-                + self.room.refusals.malformed.load(Ordering::Relaxed),
-            "input_refused": self.room.refusals.by_act().iter().map(|(_, n)| n).sum::<u64>(),
+                + self.room.malformed.load(Ordering::Relaxed),
+            "input_refused": self.room.refused().iter().map(|(_, n)| n).sum::<u64>(),
         });
         match d.health.check() {
             Ok(()) => Ok(body),
@@ -118,20 +118,15 @@ impl Status for DesktopStatus {
         input_events.samples = vec![
             (vec![("result", "applied".into())], input.applied.load(Ordering::Relaxed) as f64),
             (vec![("result", "dropped".into())], input.dropped.load(Ordering::Relaxed) as f64),
-            (vec![("result", "malformed".into())], self.room.refusals.malformed.load(Ordering::Relaxed) as f64),
+            (vec![("result", "malformed".into())], self.room.malformed.load(Ordering::Relaxed) as f64),
         ];
         let mut refused = Metric::counter(
             "kelpie_refused_total",
             "Messages refused because the participant lacked control or its role forbids them.",
             0.0,
         );
-        refused.samples = self
-            .room
-            .refusals
-            .by_act()
-            .into_iter()
-            .map(|(a, n)| (vec![("what", a.as_str().into())], n as f64))
-            .collect();
+        refused.samples =
+            self.room.refused().into_iter().map(|(a, n)| (vec![("what", a.as_str().into())], n as f64)).collect();
         let mut roles = Metric::gauge("kelpie_participants", "Participants in the room, by role.", 0.0);
         roles.samples = self.room.roles().into_iter().map(|(r, n)| (vec![("role", r.to_string())], n as f64)).collect();
         vec![

@@ -55,6 +55,20 @@ pub struct Auth {
     pub desktop: String,
 }
 
+/// Who a request (and so a participant) is, as its credentials said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub user: String,
+    pub role: Role,
+}
+
+impl Identity {
+    /// Probes, and everyone when `--auth none` (loopback only): owners named `kelpie`.
+    pub fn anonymous_owner() -> Self {
+        Self { user: "kelpie".into(), role: Role::Owner }
+    }
+}
+
 /// A secret that never prints.
 pub struct Secret(Vec<u8>);
 

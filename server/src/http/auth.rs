@@ -9,21 +9,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::App;
-use crate::auth::{cookie_value, query_value, query_without, Mode, Presented, Role, Verdict, Via, COOKIE};
+use crate::auth::{cookie_value, query_value, query_without, Mode, Presented, Verdict, Via, COOKIE};
 
 /// Who the request is, for handlers: the room (role), TURN credentials, logs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuthedUser {
-    pub user: String,
-    pub role: Role,
-}
-
-impl AuthedUser {
-    /// Probes, and everyone when `--auth none` (loopback only): owners named `kelpie`.
-    pub fn anonymous_owner() -> Self {
-        Self { user: "kelpie".into(), role: Role::Owner }
-    }
-}
+pub type AuthedUser = crate::auth::Identity;
 
 /// Paths reachable without credentials: probes and scrapers must not need secrets, and
 /// these reveal nothing about the desktop's content.

@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Extension, Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 
+use super::reply::text;
 use super::AuthedUser;
 use crate::files::{human_size, FileName, FileShare, StoreError};
 
@@ -49,31 +50,13 @@ pub fn routes<S: Clone + Send + Sync + 'static>(state: Arc<FilesState>) -> Route
         .with_state(state)
 }
 
-fn text(status: StatusCode, msg: impl Into<String>) -> Response {
-    let mut body = msg.into();
-    body.push('\n');
-    (status, [(header::CACHE_CONTROL, "no-store")], body).into_response()
-}
-
 fn disabled() -> Response {
     text(StatusCode::NOT_FOUND, "file transfer is turned off on this server (--no-file-transfer)")
 }
 
-/// Refuses requests that a page of another site makes through the user's browser
-/// (cross-site request forgery): with a cookie or cached Basic credentials such a
-/// request would otherwise be authenticated.
+/// Refuses what a page of another site asks of the files folder (see [`super::reply`]).
 fn cross_origin_refusal(state: &FilesState, headers: &HeaderMap) -> Option<Response> {
-    let value = |h: HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
-    let (origin, host) = (value(header::ORIGIN), value(header::HOST));
-    if super::origin_allowed(origin, host, &state.allowed_origins) {
-        return None;
-    }
-    tracing::warn!(
-        origin = origin.unwrap_or(""),
-        host = host.unwrap_or(""),
-        "refused a file transfer from a foreign origin"
-    );
-    Some(text(StatusCode::FORBIDDEN, "file transfer from another site is not allowed"))
+    super::reply::cross_origin_refusal(headers, &state.allowed_origins, "file transfer")
 }
 
 fn status_of(e: &StoreError) -> StatusCode {

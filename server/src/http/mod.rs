@@ -8,6 +8,7 @@
 mod auth;
 pub mod files;
 mod origin;
+mod reply;
 mod share;
 mod tls;
 mod ws;

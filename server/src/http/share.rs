@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
+use super::reply::{cross_origin_refusal, text};
 use super::{now_unix, App, AuthedUser};
 use crate::auth::token::valid_user;
 use crate::auth::Role;
@@ -32,23 +33,14 @@ struct ShareRequest {
     name: Option<String>,
 }
 
-fn text(status: StatusCode, msg: impl Into<String>) -> Response {
-    let mut body = msg.into();
-    body.push('\n');
-    (status, [(header::CACHE_CONTROL, "no-store")], body).into_response()
-}
-
 pub async fn create(
     State(app): State<Arc<App>>,
     user: Option<Extension<AuthedUser>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    if !super::origin_allowed(origin, host, &app.allowed_origins) {
-        tracing::warn!(origin = origin.unwrap_or(""), "refused a share request from a foreign origin");
-        return text(StatusCode::FORBIDDEN, "sharing from another site is not allowed");
+    if let Some(refused) = cross_origin_refusal(&headers, &app.allowed_origins, "share request") {
+        return refused;
     }
     let who = user.map_or_else(AuthedUser::anonymous_owner, |Extension(u)| u);
     if who.role != Role::Owner {

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument as _;
 
 use super::{App, AuthedUser};
-use crate::room::{Identity, Liveness, RoomActor};
+use crate::room::{Liveness, RoomActor};
 use crate::signalling::{Action, ErrorCode, Event, ServerMessage, Session};
 use crate::transport::TransportEvent;
 
@@ -123,9 +123,9 @@ async fn participant(
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::error!("cannot open a transport: {e}");
+            // A transport that failed to open left nothing behind (`ViewerBranch::create`
+            // undoes its own work), and the slot goes back when `slot` drops.
             execute(Session::refuse(ErrorCode::Internal, e.to_string()), &mut sink, &app.room, id).await;
-            let room = app.room.clone();
-            let _ = tokio::task::spawn_blocking(move || room.transports().close(id)).await;
             return;
         }
         Err(e) => {
@@ -134,7 +134,7 @@ async fn participant(
         }
     }
     let (room_tx, mut room_rx) = mpsc::unbounded_channel::<ServerMessage>();
-    app.room.join(slot, &Identity { user: who.user.clone(), role: who.role }, room_tx);
+    app.room.join(slot, &who, room_tx);
 
     let mut ping = tokio::time::interval(PING_EVERY);
     let mut liveness = Liveness::new(Instant::now(), SILENCE_LIMIT);

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::transport::{InboundHandler as InputHandler, TransportEvent as MediaEvent};
+use crate::transport::{InboundHandler, TransportEvent};
 pub use encoder::{EncodeParams, EncoderChoice, EncoderKind, EncoderPreference};
 pub use pipeline::CaptureSource;
 pub use viewer::{IceSettings, Track};
@@ -148,7 +148,7 @@ impl Health {
 /// The per-viewer event channel plus what it needs to route bus errors.
 struct ViewerSlot {
     branch: Option<ViewerBranch>,
-    events: UnboundedSender<MediaEvent>,
+    events: UnboundedSender<TransportEvent>,
 }
 
 /// A desktop's shared pipeline.
@@ -245,8 +245,8 @@ impl Desktop {
         &self,
         id: u64,
         servers: &crate::turn::ViewerIce,
-        events: UnboundedSender<MediaEvent>,
-        on_input: InputHandler,
+        events: UnboundedSender<TransportEvent>,
+        on_input: InboundHandler,
     ) -> Result<(), MediaError> {
         let branch = ViewerBranch::create(
             id,
@@ -467,7 +467,7 @@ impl Desktop {
                     match self.viewers().get(&id) {
                         Some(slot) => {
                             tracing::warn!(viewer = id, "viewer media error: {text}");
-                            let _ = slot.events.send(MediaEvent::Failed(format!("media error: {}", err.error())));
+                            let _ = slot.events.send(TransportEvent::Failed(format!("media error: {}", err.error())));
                         }
                         // A branch being torn down reports its closing data channel as an error.
                         None => tracing::debug!(viewer = id, "media error from a departed viewer: {text}"),

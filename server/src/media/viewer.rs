@@ -13,7 +13,7 @@ use gst_webrtc::{
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::MediaError;
-use crate::transport::{InboundHandler as InputHandler, TransportEvent as MediaEvent};
+use crate::transport::{InboundHandler, TransportEvent};
 
 /// Where webrtcbin may gather ICE candidates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,8 +64,8 @@ impl ViewerBranch {
         queue_bytes: u32,
         ice: &IceSettings,
         servers: &crate::turn::ViewerIce,
-        events: UnboundedSender<MediaEvent>,
-        on_input: InputHandler,
+        events: UnboundedSender<TransportEvent>,
+        on_input: InboundHandler,
     ) -> Result<Self, MediaError> {
         let make = |factory: &str| {
             gst::ElementFactory::make(factory).build().map_err(|_| MediaError::MissingElement(factory.to_string()))
@@ -142,11 +142,11 @@ impl ViewerBranch {
         Ok(Self { bin, webrtc, links, channel })
     }
 
-    pub fn apply_answer(&self, sdp: &str, events: UnboundedSender<MediaEvent>) {
+    pub fn apply_answer(&self, sdp: &str, events: UnboundedSender<TransportEvent>) {
         let msg = match gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()) {
             Ok(m) => m,
             Err(_) => {
-                let _ = events.send(MediaEvent::AnswerRejected("SDP does not parse".into()));
+                let _ = events.send(TransportEvent::AnswerRejected("SDP does not parse".into()));
                 return;
             }
         };
@@ -158,10 +158,10 @@ impl ViewerBranch {
                         .get::<gst::glib::Error>("error")
                         .map(|e| e.to_string())
                         .unwrap_or_else(|_| "rejected by webrtcbin".into());
-                    MediaEvent::AnswerRejected(why)
+                    TransportEvent::AnswerRejected(why)
                 }
-                Ok(_) => MediaEvent::AnswerApplied,
-                Err(e) => MediaEvent::AnswerRejected(format!("{e:?}")),
+                Ok(_) => TransportEvent::AnswerApplied,
+                Err(e) => TransportEvent::AnswerRejected(format!("{e:?}")),
             };
             let _ = events.send(event);
         });
@@ -267,13 +267,13 @@ fn configure_ice(webrtc: &gst::Element, ice: &IceSettings, servers: &crate::turn
     }
 }
 
-fn connect_signals(webrtc: &gst::Element, events: UnboundedSender<MediaEvent>) {
+fn connect_signals(webrtc: &gst::Element, events: UnboundedSender<TransportEvent>) {
     let tx = events.clone();
     webrtc.connect("on-ice-candidate", false, move |values| {
         let mline = values.get(1).and_then(|v| v.get::<u32>().ok());
         let candidate = values.get(2).and_then(|v| v.get::<String>().ok());
         if let (Some(sdp_mline_index), Some(candidate)) = (mline, candidate) {
-            let _ = tx.send(MediaEvent::Ice { candidate, sdp_mline_index });
+            let _ = tx.send(TransportEvent::Ice { candidate, sdp_mline_index });
         }
         None
     });
@@ -281,8 +281,10 @@ fn connect_signals(webrtc: &gst::Element, events: UnboundedSender<MediaEvent>) {
         let state = w.property::<WebRTCPeerConnectionState>("connection-state");
         tracing::debug!(viewer = ?w.parent().map(|p| p.name()), ?state, "peer connection state");
         let event = match state {
-            WebRTCPeerConnectionState::Connected => MediaEvent::Connected,
-            WebRTCPeerConnectionState::Failed => MediaEvent::Failed("WebRTC connection failed (ICE or DTLS)".into()),
+            WebRTCPeerConnectionState::Connected => TransportEvent::Connected,
+            WebRTCPeerConnectionState::Failed => {
+                TransportEvent::Failed("WebRTC connection failed (ICE or DTLS)".into())
+            }
             _ => return,
         };
         let _ = events.send(event);
@@ -291,8 +293,8 @@ fn connect_signals(webrtc: &gst::Element, events: UnboundedSender<MediaEvent>) {
 
 fn create_input_channel(
     webrtc: &gst::Element,
-    on_input: InputHandler,
-    events: UnboundedSender<MediaEvent>,
+    on_input: InboundHandler,
+    events: UnboundedSender<TransportEvent>,
 ) -> Option<WebRTCDataChannel> {
     let options = gst::Structure::builder("application/data-channel").field("ordered", true).build();
     let channel = webrtc.emit_by_name::<Option<WebRTCDataChannel>>("create-data-channel", &[&"input", &options]);
@@ -304,7 +306,7 @@ fn create_input_channel(
                 }
             });
             ch.connect_on_open(move |_| {
-                let _ = events.send(MediaEvent::ChannelOpen);
+                let _ = events.send(TransportEvent::ChannelOpen);
             });
         }
         None => tracing::warn!("webrtcbin refused to create the input data channel; this viewer cannot send input"),
@@ -312,7 +314,7 @@ fn create_input_channel(
     channel
 }
 
-fn create_offer(webrtc: &gst::Element, events: UnboundedSender<MediaEvent>) {
+fn create_offer(webrtc: &gst::Element, events: UnboundedSender<TransportEvent>) {
     let w = webrtc.downgrade();
     let promise = gst::Promise::with_change_func(move |reply| {
         let Some(webrtc) = w.upgrade() else { return };
@@ -321,16 +323,16 @@ fn create_offer(webrtc: &gst::Element, events: UnboundedSender<MediaEvent>) {
             _ => None,
         };
         let Some(offer) = offer else {
-            let _ = events.send(MediaEvent::Failed("webrtcbin could not create an offer".into()));
+            let _ = events.send(TransportEvent::Failed("webrtcbin could not create an offer".into()));
             return;
         };
         webrtc.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
         match offer.sdp().as_text() {
             Ok(text) => {
-                let _ = events.send(MediaEvent::Offer(text));
+                let _ = events.send(TransportEvent::Offer(text));
             }
             Err(e) => {
-                let _ = events.send(MediaEvent::Failed(format!("offer SDP: {e}")));
+                let _ = events.send(TransportEvent::Failed(format!("offer SDP: {e}")));
             }
         }
     });

@@ -18,39 +18,12 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::audience::Audience;
 use super::ports::Desk;
-use super::state::{name, parse_name, Act, Effect, Full, Id, Limits, Refusal, Room};
+use super::state::{name, parse_name, Act, Effect, Full, Id, Limits, Room};
+pub use crate::auth::Identity;
 use crate::auth::Role;
 use crate::input::{parse_input, InputEvent};
 use crate::signalling::{ControlAction, ServerMessage};
 use crate::transport::{InboundHandler, Transports};
-
-/// Counts of what the room refused, by [`Act`], for `/metrics`.
-#[derive(Debug, Default)]
-pub struct Refusals {
-    counts: [AtomicU64; Act::ALL.len()],
-    /// Malformed or oversized input-channel messages.
-    pub malformed: AtomicU64,
-}
-
-impl Refusals {
-    fn count(&self, act: Act) {
-        if let Some(i) = Act::ALL.iter().position(|a| *a == act) {
-            self.counts[i].fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// `(act, refused so far)` for every kind.
-    pub fn by_act(&self) -> Vec<(Act, u64)> {
-        Act::ALL.iter().zip(&self.counts).map(|(a, c)| (*a, c.load(Ordering::Relaxed))).collect()
-    }
-}
-
-/// Who a participant is, as its credentials said.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    pub user: String,
-    pub role: Role,
-}
 
 struct Inner {
     room: Room,
@@ -65,7 +38,8 @@ pub struct RoomActor {
     transports: Arc<dyn Transports>,
     clipboard_audience: Audience,
     next_id: AtomicU64,
-    pub refusals: Refusals,
+    /// Input-channel messages that did not parse (or were oversized): dropped, not refused.
+    pub malformed: AtomicU64,
 }
 
 /// A slot in the room, taken before the greeting; given back on drop unless it became a
@@ -97,7 +71,7 @@ impl RoomActor {
             transports,
             clipboard_audience,
             next_id: AtomicU64::new(0),
-            refusals: Refusals::default(),
+            malformed: AtomicU64::new(0),
         })
     }
 
@@ -121,6 +95,11 @@ impl RoomActor {
     /// The id of the participant holding control.
     pub fn controller(&self) -> Option<Id> {
         self.lock().room.controller()
+    }
+
+    /// What the room refused so far, by kind, for `/metrics`.
+    pub fn refused(&self) -> Vec<(Act, u64)> {
+        self.lock().room.refused()
     }
 
     /// Participants by role, for `/metrics`.
@@ -202,7 +181,7 @@ impl RoomActor {
         let event = match parse_input(text) {
             Ok(e) => e,
             Err(e) => {
-                self.refusals.malformed.fetch_add(1, Ordering::Relaxed);
+                self.malformed.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(participant = id, "input dropped: {e}");
                 return;
             }
@@ -214,13 +193,6 @@ impl RoomActor {
             }
             return;
         }
-        let act = match &event {
-            InputEvent::Settings { .. } => Act::Settings,
-            InputEvent::PointerLock(_) => Act::PointerLock,
-            InputEvent::Resize { .. } => Act::Resize,
-            InputEvent::Clip(_) => Act::Clipboard,
-            _ => Act::Input,
-        };
         let mut inner = self.lock();
         let result = match event {
             InputEvent::Settings { framerate, bitrate_kbps } => {
@@ -244,17 +216,9 @@ impl RoomActor {
                 Vec::new()
             }),
         };
-        match result {
-            Ok(effects) => self.carry_out(&mut inner, effects),
-            Err((why, effects)) => {
-                // The first refusal is counted with its log line (in carry_out).
-                let logged = effects.iter().any(|e| matches!(e, Effect::LogRefusal { .. }));
-                if why != Refusal::Gone && !logged {
-                    self.refusals.count(act);
-                }
-                self.carry_out(&mut inner, effects);
-            }
-        }
+        // Refusals are counted by the room itself; only their first log line comes back.
+        let effects = result.unwrap_or_else(|(_, effects)| effects);
+        self.carry_out(&mut inner, effects);
     }
 
     fn carry_out(&self, inner: &mut Inner, effects: Vec<Effect>) {
@@ -277,7 +241,6 @@ impl RoomActor {
                     tracing::info!(from = from.map(name), to = to.map(name), user = who, "control moved");
                 }
                 Effect::LogRefusal { id, act, why } => {
-                    self.refusals.count(act);
                     tracing::info!(
                         participant = id,
                         what = act.as_str(),

@@ -54,9 +54,9 @@ fn a_viewers_input_reaches_nothing_and_the_controllers_does() {
     assert_eq!(rec.take(), vec![]);
     room.on_inbound(owner, &key(true));
     assert_eq!(rec.take(), vec![Did::Input(owner, InputEvent::Key { keysym: 65, down: true })]);
-    let refused: u64 = room.refusals.by_act().iter().map(|(_, n)| n).sum();
+    let refused: u64 = room.refused().iter().map(|(_, n)| n).sum();
     assert_eq!(refused, 7);
-    let by: std::collections::HashMap<_, _> = room.refusals.by_act().into_iter().collect();
+    let by: std::collections::HashMap<_, _> = room.refused().into_iter().collect();
     assert_eq!((by[&Act::Input], by[&Act::Clipboard], by[&Act::Settings]), (3, 1, 1));
 }
 
@@ -93,7 +93,7 @@ fn leaving_releases_held_input_first_and_later_input_is_dropped() {
     );
     assert!(room.is_empty());
     // Refusals of a departed participant are not counted as refusals.
-    assert_eq!(room.refusals.by_act().iter().map(|(_, n)| n).sum::<u64>(), 0);
+    assert_eq!(room.refused().iter().map(|(_, n)| n).sum::<u64>(), 0);
 }
 
 #[test]

@@ -20,7 +20,7 @@ pub mod state;
 #[cfg(test)]
 pub mod testing;
 
-pub use actor::{Identity, Refusals, Reservation, RoomActor};
+pub use actor::{Identity, Reservation, RoomActor};
 pub use audience::Audience;
 pub use liveness::Liveness;
 pub use ports::Desk;

@@ -103,7 +103,8 @@ pub enum Effect {
     Notice { to: Id, text: String },
     /// Control moved (for the log).
     ControlMoved { from: Option<Id>, to: Option<Id> },
-    /// The first refusal of this participant: log it once.
+    /// The first refusal of this participant: log it once (every refusal is counted in
+    /// [`Room::refused`]).
     LogRefusal { id: Id, act: Act, why: Refusal },
 }
 
@@ -128,6 +129,8 @@ pub struct Room {
     controller: Option<Id>,
     next_seq: u64,
     pointer_shown: bool,
+    /// Refusals so far, by the position of their [`Act`] in [`Act::ALL`].
+    refused: [u64; Act::ALL.len()],
 }
 
 /// Stream settings after the room's clamps.
@@ -148,7 +151,15 @@ pub fn parse_name(s: &str) -> Option<Id> {
 
 impl Room {
     pub fn new(limits: Limits) -> Self {
-        Self { limits, participants: BTreeMap::new(), reserved: 0, controller: None, next_seq: 0, pointer_shown: false }
+        Self {
+            limits,
+            participants: BTreeMap::new(),
+            reserved: 0,
+            controller: None,
+            next_seq: 0,
+            pointer_shown: false,
+            refused: [0; Act::ALL.len()],
+        }
     }
 
     pub fn limits(&self) -> Limits {
@@ -196,6 +207,11 @@ impl Room {
 
     pub fn ids(&self) -> Vec<Id> {
         self.participants.keys().copied().collect()
+    }
+
+    /// `(act, refused so far)` for every kind, for `/metrics`.
+    pub fn refused(&self) -> Vec<(Act, u64)> {
+        Act::ALL.iter().copied().zip(self.refused).collect()
     }
 
     /// Participants whose role may have the remote clipboard.
@@ -449,7 +465,11 @@ impl Room {
         }
     }
 
+    /// Counts a refusal of `id`, and asks for a log line the first time it is refused.
     fn refuse(&mut self, id: Id, act: Act, why: Refusal, out: &mut Vec<Effect>) {
+        if let Some(i) = Act::ALL.iter().position(|a| *a == act) {
+            self.refused[i] += 1;
+        }
         if let Some(p) = self.participants.get_mut(&id) {
             if !p.refusal_logged {
                 p.refusal_logged = true;

@@ -204,6 +204,12 @@ fn refusals_are_logged_once_per_participant() {
     assert_eq!(first, vec![Effect::LogRefusal { id: 2, act: Act::Input, why: Refusal::Role(Role::Viewer) }]);
     let (_, second) = r.authorize(2, Act::Resize).unwrap_err();
     assert!(second.is_empty());
+    let counted: std::collections::HashMap<_, _> = r.refused().into_iter().collect();
+    assert_eq!(
+        (counted[&Act::Input], counted[&Act::Resize], counted[&Act::Settings]),
+        (1, 1, 0),
+        "every refusal counts"
+    );
 }
 
 #[test]
