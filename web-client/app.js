@@ -8,12 +8,12 @@
  * the server would refuse. Gaining control (or a fresh channel while holding it) is the
  * one moment this page tells the server its size, stream settings and clipboard.
  */
-import { Session, signallingUrl } from './signalling.js';
+import { Session } from './signalling.js';
 import { attachInput } from './input.js';
 import * as channel from './channel.js';
 import { attachClipboard } from './clipboard.js';
 import { attachTouch } from './touch.js';
-import { attachSettings } from './settings.js';
+import { attachSettings, loadSettings } from './settings.js';
 import * as files from './files.js';
 import { attachCursor, cursorInfo } from './cursor.js';
 import { Room, badgeText, gateSend, refusedHint } from './room.js';
@@ -71,7 +71,7 @@ startButton.addEventListener('click', () => {
   play();
 });
 
-const session = new Session(signallingUrl(), {
+const session = new Session(location.href, {
   onState: showState,
   onWelcome: (welcome) => {
     room.setWelcome(welcome);
@@ -89,11 +89,14 @@ const session = new Session(signallingUrl(), {
     video.requestVideoFrameCallback?.(() => { attempt.first_frame ??= Math.round(performance.now()); });
   },
   onChannel: channel.setChannel,
-});
+}, { transport: loadSettings().transport });
 
 const input = attachInput(video, send);
 const touch = attachTouch(video, send, input);
-const settings = attachSettings(video, input, send);
+const settings = attachSettings(video, input, send, {
+  onTransport: (choice) => session.setChoice(choice),
+  transport: () => session.transport,
+});
 const clipboard = attachClipboard(video, input.keyboard, send);
 attachCursor(video);
 
@@ -146,6 +149,10 @@ window.kelpie = {
    *  dtls_connected, track, first_frame (of the current connection attempt). */
   get timings() { return session.timings; },
   get channel() { return channel.current(); },
+  /** {kind: 'webrtc'|'websocket', reason}: what carries media now and why. */
+  get transport() { return session.transport; },
+  /** Inbound video statistics of the transport in use (inbound-rtp fields). */
+  videoStats: () => session.videoStats(),
   /** The server's last `room` message as kept (room.js normaliseRoom), null before one. */
   get room() { return room.room; },
   /** 'owner', 'guest' or 'viewer' (null before the welcome). */

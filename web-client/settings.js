@@ -18,6 +18,8 @@ export const DEFAULTS = Object.freeze({
   resize: 'remote',
   /** 'fit': scale to the window; 'shrink': never enlarge past 1 remote px per device px. */
   scaling: 'fit',
+  /** 'auto': WebRTC, falling back to the WebSocket; or force one of them. */
+  transport: 'auto',
 });
 
 /** Settings merged over the defaults; unknown or malformed stored values are ignored. */
@@ -31,6 +33,7 @@ export function loadSettings(storage = globalThis.localStorage) {
   if (Number.isInteger(stored.kbps) && stored.kbps >= 0 && stored.kbps <= 200000) out.kbps = stored.kbps;
   if (['remote', 'scale'].includes(stored.resize)) out.resize = stored.resize;
   if (['fit', 'shrink'].includes(stored.scaling)) out.scaling = stored.scaling;
+  if (['auto', 'webrtc', 'websocket'].includes(stored.transport)) out.transport = stored.transport;
   return out;
 }
 
@@ -58,7 +61,7 @@ function select(name, options, value) {
  * not go out: app.js passes one that drops stream and size changes while this page does
  * not hold control, so a watcher's window never resizes the remote screen.
  */
-export function attachSettings(video, input, send) {
+export function attachSettings(video, input, send, { onTransport = () => {}, transport = () => null } = {}) {
   const settings = loadSettings();
   const toolbar = document.getElementById('toolbar');
 
@@ -69,6 +72,9 @@ export function attachSettings(video, input, send) {
     settings.resize);
   const scaling = select('scaling', [['fit', 'fit to window'], ['shrink', 'shrink only (crisp)']],
     settings.scaling);
+  const transportChoice = select('transport', [['auto', 'automatic'], ['webrtc', 'WebRTC'],
+    ['websocket', 'WebSocket (any proxy)']], settings.transport);
+  const transportInfo = el('p', { id: 'transport-info', className: 'hint' });
   const lockButton = el('button', { type: 'button', textContent: 'Pointer lock' });
   const fullButton = el('button', { type: 'button', textContent: 'Fullscreen' });
   const controlHint = el('p', { id: 'settings-control-hint', className: 'hint', hidden: true,
@@ -80,6 +86,8 @@ export function attachSettings(video, input, send) {
     controlHint,
     el('label', {}, ['Screen size', resize]),
     el('label', {}, ['Scaling', scaling]),
+    el('label', {}, ['Transport', transportChoice]),
+    transportInfo,
     el('label', {}, ['Relative mouse (3D, games)', lockButton]),
     el('label', {}, ['Whole screen', fullButton]),
     el('p', { className: 'hint', textContent:
@@ -91,7 +99,15 @@ export function attachSettings(video, input, send) {
 
   const gear = el('button', { type: 'button', title: 'Settings', textContent: '⚙' });
   gear.setAttribute('aria-controls', panel.id);
+  /** Which transport carries media and why, refreshed while the panel is open. */
+  function showTransport() {
+    const t = transport();
+    const text = t ? `Media: ${t.kind === 'websocket' ? 'WebSocket' : 'WebRTC'} (${t.reason})` : 'Media: not connected';
+    if (transportInfo.textContent !== text) transportInfo.textContent = text;
+  }
+  setInterval(() => { if (!panel.hidden) showTransport(); }, 1000);
   gear.addEventListener('click', () => {
+    showTransport();
     panel.hidden = !panel.hidden;
     gear.setAttribute('aria-pressed', String(!panel.hidden));
   });
@@ -145,6 +161,7 @@ export function attachSettings(video, input, send) {
     settings.kbps = Number(kbps.value);
     settings.resize = resize.value;
     settings.scaling = scaling.value;
+    settings.transport = transportChoice.value;
     saveSettings(settings);
     applyScaling();
   }
@@ -152,6 +169,7 @@ export function attachSettings(video, input, send) {
   kbps.addEventListener('change', () => { changed(); sendStream(); });
   resize.addEventListener('change', () => { changed(); sendSize(true); });
   scaling.addEventListener('change', changed);
+  transportChoice.addEventListener('change', () => { changed(); onTransport(settings.transport); showTransport(); });
 
   /**
    * Tells the server what we want: app.js calls this whenever this page starts holding

@@ -4,20 +4,47 @@
  * one live attempt at a time and starts a fresh one, with a fresh RTCPeerConnection,
  * whenever the socket closes or ICE fails, backing off exponentially so a restarting
  * or overloaded server is not hammered.
+ *
+ * Transports: media starts on WebRTC unless the server or the settings say otherwise. If
+ * no WebRTC media arrives within FALLBACK_MS of the offer (a front door that carries only
+ * HTTP, a firewall without UDP and no TURN), the session asks the server to carry media
+ * on this same socket instead (socket-media.js): no reload, no second login, same seat.
  */
+import { SocketChannel, SocketMedia, parseFrame } from './socket-media.js';
 
 const BACKOFF_START_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
 /** An attempt that has not reached 'connected' by then is torn down and retried. */
 const CONNECT_TIMEOUT_MS = 20_000;
+/**
+ * WebRTC that has not connected this long after the offer is given up for the WebSocket
+ * transport. A peer connection that did connect gets FALLBACK_MS more for its first frame.
+ */
+export const FALLBACK_MS = 3000;
+/** The decoder asks for a keyframe at most this often. */
+const KEYFRAME_ASK_MS = 500;
 
-/** The WebSocket URL next to the page, so a reverse proxy's base path is kept. */
-export function signallingUrl(href = location.href) {
+export const TRANSPORT_CHOICES = ['auto', 'webrtc', 'websocket'];
+
+/**
+ * The WebSocket URL next to the page, so a reverse proxy's base path is kept;
+ * `transport` asks the server to start media on that kind.
+ */
+export function signallingUrl(href = location.href, transport = null) {
   const url = new URL('ws', href);
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   url.hash = '';
-  url.search = '';
+  url.search = transport ? `?transport=${encodeURIComponent(transport)}` : '';
   return url.href;
+}
+
+/**
+ * The kind to ask for at connect time: the settings' choice, or the WebSocket once WebRTC
+ * has failed on this page (reconnects need not wait for the fallback again).
+ */
+export function wantedTransport(choice, fellBack) {
+  if (choice === 'webrtc' || choice === 'websocket') return choice;
+  return fellBack ? 'websocket' : null;
 }
 
 /** Delay before retry number `attempt` (0-based): 0.5 s doubling to 10 s, ±25 % jitter. */
@@ -47,9 +74,19 @@ export class Session {
    *   onRoom(room)            who is here and who has control (after welcome and every change)
    *   onNotice(notice)        a human-readable event for the user ({text})
    */
-  constructor(url, hooks) {
-    this.url = url;
+  constructor(href, hooks, { transport = 'auto' } = {}) {
+    this.href = href;
     this.hooks = hooks;
+    /** The settings' choice: 'auto', 'webrtc' or 'websocket'. */
+    this.choice = TRANSPORT_CHOICES.includes(transport) ? transport : 'auto';
+    /** WebRTC gave no media on this page: later attempts start on the WebSocket. */
+    this.fellBack = false;
+    /** {kind, reason}: what carries media now and why (null before the welcome). */
+    this.transport = null;
+    this.offered = [];
+    this.media = null;
+    this.socketChannel = null;
+    this.pending = null;
     this.state = 'connecting';
     this.pc = null;
     this.channel = null;
@@ -108,12 +145,46 @@ export class Session {
       ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
       try { ws.close(1000); } catch { /* already closed */ }
     }
-    if (pc) {
-      pc.onicecandidate = pc.ontrack = pc.ondatachannel = null;
-      pc.onconnectionstatechange = pc.oniceconnectionstatechange = null;
-      pc.close();
-    }
+    this.#closePeer(pc);
+    this.#closeSocketMedia();
     if (this.channel) this.#setChannel(null);
+  }
+
+  #closePeer(pc) {
+    if (!pc) return;
+    pc.onicecandidate = pc.ontrack = pc.ondatachannel = null;
+    pc.onconnectionstatechange = pc.oniceconnectionstatechange = null;
+    pc.close();
+    if (this.pc === pc) this.pc = null;
+  }
+
+  #closeSocketMedia() {
+    this.media?.close();
+    this.socketChannel?.close();
+    this.media = this.socketChannel = null;
+  }
+
+  /** Inbound video statistics of whichever transport is in use (null before any). */
+  async videoStats() {
+    if (this.media) return this.media.stats();
+    if (!this.pc) return null;
+    const stats = await this.pc.getStats();
+    for (const s of stats.values()) {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') return s;
+    }
+    return null;
+  }
+
+  /**
+   * The settings changed the transport choice: move media now if it names another kind
+   * ('auto' keeps what works).
+   */
+  setChoice(choice) {
+    if (!TRANSPORT_CHOICES.includes(choice)) return;
+    this.choice = choice;
+    if (choice !== 'auto' && this.transport && this.transport.kind !== choice) {
+      this.#switchTo(this.ws, choice, 'chosen in the settings');
+    }
   }
 
   #connect() {
@@ -122,7 +193,10 @@ export class Session {
     this.#setState('connecting');
     this.timings = {};
     this.mark('ws_start');
-    const ws = new WebSocket(this.url);
+    this.transport = null;
+    this.pending = null;
+    const ws = new WebSocket(signallingUrl(this.href, wantedTransport(this.choice, this.fellBack)));
+    ws.binaryType = 'arraybuffer';
     this.ws = ws;
     ws.onopen = () => this.mark('ws_open');
     // Messages are handled strictly in order: an ICE candidate must not be added
@@ -145,15 +219,31 @@ export class Session {
 
   async #handle(ws, data) {
     if (ws !== this.ws) return; // a message for an attempt we already gave up on
+    if (typeof data !== 'string') return this.#binary(data);
     const msg = JSON.parse(data);
     switch (msg.type) {
-      case 'welcome':
+      case 'welcome': {
         this.mark('welcome');
-        this.#createPeer(ws, msg.ice_servers || [], msg.ice_transport_policy === 'relay' ? 'relay' : 'all');
+        this.iceServers = msg.ice_servers || [];
+        this.icePolicy = msg.ice_transport_policy === 'relay' ? 'relay' : 'all';
+        this.offered = Array.isArray(msg.transports) ? msg.transports : ['webrtc'];
+        const kind = msg.transport === 'websocket' ? 'websocket' : 'webrtc';
         this.hooks.onWelcome?.(msg);
+        if (kind === 'websocket') this.#useSocket(ws, this.#startReason('websocket'));
+        else this.#useWebrtc(ws, this.#startReason('webrtc'));
         break;
+      }
+      case 'transport': {
+        // The server moved our media, as asked: set up the receiving side.
+        const reason = this.pending?.reason || 'asked by this page';
+        this.pending = null;
+        if (msg.kind === 'websocket') this.#useSocket(ws, reason);
+        else if (msg.kind === 'webrtc') this.#useWebrtc(ws, reason);
+        break;
+      }
       case 'offer': {
         this.mark('offer');
+        this.#armFallback(ws);
         const pc = this.#requirePeer();
         await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
         const answer = await pc.createAnswer();
@@ -186,6 +276,96 @@ export class Session {
       default:
         console.warn('kelpie: ignoring signalling message', msg.type);
     }
+  }
+
+  /** Why this attempt starts on `kind`. */
+  #startReason(kind) {
+    if (this.offered.length === 1) return `the server offers only ${kind === 'websocket' ? 'the WebSocket' : 'WebRTC'}`;
+    if (this.choice === kind) return 'chosen in the settings';
+    if (kind === 'websocket' && this.fellBack) return 'WebRTC gave no media earlier on this page';
+    return 'preferred (fastest when the network allows it)';
+  }
+
+  #useWebrtc(ws, reason) {
+    this.transport = { kind: 'webrtc', reason };
+    this.#createPeer(ws, this.iceServers || [], this.icePolicy || 'all');
+  }
+
+  #useSocket(ws, reason) {
+    this.transport = { kind: 'websocket', reason };
+    this.#closePeer(this.pc);
+    this.#closeSocketMedia();
+    const channel = new SocketChannel(ws);
+    let lastAsk = -Infinity;
+    this.socketChannel = channel;
+    this.media = new SocketMedia({
+      onStream: (stream) => {
+        this.mark('track');
+        this.hooks.onTrack?.(stream);
+      },
+      askKeyframe: () => {
+        const now = performance.now();
+        if (now - lastAsk < KEYFRAME_ASK_MS || channel.readyState !== 'open') return;
+        lastAsk = now;
+        try { channel.send(JSON.stringify({ t: 'kf' })); } catch { /* socket closing */ }
+      },
+    });
+    this.#setChannel(channel);
+    this.attempt = 0;
+    this.#clearTimers();
+    this.#setState('connected');
+  }
+
+  /** A binary frame: the WebSocket transport's video or data-channel message. */
+  #binary(data) {
+    const frame = parseFrame(data);
+    if (!frame) {
+      console.warn('kelpie: ignoring a malformed binary frame');
+    } else if (frame.kind === 'channel') {
+      this.socketChannel?.deliver(frame.text);
+    } else if (this.media) {
+      this.media.video(frame);
+    }
+  }
+
+  /**
+   * After the offer: if WebRTC has not connected within FALLBACK_MS (or connected but
+   * showed no frame within twice that), move media to this socket, when the server
+   * offers it and the settings leave the choice to us.
+   */
+  #armFallback(ws) {
+    if (this.choice !== 'auto' || !this.offered.includes('websocket')) return;
+    const check = (round) => {
+      if (ws !== this.ws || this.transport?.kind !== 'webrtc' || this.timings.first_frame) return;
+      const connected = this.pc?.connectionState === 'connected';
+      if (connected && round === 0) {
+        this.timers.push(setTimeout(() => check(1), FALLBACK_MS));
+        return;
+      }
+      const secs = ((round + 1) * FALLBACK_MS) / 1000;
+      const reason = connected
+        ? `WebRTC connected but showed no picture within ${secs} s`
+        : `no WebRTC media within ${secs} s of the offer`;
+      this.fellBack = true;
+      this.#switchTo(ws, 'websocket', reason);
+    };
+    this.timers.push(setTimeout(() => check(0), FALLBACK_MS));
+  }
+
+  /** Asks the server to carry media on `kind`; the `transport` reply completes it. */
+  #switchTo(ws, kind, reason) {
+    if (!ws || ws !== this.ws || ws.readyState !== WebSocket.OPEN) return;
+    if (!this.offered.includes(kind)) {
+      this.hooks.onNotice?.({ text: `This server does not offer the ${kind} transport.` });
+      return;
+    }
+    console.info(`kelpie: moving media to ${kind}: ${reason}`);
+    // Stop the old transport first so that nothing of it (ICE candidates) follows the ask.
+    this.#closePeer(this.pc);
+    this.#closeSocketMedia();
+    if (this.channel) this.#setChannel(null);
+    this.pending = { kind, reason };
+    this.#send(ws, { type: 'transport', kind, reason });
   }
 
   #requirePeer() {
@@ -237,7 +417,12 @@ export class Session {
         this.#clearTimers();
         this.#setState('connected');
       } else if (pc.connectionState === 'failed') {
-        this.#retry(ws);
+        if (this.choice === 'auto' && this.offered.includes('websocket')) {
+          this.fellBack = true;
+          this.#switchTo(ws, 'websocket', 'the WebRTC connection failed');
+        } else {
+          this.#retry(ws);
+        }
       }
     };
   }

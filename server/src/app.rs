@@ -86,6 +86,7 @@ impl Status for DesktopStatus {
             "height": self.height,
             "framerate": self.framerate,
             "viewers": self.room.len(),
+            "transports": d.kinds().into_iter().map(|(k, n)| (k.to_string(), n.into())).collect::<serde_json::Map<_, _>>(),
             "branches": d.branch_count(),
             "control": self.room.controller().map(crate::room::state::name),
             "frames_encoded": d.health.frames(),
@@ -127,11 +128,25 @@ impl Status for DesktopStatus {
         );
         refused.samples =
             self.room.refused().into_iter().map(|(a, n)| (vec![("what", a.as_str().into())], n as f64)).collect();
+        let mut kinds = Metric::gauge("kelpie_transport_viewers", "Viewers by media transport.", 0.0);
+        kinds.samples = d.kinds().into_iter().map(|(k, n)| (vec![("transport", k.to_string())], n as f64)).collect();
+        let mut socket_frames = Metric::counter(
+            "kelpie_socket_frames_total",
+            "Video frames each WebSocket viewer was sent, or skipped because its socket was busy.",
+            0.0,
+        );
+        for (id, sent, skipped) in d.socket_counts() {
+            let viewer = format!("v{id}");
+            socket_frames.samples.push((vec![("viewer", viewer.clone()), ("result", "sent".into())], sent as f64));
+            socket_frames.samples.push((vec![("viewer", viewer), ("result", "skipped".into())], skipped as f64));
+        }
         let mut roles = Metric::gauge("kelpie_participants", "Participants in the room, by role.", 0.0);
         roles.samples = self.room.roles().into_iter().map(|(r, n)| (vec![("role", r.to_string())], n as f64)).collect();
         vec![
             Metric::gauge("kelpie_viewers", "Connected viewers.", self.room.len() as f64),
             roles,
+            kinds,
+            socket_frames,
             Metric::counter(
                 "kelpie_frames_encoded_total",
                 "Frames encoded by the shared encoder.",

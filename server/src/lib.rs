@@ -180,6 +180,7 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
         base_path: config.base_path.clone(),
         tls: tls.is_some(),
         files: Arc::new(http::files::FilesState::from_config(&config.files, &config.allowed_origins)),
+        transport: config.transport,
     });
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("Kelpie is streaming display {} at {scheme}://{addr}{}", screen.name, config.base_path);
@@ -202,7 +203,7 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
         }
         None => {
             let service = router.into_make_service_with_connect_info::<http::Peer>();
-            axum::serve(listener, service).with_graceful_shutdown(stop).await.map_err(RunError::Serve)?
+            axum::serve(http::PlainListener(listener), service).with_graceful_shutdown(stop).await.map_err(RunError::Serve)?
         }
     }
 

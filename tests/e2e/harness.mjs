@@ -352,31 +352,29 @@ export async function startEnv(t, opts) {
   return env;
 }
 
-/** The inbound video stats of a page's peer connection (null before there are any). */
+/**
+ * The inbound video stats of a page (null before there are any): its peer connection's
+ * inbound-rtp report, or the WebSocket transport's decoder counts in the same shape.
+ */
 export async function videoStats(page) {
   return page.evaluate(async () => {
-    const pc = window.kelpie?.pc;
-    if (!pc) return null;
-    const stats = await pc.getStats();
-    for (const s of stats.values()) {
-      if (s.type === 'inbound-rtp' && s.kind === 'video') {
-        return {
-          timestamp: s.timestamp,
-          framesDecoded: s.framesDecoded ?? 0,
-          framesReceived: s.framesReceived ?? 0,
-          framesDropped: s.framesDropped ?? 0,
-          frameWidth: s.frameWidth ?? 0,
-          frameHeight: s.frameHeight ?? 0,
-          // For diagnosis: loss, retransmission and keyframe requests.
-          keyFramesDecoded: s.keyFramesDecoded ?? 0,
-          packetsReceived: s.packetsReceived ?? 0,
-          packetsLost: s.packetsLost ?? 0,
-          nackCount: s.nackCount ?? 0,
-          pliCount: s.pliCount ?? 0,
-        };
-      }
-    }
-    return null;
+    const s = await window.kelpie?.videoStats?.();
+    if (!s) return null;
+    return {
+      transport: window.kelpie.transport?.kind ?? null,
+      timestamp: s.timestamp,
+      framesDecoded: s.framesDecoded ?? 0,
+      framesReceived: s.framesReceived ?? 0,
+      framesDropped: s.framesDropped ?? 0,
+      frameWidth: s.frameWidth ?? 0,
+      frameHeight: s.frameHeight ?? 0,
+      // For diagnosis: loss, retransmission and keyframe requests.
+      keyFramesDecoded: s.keyFramesDecoded ?? 0,
+      packetsReceived: s.packetsReceived ?? 0,
+      packetsLost: s.packetsLost ?? 0,
+      nackCount: s.nackCount ?? 0,
+      pliCount: s.pliCount ?? 0,
+    };
   });
 }
 

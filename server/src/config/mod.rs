@@ -13,6 +13,7 @@ pub mod files;
 pub mod security;
 pub use crate::media::{CaptureSource, EncoderPreference};
 pub use crate::screen::ScreenSize;
+pub use crate::transport::Policy;
 pub use clipboard::{ClipboardArgs, ClipboardMode};
 pub use files::FileArgs;
 pub use security::{AuthArgs, AuthMode, IceArgs};
@@ -97,6 +98,13 @@ pub struct Config {
     /// WebSocket, comma separated. The page's own origin is always allowed.
     #[arg(long, env = "KELPIE_ALLOWED_ORIGINS", value_delimiter = ',', value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
+
+    /// How media reaches browsers. `auto`: WebRTC first (UDP, then ICE-TCP, then TURN if
+    /// configured); a page that gets no WebRTC media within 3 s of the offer switches to the
+    /// WebSocket it already uses for signalling, so it works through any proxy that carries
+    /// HTTP. `webrtc` or `websocket` offers only that one.
+    #[arg(long, env = "KELPIE_TRANSPORT", value_enum, default_value_t = Policy::Auto)]
+    pub transport: Policy,
 
     /// Local IP addresses to offer as ICE host candidates, comma separated (default: every
     /// interface). Pick the interface browsers can reach on multi-homed hosts; `127.0.0.1`

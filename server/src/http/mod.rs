@@ -12,6 +12,7 @@ mod reply;
 mod share;
 mod tls;
 mod ws;
+mod ws_writer;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -29,7 +30,7 @@ use crate::turn::IceServers;
 
 pub use auth::{now_unix, AuthedUser};
 pub use origin::origin_allowed;
-pub use tls::{load_tls, Peer, TlsListener};
+pub use tls::{load_tls, Peer, PlainListener, TlsListener};
 
 /// What `/health` and `/metrics` report, from whoever knows (the composition root).
 pub trait Status: Send + Sync + 'static {
@@ -52,6 +53,8 @@ pub struct App {
     pub tls: bool,
     /// File transfer (`files/`): the folder and its limits, or off.
     pub files: Arc<files::FilesState>,
+    /// Which media transports pages may use (`--transport`).
+    pub transport: crate::transport::Policy,
 }
 
 impl App {

@@ -54,6 +54,7 @@ fn app_with(mode: Mode, base_path: &str, ok: bool) -> Router {
         base_path: base_path.into(),
         tls: false,
         files: Arc::new(files::FilesState { share: None, allowed_origins: vec![] }),
+        transport: crate::transport::Policy::Auto,
     };
     router(Arc::new(app))
 }

@@ -45,9 +45,58 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsL
     }
 }
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, PlainListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, PlainListener>) -> Self {
         Peer(*stream.remote_addr())
+    }
+}
+
+/// A plain TCP listener whose connections get [`tune`]d.
+pub struct PlainListener(pub TcpListener);
+
+impl axum::serve::Listener for PlainListener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (mut tcp, peer) = axum::serve::Listener::accept(&mut self.0).await;
+        tune(&mut tcp);
+        (tcp, peer)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+/// Unsent bytes the kernel may hold for one connection before the socket stops being
+/// writable. Without a limit Linux buffers up to megabytes per connection, which for
+/// video on the WebSocket transport means seconds of old frames queued in front of the
+/// new ones on a slow link; with it the feed sees the socket is busy and skips to a fresh
+/// keyframe instead. 64 KiB is a few frames at typical bitrates and does not limit
+/// throughput (the congestion window is not affected).
+const NOTSENT_LOWAT: libc::c_int = 64 * 1024;
+
+/// Per-connection socket options: no Nagle delay (input echoes and small frames go out at
+/// once) and a bound on unsent data ([`NOTSENT_LOWAT`]).
+fn tune(tcp: &mut TcpStream) {
+    use std::os::fd::AsRawFd;
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!("TCP_NODELAY: {e}");
+    }
+    let value = NOTSENT_LOWAT;
+    // SAFETY: a valid socket fd and a c_int option value of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            tcp.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!("TCP_NOTSENT_LOWAT: {}", std::io::Error::last_os_error());
     }
 }
 
@@ -69,7 +118,7 @@ impl axum::serve::Listener for TlsListener {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
-            let (tcp, peer) = match self.tcp.accept().await {
+            let (mut tcp, peer) = match self.tcp.accept().await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
@@ -77,6 +126,7 @@ impl axum::serve::Listener for TlsListener {
                     continue;
                 }
             };
+            tune(&mut tcp);
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => return (tls, peer),
                 Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),

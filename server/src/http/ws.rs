@@ -1,23 +1,25 @@
-//! The signalling WebSocket: the I/O shell around [`Session`] that admits a participant
-//! to the room, relays offer/answer/ICE to its transport, and carries the room's views
-//! and notices to the browser.
+//! The participant's WebSocket: the I/O shell around [`Session`] that admits a participant
+//! to the room, relays offer/answer/ICE to its transport, carries the room's views and
+//! notices to the browser, and, when media travels on the socket itself (the WebSocket
+//! transport), carries video down and data-channel messages both ways as binary frames.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Extension, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::{SplitSink, StreamExt};
-use futures_util::SinkExt;
-use tokio::sync::mpsc;
+use futures_util::stream::{SplitStream, StreamExt};
+use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tracing::Instrument as _;
 
+use super::ws_writer::Writer;
 use super::{App, AuthedUser};
-use crate::room::{Liveness, RoomActor};
-use crate::signalling::{Action, ErrorCode, Event, ServerMessage, Session};
-use crate::transport::TransportEvent;
+use crate::room::{Liveness, Reservation};
+use crate::signalling::{Action, ErrorCode, Event, ServerMessage, Session, Start};
+use crate::transport::feed::Feed;
+use crate::transport::{Kind, OpenError, TransportEvent, Wire};
 
 /// The transport accepts frames this large so that an oversized message can still be
 /// answered with a `too_large` error; the session itself caps messages at 256 KiB.
@@ -27,13 +29,20 @@ const PING_EVERY: Duration = Duration::from_secs(2);
 /// A viewer silent for this long (no frame, no pong) is gone. With PING_EVERY this
 /// removes a vanished browser well within 10 s.
 const SILENCE_LIMIT: Duration = Duration::from_secs(8);
-/// A send that takes longer than this means the client stopped reading.
-const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `/ws?transport=websocket`: the transport the page wants to start on (the server's
+/// `--transport` decides whether it may).
+#[derive(Debug, serde::Deserialize)]
+pub struct WsParams {
+    #[serde(default)]
+    transport: Option<Kind>,
+}
 
 pub async fn upgrade(
     State(app): State<Arc<App>>,
     user: Option<Extension<AuthedUser>>,
     headers: HeaderMap,
+    Query(params): Query<WsParams>,
     ws: WebSocketUpgrade,
 ) -> Response {
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
@@ -49,35 +58,44 @@ pub async fn upgrade(
     }
     ws.max_message_size(TRANSPORT_MAX_MESSAGE).max_frame_size(TRANSPORT_MAX_MESSAGE).on_upgrade(move |socket| {
         let user = user.map_or_else(AuthedUser::anonymous_owner, |Extension(u)| u);
-        serve(socket, app, user)
+        serve(socket, app, user, params.transport)
     })
 }
 
-type Sink = SplitSink<WebSocket, Message>;
-
-async fn send(sink: &mut Sink, msg: Message) -> bool {
-    matches!(tokio::time::timeout(SEND_TIMEOUT, sink.send(msg)).await, Ok(Ok(())))
-}
-
 /// Carries out actions; returns false once the socket is to be closed.
-async fn execute(actions: Vec<Action>, sink: &mut Sink, room: &RoomActor, id: u64) -> bool {
+async fn execute(actions: Vec<Action>, p: &mut Participant) -> bool {
     let mut open = true;
     for action in actions {
+        let room = &p.app.room;
         match action {
-            Action::Send(m) => {
-                if !send(sink, Message::Text(m.to_json().into())).await {
-                    open = false;
-                }
-            }
-            Action::ApplyAnswer(sdp) => room.transports().apply_answer(id, &sdp),
+            Action::Send(m) => open &= p.writer.send(Message::Text(m.to_json().into())),
+            Action::ApplyAnswer(sdp) => room.transports().apply_answer(p.id, &sdp),
             Action::AddRemoteIce { candidate, sdp_mline_index } => {
-                room.transports().add_ice(id, sdp_mline_index, &candidate)
+                room.transports().add_ice(p.id, sdp_mline_index, &candidate)
             }
             Action::RequestKeyframe => room.transports().request_keyframe(),
-            Action::Control { action, to } => room.control(id, action, to.as_deref()),
+            Action::Control { action, to } => room.control(p.id, action, to.as_deref()),
+            Action::Inbound(text) => room.on_inbound(p.id, &text),
+            Action::Switch { kind, reason } => {
+                let why = if reason.is_empty() { "asked by the page" } else { reason.as_str() };
+                tracing::info!(transport = %kind, "switching transport: {why}");
+                let old = p.app.room.clone();
+                let id = p.id;
+                let _ = tokio::task::spawn_blocking(move || old.transports().close(id)).await;
+                p.writer.set_feed(None);
+                match p.open(kind).await {
+                    Ok(events) => p.media = events,
+                    Err(e) => {
+                        tracing::error!(transport = %kind, "cannot open a transport: {e}");
+                        let refusal = Session::refuse(ErrorCode::Internal, e.to_string());
+                        Box::pin(execute(refusal, p)).await;
+                        return false;
+                    }
+                }
+            }
             Action::Close { code, reason } => {
-                tracing::info!(participant = id, code, "closing signalling: {reason}");
-                let _ = send(sink, Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                tracing::info!(participant = p.id, code, "closing the socket: {reason}");
+                p.writer.send(Message::Close(Some(CloseFrame { code, reason: reason.into() })));
                 open = false;
             }
         }
@@ -85,81 +103,135 @@ async fn execute(actions: Vec<Action>, sink: &mut Sink, room: &RoomActor, id: u6
     open
 }
 
-async fn serve(socket: WebSocket, app: Arc<App>, who: AuthedUser) {
-    let (mut sink, stream) = socket.split();
+async fn serve(socket: WebSocket, app: Arc<App>, who: AuthedUser, asked: Option<Kind>) {
+    let (sink, stream) = socket.split();
+    let room = app.room.clone();
+    // The writer asks for keyframes for a socket viewer that skipped frames.
+    let (writer, written) = Writer::spawn(sink, move || room.transports().request_keyframe());
     // The slot is taken before the greeting, so concurrent connects cannot overfill.
     let slot = match app.room.reserve() {
         Ok(slot) => slot,
         Err(full) => {
             tracing::warn!(user = who.user, "{full}");
-            execute(Session::refuse(ErrorCode::ServerFull, full.to_string()), &mut sink, &app.room, 0).await;
+            let mut p = Participant::new(0, app, who, writer);
+            execute(Session::refuse(ErrorCode::ServerFull, full.to_string()), &mut p).await;
+            drop(p);
+            let _ = written.await;
             return;
         }
     };
     let span = tracing::info_span!("participant", id = slot.id, user = %who.user, role = %who.role);
-    participant(slot, sink, stream, app, who).instrument(span).await;
+    let p = Participant::new(slot.id, app, who, writer);
+    participant(slot, p, stream, written, asked).instrument(span).await;
+}
+
+/// What a participant's task holds.
+struct Participant {
+    id: u64,
+    app: Arc<App>,
+    who: AuthedUser,
+    writer: Writer,
+    /// Events of the current transport (a switch replaces the channel, so a closed
+    /// transport's late events are dropped with the old one).
+    media: UnboundedReceiver<TransportEvent>,
+}
+
+impl Participant {
+    fn new(id: u64, app: Arc<App>, who: AuthedUser, writer: Writer) -> Self {
+        Self { id, app, who, writer, media: mpsc::unbounded_channel().1 }
+    }
+
+    /// Opens a transport of `kind` for this participant; its events come on the result.
+    async fn open(&self, kind: Kind) -> Result<UnboundedReceiver<TransportEvent>, OpenError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let wire = match kind {
+            Kind::Webrtc => Wire::Webrtc {
+                ice: self.app.ice.for_viewer(&self.who.user, super::now_unix()),
+                inbound: self.app.room.inbound(self.id),
+            },
+            Kind::Websocket => {
+                let feed = Arc::new(Feed::new());
+                self.writer.set_feed(Some(feed.clone()));
+                Wire::Websocket { feed }
+            }
+        };
+        let room = self.app.room.clone();
+        let id = self.id;
+        match tokio::task::spawn_blocking(move || room.transports().open(id, wire, tx)).await {
+            Ok(Ok(())) => Ok(rx),
+            Ok(Err(e)) => {
+                self.writer.set_feed(None);
+                Err(e)
+            }
+            Err(e) => Err(OpenError(format!("transport setup panicked: {e}"))),
+        }
+    }
 }
 
 /// One participant's life, from the greeting to leaving the room.
 async fn participant(
-    slot: crate::room::Reservation,
-    mut sink: Sink,
-    mut stream: futures_util::stream::SplitStream<WebSocket>,
-    app: Arc<App>,
-    who: AuthedUser,
+    slot: Reservation,
+    mut p: Participant,
+    mut stream: SplitStream<WebSocket>,
+    mut written: tokio::task::JoinHandle<String>,
+    asked: Option<Kind>,
 ) {
-    let id = slot.id;
-    let ice = app.ice.for_viewer(&who.user, super::now_unix());
-    let (mut session, greeting) =
-        Session::start(&crate::room::state::name(id), who.role, &who.user, ice.browser.clone(), ice.relay_only);
-    if !execute(greeting, &mut sink, &app.room, id).await {
+    let id = p.id;
+    let kind = p.app.transport.initial(asked);
+    let ice = p.app.ice.for_viewer(&p.who.user, super::now_unix());
+    let (mut session, greeting) = Session::start(Start {
+        viewer_id: crate::room::state::name(id),
+        role: p.who.role,
+        user: p.who.user.clone(),
+        ice_servers: ice.browser,
+        relay_only: ice.relay_only,
+        transport: kind,
+        offered: p.app.transport.offered(),
+    });
+    if !execute(greeting, &mut p).await {
         return;
     }
-    let (tx, mut media) = mpsc::unbounded_channel();
-    let inbound = app.room.inbound(id);
-    let room = app.room.clone();
-    let opened = tokio::task::spawn_blocking(move || room.transports().open(id, &ice, tx, inbound)).await;
-    match opened {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            tracing::error!("cannot open a transport: {e}");
+    match p.open(kind).await {
+        Ok(events) => p.media = events,
+        Err(e) => {
+            tracing::error!(transport = %kind, "cannot open a transport: {e}");
             // A transport that failed to open left nothing behind (`ViewerBranch::create`
             // undoes its own work), and the slot goes back when `slot` drops.
-            execute(Session::refuse(ErrorCode::Internal, e.to_string()), &mut sink, &app.room, id).await;
-            return;
-        }
-        Err(e) => {
-            tracing::error!("transport setup panicked: {e}");
+            execute(Session::refuse(ErrorCode::Internal, e.to_string()), &mut p).await;
+            drop(p);
+            let _ = written.await;
             return;
         }
     }
+    tracing::info!(transport = %kind, "media transport opened");
     let (room_tx, mut room_rx) = mpsc::unbounded_channel::<ServerMessage>();
-    app.room.join(slot, &who, room_tx);
+    p.app.room.join(slot, &p.who, room_tx);
 
     let mut ping = tokio::time::interval(PING_EVERY);
     let mut liveness = Liveness::new(Instant::now(), SILENCE_LIMIT);
+    let mut writer_stopped = false;
     let reason = loop {
         let actions = tokio::select! {
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(t))) => { liveness.heard(Instant::now()); session.handle(Event::ClientText(t.to_string())) }
-                Some(Ok(Message::Binary(b))) => session.handle(Event::ClientBinary(b.len())),
+                Some(Ok(Message::Binary(b))) => { liveness.heard(Instant::now()); session.handle(Event::ClientBinary(b.to_vec())) }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => { liveness.heard(Instant::now()); Vec::new() }
                 Some(Ok(Message::Close(_))) | None => break "closed by the browser".to_string(),
                 // Frames beyond even the transport limit end here, without a reply.
                 Some(Err(e)) => break format!("WebSocket error: {e}"),
             },
-            event = media.recv() => match event {
+            event = p.media.recv() => match event {
                 Some(TransportEvent::Offer(sdp)) => session.handle(Event::LocalOffer(sdp)),
                 Some(TransportEvent::Ice { candidate, sdp_mline_index }) => session.handle(Event::LocalIce { candidate, sdp_mline_index }),
                 Some(TransportEvent::AnswerApplied) => session.handle(Event::AnswerApplied),
                 Some(TransportEvent::AnswerRejected(why)) => session.handle(Event::AnswerRejected(why)),
                 Some(TransportEvent::Connected) => {
-                    tracing::info!("WebRTC connected");
+                    tracing::info!(transport = %session.transport(), "media connected");
                     session.handle(Event::MediaConnected)
                 }
                 Some(TransportEvent::Failed(why)) => session.handle(Event::MediaFailed(why)),
                 Some(TransportEvent::ChannelOpen) => {
-                    app.room.channel_open(id);
+                    p.app.room.channel_open(id);
                     Vec::new()
                 }
                 None => break "media engine gone".to_string(),
@@ -168,23 +240,32 @@ async fn participant(
                 Some(msg) => vec![Action::Send(msg)],
                 None => break "removed from the room".to_string(),
             },
+            why = &mut written => {
+                writer_stopped = true;
+                break format!("socket writer stopped: {}", why.unwrap_or_else(|e| e.to_string()));
+            }
             _ = ping.tick() => {
                 if let Err(silence) = liveness.check(Instant::now()) {
                     break format!("no sign of life for {} s", silence.as_secs());
                 }
-                if !send(&mut sink, Message::Ping(Vec::new().into())).await {
+                if !p.writer.send(Message::Ping(Vec::new().into())) {
                     break "ping failed".to_string();
                 }
                 Vec::new()
             }
         };
-        if !execute(actions, &mut sink, &app.room, id).await || session.is_closed() {
+        if !execute(actions, &mut p).await || session.is_closed() {
             break "closed by the server".to_string();
         }
     };
     // One place releases everything the participant held: input, pointer lock,
     // control, clipboard transfers, its transport and its slot.
-    let room = app.room.clone();
+    let room = p.app.room.clone();
     let _ = tokio::task::spawn_blocking(move || room.leave(id)).await;
+    // Let the writer send what is queued (a close frame) before the socket goes.
+    drop(p);
+    if !writer_stopped {
+        let _ = tokio::time::timeout(Duration::from_secs(2), written).await;
+    }
     tracing::info!("participant left: {reason}");
 }

@@ -1,10 +1,13 @@
-//! Media: one shared capture/encode pipeline per desktop, one webrtcbin branch per viewer.
+//! Media: one shared capture/encode pipeline per desktop; per viewer, a webrtcbin branch
+//! (WebRTC) or a feed of the encoder's access units (WebSocket).
 
+pub mod annexb;
 pub mod encoder;
 pub mod grave;
 pub mod keyframe;
 pub mod pipeline;
 mod ports;
+mod sockets;
 pub mod spec;
 pub mod stats;
 mod viewer;
@@ -18,7 +21,8 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::transport::{InboundHandler, TransportEvent};
+use crate::transport::feed::Feed;
+use crate::transport::{Kind, TransportEvent, Wire};
 pub use encoder::{EncodeParams, EncoderChoice, EncoderKind, EncoderPreference};
 pub use pipeline::CaptureSource;
 pub use viewer::{IceSettings, Track};
@@ -145,10 +149,32 @@ impl Health {
     }
 }
 
+/// What carries one viewer's media.
+enum Attached {
+    Rtc(ViewerBranch),
+    Socket(Arc<Feed>),
+}
+
 /// The per-viewer event channel plus what it needs to route bus errors.
 struct ViewerSlot {
-    branch: Option<ViewerBranch>,
+    attached: Attached,
     events: UnboundedSender<TransportEvent>,
+}
+
+impl ViewerSlot {
+    fn branch(&self) -> Option<&ViewerBranch> {
+        match &self.attached {
+            Attached::Rtc(b) => Some(b),
+            Attached::Socket(_) => None,
+        }
+    }
+
+    fn send_text(&self, text: &str) -> bool {
+        match &self.attached {
+            Attached::Rtc(b) => b.send_text(text, DATA_BUFFER_LIMIT),
+            Attached::Socket(feed) => feed.push_channel(text, DATA_BUFFER_LIMIT),
+        }
+    }
 }
 
 /// A desktop's shared pipeline.
@@ -162,6 +188,8 @@ pub struct Desktop {
     viewer_queue_bytes: u32,
     ice: IceSettings,
     viewers: Mutex<HashMap<u64, ViewerSlot>>,
+    /// The WebSocket viewers' feeds, offered every access unit.
+    sockets: Arc<sockets::Sockets>,
     /// Stopped branches waiting to be freed (`grave`).
     graves: Mutex<grave::Graves<ViewerBranch>>,
     keyframes: Arc<Mutex<keyframe::KeyframeGate>>,
@@ -193,6 +221,7 @@ impl Desktop {
             .map_err(|_| MediaError::Build("not a pipeline".into()))?;
         let by_name = |n: &str| pipeline.by_name(n).ok_or_else(|| MediaError::Build(format!("no element {n}")));
         let tracks = vec![viewer::Track { name: "video", rtp: by_name(pipeline::VIDEO_RTP_TEE)? }];
+        let au_tee = by_name(pipeline::VIDEO_AU_TEE)?;
         let encoder = by_name("encoder")?;
         let capture = by_name("capture")?;
         let health = Arc::new(Health::new());
@@ -214,6 +243,7 @@ impl Desktop {
             viewer_queue_bytes: viewer_queue_bytes(params),
             ice,
             viewers: Mutex::new(HashMap::new()),
+            sockets: Arc::new(sockets::Sockets::default()),
             graves: Mutex::new(grave::Graves::new(grave::GRACE, grave::CAP)),
             keyframes: Arc::new(Mutex::new(keyframe::KeyframeGate::new(KEYFRAME_MIN_INTERVAL))),
             health,
@@ -222,6 +252,16 @@ impl Desktop {
             framerate: params.framerate,
             stop: Arc::new(AtomicBool::new(false)),
             fatal: tokio::sync::watch::channel(None).0,
+        });
+        let weak = Arc::downgrade(&desktop);
+        desktop.sockets.attach(&au_tee, move || {
+            // Not on the encoder's thread: forcing a keyframe sends an event back into it.
+            let weak = weak.clone();
+            let _ = std::thread::Builder::new().name("kelpie-keyframe".into()).spawn(move || {
+                if let Some(d) = weak.upgrade() {
+                    d.request_keyframe();
+                }
+            });
         });
         desktop.spawn_bus_thread();
         desktop.spawn_stats_thread();
@@ -240,54 +280,67 @@ impl Desktop {
         self.viewers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds a viewer branch; its offer and candidates arrive on `events`.
-    pub fn add_viewer(
-        &self,
-        id: u64,
-        servers: &crate::turn::ViewerIce,
-        events: UnboundedSender<TransportEvent>,
-        on_input: InboundHandler,
-    ) -> Result<(), MediaError> {
-        let branch = ViewerBranch::create(
-            id,
-            &self.pipeline,
-            &self.tracks,
-            self.viewer_queue_bytes,
-            &self.ice,
-            servers,
-            events.clone(),
-            on_input,
-        )?;
-        self.viewers().insert(id, ViewerSlot { branch: Some(branch), events });
+    /// Adds a viewer on `wire`. A WebRTC branch's offer and candidates arrive on
+    /// `events`; a WebSocket viewer is connected at once and waits for a keyframe.
+    pub fn add_viewer(&self, id: u64, wire: Wire, events: UnboundedSender<TransportEvent>) -> Result<(), MediaError> {
+        let attached = match wire {
+            Wire::Webrtc { ice, inbound } => Attached::Rtc(ViewerBranch::create(
+                id,
+                &self.pipeline,
+                &self.tracks,
+                self.viewer_queue_bytes,
+                &self.ice,
+                &ice,
+                events.clone(),
+                inbound,
+            )?),
+            Wire::Websocket { feed } => {
+                self.sockets.add(id, feed.clone());
+                let _ = events.send(TransportEvent::ChannelOpen);
+                let _ = events.send(TransportEvent::Connected);
+                Attached::Socket(feed)
+            }
+        };
+        self.viewers().insert(id, ViewerSlot { attached, events });
         Ok(())
+    }
+
+    /// Each WebSocket viewer's video frames: (id, sent, skipped).
+    pub fn socket_counts(&self) -> Vec<(u64, u64, u64)> {
+        self.sockets.counts()
+    }
+
+    /// Viewers on each kind of transport.
+    pub fn kinds(&self) -> Vec<(Kind, usize)> {
+        let sockets = self.sockets.len();
+        let total = self.viewers().len();
+        vec![(Kind::Webrtc, total.saturating_sub(sockets)), (Kind::Websocket, sockets)]
     }
 
     pub fn apply_answer(&self, id: u64, sdp: &str) {
         if let Some(slot) = self.viewers().get(&id) {
-            if let Some(b) = &slot.branch {
+            if let Some(b) = slot.branch() {
                 b.apply_answer(sdp, slot.events.clone());
             }
         }
     }
 
     pub fn add_ice(&self, id: u64, sdp_mline_index: u32, candidate: &str) {
-        if let Some(Some(b)) = self.viewers().get(&id).map(|s| s.branch.as_ref()) {
+        if let Some(b) = self.viewers().get(&id).and_then(|s| s.branch()) {
             b.add_ice(sdp_mline_index, candidate);
         }
     }
 
-    /// Sends a text message to one viewer's data channel; false if it could not be sent
-    /// (channel not open, or the viewer is not reading and its buffer is full).
+    /// Sends a text message to one viewer's data channel (or socket); false if it could
+    /// not be sent (channel not open, or the viewer is not reading and its buffer is full).
     pub fn send_data(&self, id: u64, text: &str) -> bool {
-        self.viewers().get(&id).and_then(|s| s.branch.as_ref()).is_some_and(|b| b.send_text(text, DATA_BUFFER_LIMIT))
+        self.viewers().get(&id).is_some_and(|s| s.send_text(text))
     }
 
     /// Sends a text message to every viewer whose data channel is open.
     pub fn broadcast_data(&self, text: &str) {
         for slot in self.viewers().values() {
-            if let Some(b) = &slot.branch {
-                b.send_text(text, DATA_BUFFER_LIMIT);
-            }
+            slot.send_text(text);
         }
     }
 
@@ -348,14 +401,22 @@ impl Desktop {
 
     /// Bytes queued on a viewer's data channel, or `None` if it has no open channel.
     pub fn data_buffered(&self, id: u64) -> Option<u64> {
-        self.viewers().get(&id).and_then(|s| s.branch.as_ref()).and_then(|b| b.data_buffered())
+        self.viewers().get(&id).and_then(|s| match &s.attached {
+            Attached::Rtc(b) => b.data_buffered(),
+            Attached::Socket(feed) => Some(feed.channel_buffered()),
+        })
     }
 
     /// Tears a viewer's branch down. Blocking (waits for the branch to stop).
     pub fn remove_viewer(&self, id: u64) {
-        let branch = self.viewers().remove(&id).and_then(|s| s.branch);
+        let attached = self.viewers().remove(&id).map(|s| s.attached);
         self.stats.forget_viewer(id);
-        if let Some(b) = branch {
+        if let Some(Attached::Socket(feed)) = &attached {
+            self.sockets.remove(id);
+            feed.close();
+            tracing::info!(viewer = id, "WebSocket viewer removed");
+        }
+        if let Some(Attached::Rtc(b)) = attached {
             b.stop(&self.pipeline);
             tracing::info!(viewer = id, "viewer branch removed");
             // Freed later (see `grave`); anything over the cap is dropped here, unlocked.
@@ -409,7 +470,11 @@ impl Desktop {
     pub fn shutdown(&self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.pipeline.set_state(gst::State::Null);
-        self.viewers().clear();
+        for slot in self.viewers().drain().map(|(_, s)| s) {
+            if let Attached::Socket(feed) = slot.attached {
+                feed.close();
+            }
+        }
         let graves = self.graves().drain();
         drop(graves);
     }
@@ -447,7 +512,7 @@ impl Desktop {
                 let freed = d.graves().due(Instant::now());
                 drop(freed); // outside the lock: freeing a webrtcbin joins its threads
                 for (id, slot) in d.viewers().iter() {
-                    if let Some(b) = &slot.branch {
+                    if let Some(b) = slot.branch() {
                         let st = d.stats.clone();
                         let id = *id;
                         b.request_stats(move |s| st.set_viewer(id, stats::viewer_net_from_stats(s)));

@@ -1,12 +1,11 @@
 //! The desktop's side of the ports that the layers above use: the outbox (data-channel
-//! messages to participants) and the WebRTC transports.
+//! messages to participants) and the transports (WebRTC branches and WebSocket feeds).
 
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::Desktop;
 use crate::outbox::Outbox;
-use crate::transport::{InboundHandler, OpenError, TransportEvent, Transports};
-use crate::turn::ViewerIce;
+use crate::transport::{Kind, OpenError, TransportEvent, Transports, Wire};
 
 impl Outbox for Desktop {
     fn viewer_ids(&self) -> Vec<u64> {
@@ -21,14 +20,11 @@ impl Outbox for Desktop {
 }
 
 impl Transports for Desktop {
-    fn open(
-        &self,
-        id: u64,
-        ice: &ViewerIce,
-        events: UnboundedSender<TransportEvent>,
-        inbound: InboundHandler,
-    ) -> Result<(), OpenError> {
-        self.add_viewer(id, ice, events, inbound).map_err(|e| OpenError(e.to_string()))
+    fn open(&self, id: u64, wire: Wire, events: UnboundedSender<TransportEvent>) -> Result<(), OpenError> {
+        self.add_viewer(id, wire, events).map_err(|e| OpenError(e.to_string()))
+    }
+    fn kinds(&self) -> Vec<(Kind, usize)> {
+        Desktop::kinds(self)
     }
     fn apply_answer(&self, id: u64, sdp: &str) {
         Desktop::apply_answer(self, id, sdp)

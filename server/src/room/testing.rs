@@ -9,8 +9,7 @@ use super::state::Id;
 use crate::input::protocol::ClipChunk;
 use crate::input::InputEvent;
 use crate::outbox::Outbox;
-use crate::transport::{InboundHandler, OpenError, TransportEvent, Transports};
-use crate::turn::ViewerIce;
+use crate::transport::{Kind, OpenError, TransportEvent, Transports, Wire};
 
 /// What the desktop or the transports were asked to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,14 +72,11 @@ impl Desk for Recorder {
 }
 
 impl Transports for Recorder {
-    fn open(
-        &self,
-        _: u64,
-        _: &ViewerIce,
-        _: UnboundedSender<TransportEvent>,
-        _: InboundHandler,
-    ) -> Result<(), OpenError> {
+    fn open(&self, _: u64, _: Wire, _: UnboundedSender<TransportEvent>) -> Result<(), OpenError> {
         Ok(())
+    }
+    fn kinds(&self) -> Vec<(Kind, usize)> {
+        vec![]
     }
     fn apply_answer(&self, _: u64, _: &str) {}
     fn add_ice(&self, _: u64, _: u32, _: &str) {}

@@ -3,6 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::auth::Role;
+pub use crate::transport::Kind;
+
+/// A transport switch's reason is shown in the server's log; longer ones are cut.
+pub const MAX_REASON_CHARS: usize = 200;
 
 /// Largest signalling frame accepted. Real SDP answers are a few KiB; anything near this
 /// limit is a bug or an attack, and is answered with `too_large`.
@@ -30,6 +34,15 @@ pub enum ServerMessage {
         ice_servers: Vec<IceServer>,
         /// `"relay"` when media must go through TURN, else `"all"` (RTCIceTransportPolicy).
         ice_transport_policy: &'static str,
+        /// The transport this participant's media starts on.
+        transport: Kind,
+        /// The transports this server offers (`--transport`): the page may switch among them.
+        transports: Vec<Kind>,
+    },
+    /// Media moves to `kind` from now on: for WebRTC an offer follows, for the WebSocket
+    /// binary frames do.
+    Transport {
+        kind: Kind,
     },
     Offer {
         sdp: String,
@@ -111,6 +124,13 @@ pub enum ClientMessage {
         #[serde(default)]
         to: Option<String>,
     },
+    /// Carry media on `kind` from now on (the page's automatic fallback, or its settings).
+    Transport {
+        kind: Kind,
+        /// Why the page asks, for the server's log ("no WebRTC media within 3 s").
+        #[serde(default)]
+        reason: String,
+    },
 }
 
 /// Machine-readable error codes, stable for clients.
@@ -122,6 +142,8 @@ pub enum ErrorCode {
     BadMessage,
     TooLarge,
     BinaryUnsupported,
+    /// A binary frame on the WebSocket transport that is not one a browser may send.
+    BadFrame,
     Unexpected,
     BadSdp,
     ServerFull,
@@ -135,7 +157,7 @@ pub struct ParseError {
     pub message: String,
 }
 
-const CLIENT_TYPES: [&str; 4] = ["answer", "ice", "ping", "control"];
+const CLIENT_TYPES: [&str; 5] = ["answer", "ice", "ping", "control", "transport"];
 
 /// Parses a text frame, classifying failures so the client gets a precise error code.
 pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
@@ -194,6 +216,16 @@ mod tests {
     }
 
     #[test]
+    fn transport_requests_parse_and_unknown_kinds_are_refused() {
+        let m = parse_client_message(r#"{"type":"transport","kind":"websocket","reason":"no media"}"#).unwrap();
+        assert_eq!(m, ClientMessage::Transport { kind: Kind::Websocket, reason: "no media".into() });
+        let m = parse_client_message(r#"{"type":"transport","kind":"webrtc"}"#).unwrap();
+        assert_eq!(m, ClientMessage::Transport { kind: Kind::Webrtc, reason: String::new() });
+        let bad = parse_client_message(r#"{"type":"transport","kind":"carrier-pigeon"}"#).unwrap_err();
+        assert_eq!(bad.code, ErrorCode::BadMessage);
+    }
+
+    #[test]
     fn errors_are_classified() {
         let code = |t: &str| parse_client_message(t).unwrap_err().code;
         assert_eq!(code("not json"), ErrorCode::BadJson);
@@ -217,12 +249,15 @@ mod tests {
             user: "bob".into(),
             ice_servers: vec![],
             ice_transport_policy: "all",
+            transport: Kind::Webrtc,
+            transports: vec![Kind::Webrtc, Kind::Websocket],
         }
         .to_json();
         assert_eq!(
             j,
-            r#"{"type":"welcome","viewer_id":"v1","role":"guest","user":"bob","ice_servers":[],"ice_transport_policy":"all"}"#
+            r#"{"type":"welcome","viewer_id":"v1","role":"guest","user":"bob","ice_servers":[],"ice_transport_policy":"all","transport":"webrtc","transports":["webrtc","websocket"]}"#
         );
+        assert_eq!(ServerMessage::Transport { kind: Kind::Websocket }.to_json(), r#"{"type":"transport","kind":"websocket"}"#);
         let j = ServerMessage::Room {
             you: "v2".into(),
             control: Some("v1".into()),

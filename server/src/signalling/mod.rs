@@ -4,4 +4,4 @@ pub mod messages;
 pub mod session;
 
 pub use messages::{ControlAction, ErrorCode, IceServer, ParticipantView, ServerMessage};
-pub use session::{Action, Event, Session};
+pub use session::{Action, Event, Session, Start};

@@ -5,8 +5,10 @@
 //! conversation as "this goes in, exactly these come out".
 
 use super::messages::{
-    parse_client_message, ClientMessage, ControlAction, ErrorCode, IceServer, Role, ServerMessage, MAX_MESSAGE_BYTES,
+    parse_client_message, ClientMessage, ControlAction, ErrorCode, IceServer, Kind, Role, ServerMessage,
+    MAX_MESSAGE_BYTES, MAX_REASON_CHARS,
 };
+use crate::transport::frame::{self, FrameError};
 
 /// WebSocket close codes used when the server ends a session.
 pub mod close_code {
@@ -29,6 +31,8 @@ pub enum State {
     ApplyingAnswer,
     /// Negotiated; ICE and media flow.
     Established,
+    /// Media and data-channel messages travel as binary frames on this socket.
+    Socket,
     /// The session is over; every further event is ignored.
     Closed,
 }
@@ -38,8 +42,8 @@ pub enum State {
 pub enum Event {
     /// A text frame from the browser.
     ClientText(String),
-    /// A binary frame from the browser (only its size matters).
-    ClientBinary(usize),
+    /// A binary frame from the browser.
+    ClientBinary(Vec<u8>),
     /// The media engine created our offer.
     LocalOffer(String),
     /// The media engine found a local ICE candidate.
@@ -75,32 +79,58 @@ pub enum Action {
         action: ControlAction,
         to: Option<String>,
     },
+    /// A data-channel message that arrived on the socket: hand it to the room.
+    Inbound(String),
+    /// Close the current transport and open one of `kind` (the actions after this one
+    /// assume it is open).
+    Switch {
+        kind: Kind,
+        reason: String,
+    },
+}
+
+/// What a session starts with: who the participant is and how its media travels.
+#[derive(Clone, Debug)]
+pub struct Start {
+    pub viewer_id: String,
+    pub role: Role,
+    pub user: String,
+    pub ice_servers: Vec<IceServer>,
+    pub relay_only: bool,
+    /// The transport media starts on.
+    pub transport: Kind,
+    /// The transports the server offers; the page may switch among these.
+    pub offered: Vec<Kind>,
 }
 
 /// One viewer's signalling conversation.
 #[derive(Debug)]
 pub struct Session {
     state: State,
+    kind: Kind,
+    offered: Vec<Kind>,
 }
 
 impl Session {
     /// Starts a session; the returned actions greet the viewer.
-    pub fn start(
-        viewer_id: &str,
-        role: Role,
-        user: &str,
-        ice_servers: Vec<IceServer>,
-        relay_only: bool,
-    ) -> (Self, Vec<Action>) {
-        let ice_transport_policy = if relay_only { "relay" } else { "all" };
+    pub fn start(start: Start) -> (Self, Vec<Action>) {
+        let ice_transport_policy = if start.relay_only { "relay" } else { "all" };
         let welcome = ServerMessage::Welcome {
-            viewer_id: viewer_id.to_owned(),
-            role,
-            user: user.to_owned(),
-            ice_servers,
+            viewer_id: start.viewer_id,
+            role: start.role,
+            user: start.user,
+            ice_servers: start.ice_servers,
             ice_transport_policy,
+            transport: start.transport,
+            transports: start.offered.clone(),
         };
-        (Self { state: State::CreatingOffer }, vec![Action::Send(welcome)])
+        let session = Self { state: media_state(start.transport), kind: start.transport, offered: start.offered };
+        (session, vec![Action::Send(welcome)])
+    }
+
+    /// The transport media travels on now.
+    pub fn transport(&self) -> Kind {
+        self.kind
     }
 
     /// A session refused before it starts, e.g. because the server is full.
@@ -130,15 +160,21 @@ impl Session {
                 Ok(msg) => self.on_client_message(msg),
                 Err(e) => self.fail(e.code, e.message),
             },
-            Event::ClientBinary(len) => self.fail(
-                if len > MAX_MESSAGE_BYTES { ErrorCode::TooLarge } else { ErrorCode::BinaryUnsupported },
-                format!("binary frame of {len} bytes: signalling is JSON text"),
+            Event::ClientBinary(bytes) if self.state == State::Socket => match frame::parse_client(&bytes) {
+                Ok(text) => vec![Action::Inbound(text.to_owned())],
+                Err(e @ FrameError::TooLarge(_)) => self.fail(ErrorCode::TooLarge, e.to_string()),
+                Err(e) => self.fail(ErrorCode::BadFrame, e.to_string()),
+            },
+            Event::ClientBinary(bytes) => self.fail(
+                if bytes.len() > MAX_MESSAGE_BYTES { ErrorCode::TooLarge } else { ErrorCode::BinaryUnsupported },
+                format!("binary frame of {} bytes: media is on WebRTC, and signalling is JSON text", bytes.len()),
             ),
             Event::LocalOffer(sdp) if self.state == State::CreatingOffer => {
                 self.state = State::OfferSent;
                 vec![Action::Send(ServerMessage::Offer { sdp })]
             }
             Event::LocalOffer(_) => Vec::new(),
+            Event::LocalIce { .. } if self.state == State::Socket => Vec::new(),
             Event::LocalIce { candidate, sdp_mline_index } => {
                 vec![Action::Send(ServerMessage::Ice { candidate, sdp_mline_index })]
             }
@@ -159,6 +195,7 @@ impl Session {
         match msg {
             ClientMessage::Ping => vec![Action::Send(ServerMessage::Pong)],
             ClientMessage::Control { action, to } => vec![Action::Control { action, to }],
+            ClientMessage::Transport { kind, reason } => self.switch(kind, reason),
             ClientMessage::Answer { sdp } => {
                 if self.state != State::OfferSent {
                     return self.fail(ErrorCode::Unexpected, format!("answer not expected in state {:?}", self.state));
@@ -185,6 +222,21 @@ impl Session {
         }
     }
 
+    /// The page asks for another transport: switch if the server offers it.
+    fn switch(&mut self, kind: Kind, reason: String) -> Vec<Action> {
+        if !self.offered.contains(&kind) {
+            let offered: Vec<&str> = self.offered.iter().map(|k| k.as_str()).collect();
+            let text = format!("this server does not offer the {kind} transport (it offers {})", offered.join(", "));
+            return vec![Action::Send(ServerMessage::Notice { text })];
+        }
+        if kind == self.kind {
+            return Vec::new();
+        }
+        self.kind = kind;
+        self.state = media_state(kind);
+        vec![Action::Switch { kind, reason: printable(&reason) }, Action::Send(ServerMessage::Transport { kind })]
+    }
+
     fn fail(&mut self, code: ErrorCode, message: String) -> Vec<Action> {
         self.state = State::Closed;
         Self::refuse(code, message)
@@ -206,6 +258,19 @@ fn check_answer_sdp(sdp: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Where a session on `kind` starts: waiting for our offer, or straight to socket media.
+fn media_state(kind: Kind) -> State {
+    match kind {
+        Kind::Webrtc => State::CreatingOffer,
+        Kind::Websocket => State::Socket,
+    }
+}
+
+/// A browser-supplied reason as one log-safe line of at most [`MAX_REASON_CHARS`].
+fn printable(reason: &str) -> String {
+    reason.chars().filter(|c| !c.is_control()).take(MAX_REASON_CHARS).collect()
+}
+
 /// Close reasons must fit a WebSocket control frame (123 bytes).
 fn truncate_reason(s: &str) -> String {
     let mut out = String::new();
@@ -224,8 +289,24 @@ mod tests {
 
     const ANSWER: &str = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=fingerprint:sha-256 AA\r\n";
 
+    fn start_on(transport: Kind, role: Role) -> Start {
+        Start {
+            viewer_id: "v1".into(),
+            role,
+            user: "kelpie".into(),
+            ice_servers: vec![],
+            relay_only: false,
+            transport,
+            offered: vec![Kind::Webrtc, Kind::Websocket],
+        }
+    }
+
+    fn fresh() -> Session {
+        Session::start(start_on(Kind::Webrtc, Role::Owner)).0
+    }
+
     fn started() -> Session {
-        let (mut s, out) = Session::start("v1", Role::Owner, "kelpie", vec![], false);
+        let (mut s, out) = Session::start(start_on(Kind::Webrtc, Role::Owner));
         assert!(matches!(out.as_slice(), [Action::Send(ServerMessage::Welcome { .. })]));
         assert_eq!(
             s.handle(Event::LocalOffer("OFFER".into())),
@@ -264,14 +345,14 @@ mod tests {
 
     #[test]
     fn local_candidates_are_forwarded_in_any_live_state() {
-        let (mut s, _) = Session::start("v1", Role::Owner, "kelpie", vec![], false);
+        let mut s = fresh();
         let out = s.handle(Event::LocalIce { candidate: "candidate:x".into(), sdp_mline_index: 0 });
         assert_eq!(out, vec![Action::Send(ServerMessage::Ice { candidate: "candidate:x".into(), sdp_mline_index: 0 })]);
     }
 
     #[test]
     fn answer_before_offer_is_unexpected() {
-        let (mut s, _) = Session::start("v1", Role::Owner, "kelpie", vec![], false);
+        let mut s = fresh();
         assert_eq!(error_code(&s.handle(Event::ClientText(answer_json()))), Some(ErrorCode::Unexpected));
         assert!(s.is_closed());
     }
@@ -302,7 +383,64 @@ mod tests {
     #[test]
     fn binary_frames_are_refused() {
         let mut s = started();
-        assert_eq!(error_code(&s.handle(Event::ClientBinary(10))), Some(ErrorCode::BinaryUnsupported));
+        assert_eq!(error_code(&s.handle(Event::ClientBinary(vec![1, b'{', b'}']))), Some(ErrorCode::BinaryUnsupported));
+    }
+
+    #[test]
+    fn a_socket_session_carries_channel_frames_and_refuses_malformed_ones() {
+        let (mut s, out) = Session::start(start_on(Kind::Websocket, Role::Guest));
+        assert!(matches!(&out[0], Action::Send(ServerMessage::Welcome { transport: Kind::Websocket, .. })));
+        assert_eq!(s.state(), State::Socket);
+        assert_eq!(s.handle(Event::ClientBinary(frame::channel(r#"{"t":"k"}"#).to_vec())), vec![
+            Action::Inbound(r#"{"t":"k"}"#.into())
+        ]);
+        assert_eq!(s.handle(Event::MediaConnected), vec![Action::RequestKeyframe]);
+        assert!(s.handle(Event::LocalIce { candidate: "candidate:x".into(), sdp_mline_index: 0 }).is_empty());
+        for (bad, code) in [
+            (vec![], ErrorCode::BadFrame),
+            (vec![9, 1, 2], ErrorCode::BadFrame),
+            (vec![1, 0xff], ErrorCode::BadFrame),
+            (vec![1; frame::MAX_CLIENT_FRAME + 1], ErrorCode::TooLarge),
+        ] {
+            let (mut s, _) = Session::start(start_on(Kind::Websocket, Role::Guest));
+            assert_eq!(error_code(&s.handle(Event::ClientBinary(bad))), Some(code));
+            assert!(s.is_closed());
+        }
+        let (mut s, _) = Session::start(start_on(Kind::Websocket, Role::Guest));
+        assert_eq!(error_code(&s.handle(Event::ClientText(answer_json()))), Some(ErrorCode::Unexpected));
+    }
+
+    #[test]
+    fn switching_transport_closes_one_opens_the_other_and_says_so() {
+        let mut s = started();
+        let ask = r#"{"type":"transport","kind":"websocket","reason":"no media\nwithin 3 s"}"#;
+        assert_eq!(s.handle(Event::ClientText(ask.into())), vec![
+            Action::Switch { kind: Kind::Websocket, reason: "no mediawithin 3 s".into() },
+            Action::Send(ServerMessage::Transport { kind: Kind::Websocket }),
+        ]);
+        assert_eq!(s.state(), State::Socket);
+        assert!(s.handle(Event::ClientText(ask.into())).is_empty(), "already there");
+        // Back to WebRTC: a fresh offer is expected.
+        let back = r#"{"type":"transport","kind":"webrtc"}"#;
+        assert_eq!(s.handle(Event::ClientText(back.into()))[0], Action::Switch {
+            kind: Kind::Webrtc,
+            reason: String::new()
+        });
+        assert_eq!(s.state(), State::CreatingOffer);
+        assert_eq!(s.transport(), Kind::Webrtc);
+        assert_eq!(s.handle(Event::LocalOffer("O".into())), vec![Action::Send(ServerMessage::Offer { sdp: "O".into() })]);
+    }
+
+    #[test]
+    fn a_transport_the_server_does_not_offer_gets_a_notice_not_a_switch() {
+        let mut start = start_on(Kind::Webrtc, Role::Owner);
+        start.offered = vec![Kind::Webrtc];
+        let (mut s, _) = Session::start(start);
+        let out = s.handle(Event::ClientText(r#"{"type":"transport","kind":"websocket"}"#.into()));
+        let [Action::Send(ServerMessage::Notice { text })] = out.as_slice() else { panic!("{out:?}") };
+        assert!(text.contains("does not offer the websocket transport"), "{text}");
+        assert_eq!(s.transport(), Kind::Webrtc);
+        assert!(!s.is_closed());
     }
 
     #[test]
@@ -338,7 +476,7 @@ mod tests {
 
     #[test]
     fn control_requests_go_to_the_room_in_any_live_state() {
-        let (mut s, _) = Session::start("v1", Role::Guest, "bob", vec![], false);
+        let (mut s, _) = Session::start(start_on(Kind::Webrtc, Role::Guest));
         let out = s.handle(Event::ClientText(r#"{"type":"control","action":"request"}"#.into()));
         assert_eq!(out, vec![Action::Control { action: ControlAction::Request, to: None }]);
         assert!(!s.is_closed());
