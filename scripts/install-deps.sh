@@ -14,7 +14,8 @@ case "$profile" in
   build) want=("${build[@]}") ;;
   run)   want=("${build[@]}" "${x[@]}" xterm dbus-x11 xfce4-session xfwm4 xfce4-panel xfdesktop4 xfce4-terminal
                 thunar xfce4-settings adwaita-icon-theme fonts-dejavu-core) ;;
-  test)  want=("${build[@]}" "${x[@]}" x11-xserver-utils xterm xdotool xclip chromium nodejs npm fonts-dejavu-core) ;;
+  test)  want=("${build[@]}" "${x[@]}" x11-xserver-utils xterm xdotool xclip chromium nodejs npm fonts-dejavu-core
+                iproute2 iptables openssl) ;;
   *) echo "usage: $0 build|run|test" >&2; exit 2 ;;
 esac
 

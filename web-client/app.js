@@ -89,6 +89,7 @@ const session = new Session(location.href, {
     video.requestVideoFrameCallback?.(() => { attempt.first_frame ??= Math.round(performance.now()); });
   },
   onChannel: channel.setChannel,
+  onTransport: () => settings?.showTransport(),
 }, { transport: loadSettings().transport });
 
 const input = attachInput(video, send);

@@ -105,7 +105,6 @@ export function attachSettings(video, input, send, { onTransport = () => {}, tra
     const text = t ? `Media: ${t.kind === 'websocket' ? 'WebSocket' : 'WebRTC'} (${t.reason})` : 'Media: not connected';
     if (transportInfo.textContent !== text) transportInfo.textContent = text;
   }
-  setInterval(() => { if (!panel.hidden) showTransport(); }, 1000);
   gear.addEventListener('click', () => {
     showTransport();
     panel.hidden = !panel.hidden;
@@ -192,5 +191,5 @@ export function attachSettings(video, input, send, { onTransport = () => {}, tra
 
   applyScaling();
 
-  return { settings, toggleFullscreen, sendSize, resend, setControl };
+  return { settings, toggleFullscreen, sendSize, resend, setControl, showTransport };
 }

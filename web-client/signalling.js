@@ -26,6 +26,10 @@ const KEYFRAME_ASK_MS = 500;
 
 export const TRANSPORT_CHOICES = ['auto', 'webrtc', 'websocket'];
 
+/** Why this page cannot take media over the WebSocket, for the person reading the badge. */
+export const NO_SOCKET_MEDIA = 'this page cannot use the WebSocket transport: browsers offer its video decoder '
+  + '(WebCodecs) only to secure pages, so open Kelpie over https:// (or on localhost)';
+
 /**
  * The WebSocket URL next to the page, so a reverse proxy's base path is kept;
  * `transport` asks the server to start media on that kind.
@@ -73,6 +77,7 @@ export class Session {
    *   onWelcome(welcome)      the server's welcome message (role, viewer_id, user)
    *   onRoom(room)            who is here and who has control (after welcome and every change)
    *   onNotice(notice)        a human-readable event for the user ({text})
+   *   onTransport({kind, reason})  media moved to another transport
    */
   constructor(href, hooks, { transport = 'auto' } = {}) {
     this.href = href;
@@ -195,7 +200,8 @@ export class Session {
     this.mark('ws_start');
     this.transport = null;
     this.pending = null;
-    const ws = new WebSocket(signallingUrl(this.href, wantedTransport(this.choice, this.fellBack)));
+    const wanted = wantedTransport(this.choice, this.fellBack);
+    const ws = new WebSocket(signallingUrl(this.href, wanted === 'websocket' && !SocketMedia.supported() ? null : wanted));
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
     ws.onopen = () => this.mark('ws_open');
@@ -229,7 +235,8 @@ export class Session {
         this.offered = Array.isArray(msg.transports) ? msg.transports : ['webrtc'];
         const kind = msg.transport === 'websocket' ? 'websocket' : 'webrtc';
         this.hooks.onWelcome?.(msg);
-        if (kind === 'websocket') this.#useSocket(ws, this.#startReason('websocket'));
+        if (kind === 'websocket' && !SocketMedia.supported()) this.#fail(ws, `The server sends media over the WebSocket, but ${NO_SOCKET_MEDIA}`);
+        else if (kind === 'websocket') this.#useSocket(ws, this.#startReason('websocket'));
         else this.#useWebrtc(ws, this.#startReason('webrtc'));
         break;
       }
@@ -287,12 +294,17 @@ export class Session {
   }
 
   #useWebrtc(ws, reason) {
+    this.#closePeer(this.pc);
+    this.#closeSocketMedia();
+    if (this.channel) this.#setChannel(null);
     this.transport = { kind: 'webrtc', reason };
+    this.hooks.onTransport?.(this.transport);
     this.#createPeer(ws, this.iceServers || [], this.icePolicy || 'all');
   }
 
   #useSocket(ws, reason) {
     this.transport = { kind: 'websocket', reason };
+    this.hooks.onTransport?.(this.transport);
     this.#closePeer(this.pc);
     this.#closeSocketMedia();
     const channel = new SocketChannel(ws);
@@ -338,6 +350,10 @@ export class Session {
     const check = (round) => {
       if (ws !== this.ws || this.transport?.kind !== 'webrtc' || this.timings.first_frame) return;
       const connected = this.pc?.connectionState === 'connected';
+      if (!SocketMedia.supported()) {
+        if (!connected) this.hooks.onNotice?.({ text: `No picture over WebRTC yet, and ${NO_SOCKET_MEDIA}.` });
+        return;
+      }
       if (connected && round === 0) {
         this.timers.push(setTimeout(() => check(1), FALLBACK_MS));
         return;
@@ -359,11 +375,15 @@ export class Session {
       this.hooks.onNotice?.({ text: `This server does not offer the ${kind} transport.` });
       return;
     }
+    if (kind === 'websocket' && !SocketMedia.supported()) {
+      this.hooks.onNotice?.({ text: `Media stays on WebRTC: ${NO_SOCKET_MEDIA}.` });
+      return;
+    }
     console.info(`kelpie: moving media to ${kind}: ${reason}`);
-    // Stop the old transport first so that nothing of it (ICE candidates) follows the ask.
-    this.#closePeer(this.pc);
-    this.#closeSocketMedia();
-    if (this.channel) this.#setChannel(null);
+    // Nothing of the old peer connection (ICE candidates) may follow the ask; it is closed
+    // once the server has let go of it (the reply), so that its closing is not reported
+    // to the server as a failure of the session.
+    if (this.pc) this.pc.onicecandidate = this.pc.onconnectionstatechange = null;
     this.pending = { kind, reason };
     this.#send(ws, { type: 'transport', kind, reason });
   }
@@ -417,7 +437,7 @@ export class Session {
         this.#clearTimers();
         this.#setState('connected');
       } else if (pc.connectionState === 'failed') {
-        if (this.choice === 'auto' && this.offered.includes('websocket')) {
+        if (this.choice === 'auto' && this.offered.includes('websocket') && SocketMedia.supported()) {
           this.fellBack = true;
           this.#switchTo(ws, 'websocket', 'the WebRTC connection failed');
         } else {

@@ -155,8 +155,10 @@ export class SocketMedia {
     this.closed = false;
   }
 
+  /** WebCodecs is there (secure contexts only) and a way to show its frames in a <video>. */
   static supported() {
-    return typeof VideoDecoder === 'function';
+    return typeof VideoDecoder === 'function' && typeof EncodedVideoChunk === 'function'
+      && (typeof MediaStreamTrackGenerator === 'function' || 'captureStream' in HTMLCanvasElement.prototype);
   }
 
   /** Statistics in the shape of an inbound-rtp report (what the tests and overlay read). */

@@ -43,7 +43,7 @@ variable "subdomain" {
 variable "turn_urls" {
   type        = string
   default     = ""
-  description = "TURN URLs for WebRTC media, comma separated (e.g. turn:turn.example.org:3478?transport=udp). Coder proxies HTTP only, so browsers outside the cluster network need TURN."
+  description = "TURN URLs for WebRTC media, comma separated (e.g. turn:turn.example.org:3478?transport=udp). Coder proxies HTTP only: without TURN, browsers outside the cluster network get media over the WebSocket instead."
 }
 
 variable "turn_secret_name" {

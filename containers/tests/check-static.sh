@@ -122,7 +122,7 @@ fails_closed() { # rendering must fail while the secret files are missing
 check "k8s: rendering without secrets fails (no default secrets)" fails_closed
 sh "$k8s/make-secrets.sh" "$k8s" >/dev/null
 
-variants=(base overlays/nvidia-gpu overlays/coturn)
+variants=(base overlays/nvidia-gpu overlays/coturn overlays/turn-tls-passthrough)
 render() { # render KUBECTL VARIANT OUTFILE
   "$1" kustomize "$k8s/$2" >"$3.tmp" 2>"$3.err" || { cat "$3.err"; return 1; }
   mv "$3.tmp" "$3"

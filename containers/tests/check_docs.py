@@ -27,11 +27,12 @@ CONTRACT_SETTINGS = {
     "KELPIE_TOKEN_SECRET_FILE", "KELPIE_TRUSTED_HEADER", "KELPIE_TRUSTED_PROXIES", "KELPIE_TLS_CERT", "KELPIE_TLS_KEY",
     "KELPIE_TURN_URLS", "KELPIE_TURN_USERNAME", "KELPIE_TURN_PASSWORD", "KELPIE_TURN_SECRET", "KELPIE_TURN_SECRET_FILE",
     "KELPIE_TURN_TTL", "KELPIE_STUN_URLS", "KELPIE_FORCE_RELAY", "KELPIE_BASE_PATH", "KELPIE_LOG",
+    "KELPIE_TRANSPORT",
 }
 CONTRACT_METRICS = {
     "kelpie_viewers", "kelpie_frames_encoded_total", "kelpie_delivered_fps", "kelpie_bitrate_bps",
     "kelpie_encode_seconds", "kelpie_rtt_seconds", "kelpie_packets_lost_total", "kelpie_input_events_total",
-    "kelpie_errors_total",
+    "kelpie_errors_total", "kelpie_transport_viewers", "kelpie_socket_frames_total",
 }
 
 

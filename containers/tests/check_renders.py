@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Checks on rendered Kelpie kustomizations beyond schema validity.
 
-    check_renders.py shape VARIANT RENDER.yaml    VARIANT: base | nvidia-gpu | coturn
+    check_renders.py shape VARIANT RENDER.yaml    VARIANT: base | nvidia-gpu | coturn | turn-tls-passthrough
     check_renders.py same RENDER_A.yaml RENDER_B.yaml
 
 `shape` checks that the pieces agree with each other and with what Kelpie needs: one desktop
 per pod (1 replica, Recreate), /health probes, writable /tmp, home and /dev/shm on a
 read-only root, every referenced ConfigMap/Secret key present in the render, the
 NetworkPolicy's UDP range equal to KELPIE_UDP_PORTS, and per overlay the GPU request and
-NVENC settings or the coturn wiring (shared secret, relay ports == Service ports).
+NVENC settings or the coturn wiring (shared secret, relay ports == Service ports, TURN over
+TLS: certificate mounted, TLS port published and admitted, turns: URLs on that port, and
+for passthrough the Ingress, a ClusterIP Service and relay addresses on the pod).
 
 `same` checks that two renders (e.g. by kustomize v2.0.3 and v5) are the same objects,
 ignoring generated-name hashes, key order and empty metadata maps.
@@ -65,6 +67,11 @@ def env_of(docs, c: dict[str, Any]) -> dict[str, str]:
     return env
 
 
+# Secrets that are created outside kustomize, on purpose (certificates with a life of their
+# own: cert-manager or `kubectl create secret tls`), and the keys they have.
+EXTERNAL_SECRETS = {"kelpie-turn-tls": {"tls.crt", "tls.key"}}
+
+
 def check_references(docs, problems: list[str]) -> None:
     """Every ConfigMap/Secret (and key) a pod refers to exists in the render."""
     objects = {(d["kind"], d["metadata"]["name"]): d for d in docs}
@@ -72,7 +79,7 @@ def check_references(docs, problems: list[str]) -> None:
     def keys(kind: str, name: str) -> set[str] | None:
         obj = objects.get((kind, name))
         if obj is None:
-            return None
+            return set(EXTERNAL_SECRETS[name]) if kind == "Secret" and name in EXTERNAL_SECRETS else None
         return set(obj.get("data") or {}) | set(obj.get("stringData") or {})
 
     for d in docs:
@@ -198,7 +205,7 @@ def shape(variant: str, docs: list[dict[str, Any]]) -> list[str]:
     elif "nvidia.com/gpu" in limits:
         problems.append(f"{variant}: no GPU should be requested")
 
-    if variant == "coturn":
+    if variant in ("coturn", "turn-tls-passthrough"):
         coturn = one(docs, "Deployment", "kelpie-coturn", problems)
         svc = one(docs, "Service", "kelpie-coturn", problems)
         conf_cm = find(docs, "ConfigMap", "coturn-config")
@@ -219,7 +226,7 @@ def shape(variant: str, docs: list[dict[str, Any]]) -> list[str]:
         key = env.get("KELPIE_TURN_SECRET_FILE", "").rsplit("/", 1)[-1]
         if (ref.get("name"), ref.get("key")) != (kelpie_secret, key):
             problems.append(f"coturn and Kelpie must share one TURN secret: coturn reads {ref}, Kelpie {kelpie_secret}/{key}")
-        if not env.get("KELPIE_TURN_URLS", "").startswith("turn:"):
+        if not re.match(r"turns?:", env.get("KELPIE_TURN_URLS", "")):
             problems.append("coturn: KELPIE_TURN_URLS must name the TURN server")
         listen = int(settings.get("listening-port", "3478"))
         lo, hi = int(settings.get("min-port", 0)), int(settings.get("max-port", -1))
@@ -228,11 +235,108 @@ def shape(variant: str, docs: list[dict[str, Any]]) -> list[str]:
         if svc_udp != want:
             problems.append(f"coturn Service UDP ports must be the listening port and relay range {lo}-{hi}: "
                             f"missing {sorted(want - svc_udp)}, extra {sorted(svc_udp - want)}")
-        for url in env.get("KELPIE_TURN_URLS", "").split(","):
-            m = re.match(r"turns?:[^:?]+:(\d+)", url)
-            if not m or int(m.group(1)) != listen:
-                problems.append(f"KELPIE_TURN_URLS entry {url!r} does not use coturn's port {listen}")
+        tls_ports = check_turn_tls(docs, settings, coturn, tc, svc, problems)
+        urls = [u for u in env.get("KELPIE_TURN_URLS", "").split(",") if u]
+        for url in urls:
+            m = re.match(r"(turns?):([^:?]+):(\d+)", url)
+            want = tls_ports if m and m.group(1) == "turns" else {listen}
+            if not m or int(m.group(3)) not in want:
+                problems.append(f"KELPIE_TURN_URLS entry {url!r} does not use coturn's port for it {sorted(want)}")
+        turns = [re.match(r"turns:([^:?]+):(\d+)", u) for u in urls]
+        turns = [(m.group(1), int(m.group(2))) for m in turns if m]
+        if not turns:
+            problems.append("coturn: KELPIE_TURN_URLS must offer TURN over TLS (a turns: URL)")
+        if variant == "coturn":
+            # Kelpie's egress to TURN on 443 goes to coturn's external address.
+            public = next((cm.get("data", {}).get("TURN_PUBLIC_IP") for cm in find(docs, "ConfigMap", "coturn-settings")), None)
+            tcp443 = [rule for rule in netpol.get("spec", {}).get("egress", [])
+                      if any(p.get("protocol") == "TCP" and p.get("port") == 443 for p in rule.get("ports", []))]
+            cidrs = {(t.get("ipBlock") or {}).get("cidr") for rule in tcp443 for t in rule.get("to") or []}
+            if any(port == 443 for _, port in turns) and f"{public}/32" not in cidrs:
+                problems.append(f"NetworkPolicy/kelpie must let Kelpie reach TURN on TCP 443 at coturn's address "
+                                f"{public}/32 (TURN_PUBLIC_IP), has {sorted(c for c in cidrs if c)}")
+        else:
+            check_passthrough(docs, env, svc, tc, tls_ports, turns, problems)
     return problems
+
+
+def service_ports_to(svc: dict[str, Any], container_ports: dict[str, int], target: int, protocol: str) -> set[int]:
+    """The Service's ports whose (named or numbered) targetPort is the container's `target`."""
+    out = set()
+    for p in svc.get("spec", {}).get("ports", []):
+        t = p.get("targetPort", p.get("port"))
+        t = container_ports.get(t) if isinstance(t, str) else t
+        if p.get("protocol", "TCP") == protocol and t == target:
+            out.add(p["port"])
+    return out
+
+
+def check_turn_tls(docs, settings: dict[str, str], coturn, tc, svc, problems: list[str]) -> set[int]:
+    """coturn serves TURN over TLS: returns the Service ports that reach its TLS port."""
+    if "no-tls" in settings or "tls-listening-port" not in settings:
+        problems.append("coturn: turnserver.conf must set tls-listening-port (and not no-tls)")
+        return set()
+    tls = int(settings["tls-listening-port"])
+    ports = {p["name"]: p["containerPort"] for p in tc.get("ports") or [] if p.get("protocol", "TCP") == "TCP"}
+    if tls not in ports.values():
+        problems.append(f"coturn: the container must declare TCP port {tls} (tls-listening-port)")
+    spec = (coturn.get("spec") or {}).get("template", {}).get("spec", {})
+    volumes = {v["name"]: v for v in spec.get("volumes") or []}
+    for key in ("cert", "pkey"):
+        path = settings.get(key, "")
+        mount = next((m for m in tc.get("volumeMounts") or [] if path.startswith(m["mountPath"].rstrip("/") + "/")), None)
+        vol = volumes.get(mount["name"], {}) if mount else {}
+        if not mount or "secret" not in vol or not mount.get("readOnly"):
+            problems.append(f"coturn: {key}={path or '(unset)'} must be on a read-only Secret volume")
+            continue
+        name = vol["secret"]["secretName"]
+        have = EXTERNAL_SECRETS.get(name) or set((one(docs, "Secret", name, problems).get("data") or {}))
+        if path[len(mount["mountPath"].rstrip("/")) + 1:] not in have:
+            problems.append(f"coturn: {key}={path}: Secret {name} has no such key")
+    if not (spec.get("securityContext") or {}).get("fsGroup"):
+        problems.append("coturn: the pod needs an fsGroup so that its UID can read the 0440 TLS key")
+    published = service_ports_to(svc, ports, tls, "TCP")
+    if 443 not in published:
+        problems.append(f"coturn Service must publish the TLS port {tls} as 443, publishes it as {sorted(published)}")
+    pol = one(docs, "NetworkPolicy", "kelpie-coturn", problems)
+    admitted = [p for rule in pol.get("spec", {}).get("ingress", []) for p in rule.get("ports", [])]
+    if not any(p.get("protocol") == "TCP" and p.get("port") in (tls, "turn-tls") for p in admitted):
+        problems.append(f"NetworkPolicy/kelpie-coturn must admit TCP {tls} (TURN over TLS)")
+    return published
+
+
+def check_passthrough(docs, env, svc, tc, tls_ports: set[int], turns, problems: list[str]) -> None:
+    """TURN over TLS through the ingress controller, by SNI, to a cluster-internal coturn."""
+    ing = one(docs, "Ingress", "kelpie-turn", problems)
+    if not ing:
+        return
+    ann = ing.get("metadata", {}).get("annotations") or {}
+    for key in ("nginx.ingress.kubernetes.io/ssl-passthrough", "haproxy.org/ssl-passthrough",
+                "haproxy-ingress.github.io/ssl-passthrough"):
+        if ann.get(key) != "true":
+            problems.append(f"Ingress/kelpie-turn: {key} must be \"true\"")
+    if ing["spec"].get("tls"):
+        problems.append("Ingress/kelpie-turn: no spec.tls: the controller must not terminate TURN's TLS")
+    hosts = {r.get("host") for r in ing["spec"].get("rules", [])}
+    backends = [p["backend"]["service"] for r in ing["spec"].get("rules", []) for p in r["http"]["paths"]]
+    named = {p.get("name"): p["port"] for p in svc.get("spec", {}).get("ports", [])}
+    for b in backends:
+        port = b["port"].get("number", named.get(b["port"].get("name")))
+        if b["name"] != svc.get("metadata", {}).get("name") or port not in tls_ports:
+            problems.append(f"Ingress/kelpie-turn must send to coturn's TLS Service port {sorted(tls_ports)}, sends to {b}")
+    for host, port in turns:
+        if host not in hosts or port != 443:
+            problems.append(f"turns:{host}:{port} must be an Ingress/kelpie-turn host on 443, hosts {sorted(hosts)}")
+    if any(not u.startswith("turns:") for u in env.get("KELPIE_TURN_URLS", "").split(",")):
+        problems.append("turn-tls-passthrough: only turns: URLs reach coturn through the ingress")
+    if env.get("KELPIE_FORCE_RELAY", "false") != "false":
+        problems.append("turn-tls-passthrough: KELPIE_FORCE_RELAY must be false (Kelpie gets no relay through the ingress)")
+    spec = svc.get("spec", {})
+    if spec.get("type", "ClusterIP") != "ClusterIP" or "externalTrafficPolicy" in spec:
+        problems.append(f"turn-tls-passthrough: the coturn Service must be ClusterIP without externalTrafficPolicy, is {spec.get('type')}")
+    args = tc.get("args") or []
+    if any(a.startswith("--external-ip") for a in args) or "--relay-ip=$(POD_IP)" not in args:
+        problems.append(f"turn-tls-passthrough: coturn must relay on its pod IP (--relay-ip=$(POD_IP), no --external-ip), args {args}")
 
 
 HASH = re.compile(r"-[a-z0-9]{10}$")
@@ -267,7 +371,7 @@ def same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) == 3 and argv[0] == "shape" and argv[1] in ("base", "nvidia-gpu", "coturn"):
+    if len(argv) == 3 and argv[0] == "shape" and argv[1] in ("base", "nvidia-gpu", "coturn", "turn-tls-passthrough"):
         problems = shape(argv[1], load(argv[2]))
         label = f"shape {argv[1]}"
     elif len(argv) == 3 and argv[0] == "same":

@@ -123,12 +123,16 @@ export class Env {
    *   (its window is otherwise static grey, which a damage-driven capture may not resend),
    *   `resize: true` to let browsers resize the display (off by default, so the display
    *   keeps the size a test chose whatever its browser window), `probeArgs`: extra
-   *   kelpie-xprobe arguments (e.g. `--motion`)
+   *   kelpie-xprobe arguments (e.g. `--motion`), `host`: the address kelpie listens on and
+   *   offers ICE candidates on (default 127.0.0.1; a veth address for netns tests),
+   *   `serverEnv`: environment for that server (a password)
    */
   constructor(name, {
     width = 1280, height = 720, framerate = 30, serverArgs = [], startServer = true, animate = false,
-    resize = false, probeArgs = [],
+    resize = false, probeArgs = [], host = '127.0.0.1', serverEnv = {},
   } = {}) {
+    this.host = host;
+    this.serverEnv = serverEnv;
     this.name = name;
     this.width = width;
     this.height = height;
@@ -236,7 +240,7 @@ export class Env {
 
   async #startServer(port) {
     const name = this.restarts ? `kelpie-${this.restarts}` : 'kelpie';
-    const s = await this.startKelpie({ name, port, args: this.serverArgs });
+    const s = await this.startKelpie({ name, port, args: this.serverArgs, env: this.serverEnv });
     this.port = s.port;
     this.url = s.url;
     this.server = s.proc;
@@ -249,13 +253,14 @@ export class Env {
    */
   async startKelpie({ name = 'kelpie', port, args = [], env = {} } = {}) {
     port = port || await freePort();
-    const url = `http://127.0.0.1:${port}/`;
+    const url = `http://${this.host}:${port}/`;
     const proc = this.#spawn(name, KELPIE_BIN, [
       '--display', this.display,
-      '--listen', `127.0.0.1:${port}`,
+      '--listen', `${this.host}:${port}`,
       '--framerate', String(this.framerate),
-      // Server ICE candidates on loopback only: media never uses a routable address.
-      '--ice-address', '127.0.0.1',
+      // Server ICE candidates on loopback (or the test's veth) only: media never uses a
+      // routable address.
+      '--ice-address', this.host,
       ...(this.resize || args.includes('--resize') ? [] : ['--resize', 'off']),
       ...args,
     ], { env: { DISPLAY: this.display, KELPIE_LOG: process.env.KELPIE_LOG || 'info', NO_COLOR: '1', ...env } });
@@ -297,12 +302,13 @@ export class Env {
   /**
    * A headless Chromium with a fresh temporary profile. Launched as a browser server
    * so the test can reach its process (Browser objects from chromium.launch don't
-   * expose one); `kill()` SIGKILLs it like a crash.
+   * expose one); `kill()` SIGKILLs it like a crash. `executablePath`: another Chromium
+   * command (netns.mjs's wrapper runs it in a network namespace); `args`: more switches.
    */
-  async launchBrowser() {
+  async launchBrowser({ executablePath = CHROMIUM_BIN, args = [] } = {}) {
     const server = await chromium.launchServer({
-      executablePath: CHROMIUM_BIN,
-      args: CHROMIUM_ARGS,
+      executablePath,
+      args: [...CHROMIUM_ARGS, ...args],
       timeout: 30_000,
     });
     const proc = server.process();

@@ -104,7 +104,7 @@ async fn execute(actions: Vec<Action>, p: &mut Participant) -> bool {
 }
 
 async fn serve(socket: WebSocket, app: Arc<App>, who: AuthedUser, asked: Option<Kind>) {
-    let (sink, stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     let room = app.room.clone();
     // The writer asks for keyframes for a socket viewer that skipped frames.
     let (writer, written) = Writer::spawn(sink, move || room.transports().request_keyframe());
@@ -117,12 +117,30 @@ async fn serve(socket: WebSocket, app: Arc<App>, who: AuthedUser, asked: Option<
             execute(Session::refuse(ErrorCode::ServerFull, full.to_string()), &mut p).await;
             drop(p);
             let _ = written.await;
+            await_close(&mut stream).await;
             return;
         }
     };
     let span = tracing::info_span!("participant", id = slot.id, user = %who.user, role = %who.role);
     let p = Participant::new(slot.id, app, who, writer);
     participant(slot, p, stream, written, asked).instrument(span).await;
+}
+
+/// How long a closing socket waits for the browser's half of the close handshake.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// After our close frame: reads (and drops) until the browser's close frame, so that the
+/// connection ends with a FIN, not a reset that could lose the close frame and its reason
+/// (the browser would report 1006 instead of our code).
+async fn await_close(stream: &mut SplitStream<WebSocket>) {
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(msg)) = stream.next().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// What a participant's task holds.
@@ -200,6 +218,7 @@ async fn participant(
             execute(Session::refuse(ErrorCode::Internal, e.to_string()), &mut p).await;
             drop(p);
             let _ = written.await;
+            await_close(&mut stream).await;
             return;
         }
     }
@@ -210,6 +229,7 @@ async fn participant(
     let mut ping = tokio::time::interval(PING_EVERY);
     let mut liveness = Liveness::new(Instant::now(), SILENCE_LIMIT);
     let mut writer_stopped = false;
+    let mut we_closed = false;
     let reason = loop {
         let actions = tokio::select! {
             frame = stream.next() => match frame {
@@ -255,6 +275,7 @@ async fn participant(
             }
         };
         if !execute(actions, &mut p).await || session.is_closed() {
+            we_closed = true;
             break "closed by the server".to_string();
         }
     };
@@ -266,6 +287,9 @@ async fn participant(
     drop(p);
     if !writer_stopped {
         let _ = tokio::time::timeout(Duration::from_secs(2), written).await;
+    }
+    if we_closed {
+        await_close(&mut stream).await;
     }
     tracing::info!("participant left: {reason}");
 }
