@@ -203,7 +203,10 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
         }
         None => {
             let service = router.into_make_service_with_connect_info::<http::Peer>();
-            axum::serve(http::PlainListener(listener), service).with_graceful_shutdown(stop).await.map_err(RunError::Serve)?
+            axum::serve(http::PlainListener(listener), service)
+                .with_graceful_shutdown(stop)
+                .await
+                .map_err(RunError::Serve)?
         }
     }
 

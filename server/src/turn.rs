@@ -12,7 +12,16 @@ use base64::Engine as _;
 use ring::hmac;
 
 use crate::auth::Secret;
-use crate::signalling::IceServer;
+
+/// An ICE server as the browser's `RTCIceServer` expects it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
 
 #[derive(Debug)]
 pub enum TurnCredentials {

@@ -234,6 +234,7 @@ export async function httpGet(url, timeoutMs = 3000) {
 /** Prometheus text → {metric_name: value} for unlabelled samples (labelled ones summed). */
 export function parseMetrics(text) {
   const out = {};
+  const samples = [];
   for (const line of (text || '').split('\n')) {
     if (!line || line.startsWith('#')) continue;
     const m = line.match(/^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/);
@@ -241,6 +242,9 @@ export function parseMetrics(text) {
     const v = Number(m[3]);
     if (!Number.isFinite(v)) continue;
     out[m[1]] = (out[m[1]] ?? 0) + v;
+    if (m[2]) samples.push({ name: m[1], labels: m[2], value: v });
   }
+  // Labelled samples, one each (the keys above sum a metric's labels).
+  Object.defineProperty(out, 'samples', { value: samples, enumerable: false });
   return out;
 }

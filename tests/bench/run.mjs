@@ -13,8 +13,12 @@
  * so CPU figures are ratios that hold on a noisy machine), then for each capture source
  * Kelpie offers a release `kelpie` on the same display, watched by the real web client in
  * headless Chromium (tests/bench/probe.mjs reads every presented frame) or, for the
- * many-viewers scenario, by webrtc-rs clients (`kelpie-load`). CPU is the whole process
- * tree's user + system time from /proc, as % of one core.
+ * many-viewers scenario, by webrtc-rs clients (`kelpie-load`). Browser scenarios run each
+ * capture source once per media transport, back to back on the same display and content
+ * (`kelpie --transport webrtc`, then `--transport websocket`: H.264 on the signalling
+ * WebSocket, decoded with WebCodecs), so the two transports' figures are comparable within
+ * the run; the many-viewers scenario is WebRTC only (kelpie-load speaks only WebRTC). CPU is
+ * the whole process tree's user + system time from /proc, as % of one core.
  *
  * Writes target/bench/results.json and regenerates the section of docs/benchmarks.md
  * between `<!-- bench:begin -->` and `<!-- bench:end -->`. Exits 0 whatever the figures
@@ -25,16 +29,18 @@
  * Options:
  *   --scenarios a,b     subset of: 720p30,1080p30,1080p60,static1080,viewers1080p30
  *   --capture a,b       capture sources to run (default: every one `kelpie --help` lists)
+ *   --transports a,b    media transports for the browser scenarios: webrtc,websocket
+ *                       (default both; targets are judged on the WebRTC rows)
  *   --seconds N         measuring window per scenario (default 10)
  *   --out FILE          results JSON (default target/bench/results.json)
  *   --no-docs           do not touch docs/benchmarks.md
  *   --report FILE       only regenerate docs/benchmarks.md from an existing results JSON
- *   --budget S          hard time limit for the whole run (default 570 s)
+ *   --budget S          hard time limit for the whole run (default 840 s)
  *   --detune F          moving content is drawn at (1 + F) × the stream's rate (default 0.02)
  *
  * Environment: KELPIE_BIN, KELPIE_CONTENT_BIN, KELPIE_LOAD_BIN, KELPIE_CHROMIUM and
  * KELPIE_GST_PLUGIN_PATH override where things are; KELPIE_BENCH_DUMP=1 also writes every
- * probe's raw per-frame records to target/bench/logs/<scenario>/probe-<capture>.json.
+ * probe's raw per-frame records to target/bench/logs/<scenario>/probe-<capture>-<transport>.json.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -65,6 +71,7 @@ const CHROMIUM_ARGS = [
 ];
 const VIEWPORT = { width: 1280, height: 720 };
 const BITRATE = 8000;
+const TRANSPORTS = ['webrtc', 'websocket'];
 
 const ALL_SCENARIOS = {
   '720p30': { kind: 'moving', width: 1280, height: 720, fps: 30 },
@@ -75,7 +82,7 @@ const ALL_SCENARIOS = {
 };
 
 function parseArgs(argv) {
-  const a = { scenarios: Object.keys(ALL_SCENARIOS), capture: null, seconds: 10, docs: true, budget: 570, detune: 0.02, out: path.join(ROOT, 'target/bench/results.json') };
+  const a = { scenarios: Object.keys(ALL_SCENARIOS), capture: null, transports: [...TRANSPORTS], seconds: 10, docs: true, budget: 840, detune: 0.02, out: path.join(ROOT, 'target/bench/results.json') };
   for (let i = 0; i < argv.length; i++) {
     const v = () => {
       if (i + 1 >= argv.length) throw new Error(`${argv[i]} needs a value`);
@@ -84,6 +91,7 @@ function parseArgs(argv) {
     switch (argv[i]) {
       case '--scenarios': a.scenarios = v().split(',').map((s) => s.trim()).filter(Boolean); break;
       case '--capture': a.capture = v().split(',').map((s) => s.trim()).filter(Boolean); break;
+      case '--transports': case '--transport': a.transports = v().split(',').map((s) => s.trim()).filter(Boolean); break;
       case '--seconds': a.seconds = Number(v()); break;
       case '--out': a.out = path.resolve(v()); break;
       case '--no-docs': a.docs = false; break;
@@ -98,6 +106,9 @@ function parseArgs(argv) {
     }
   }
   for (const s of a.scenarios) if (!ALL_SCENARIOS[s]) throw new Error(`unknown scenario ${s}; known: ${Object.keys(ALL_SCENARIOS).join(', ')}`);
+  for (const t of a.transports) if (!TRANSPORTS.includes(t)) throw new Error(`unknown transport ${t}; known: ${TRANSPORTS.join(', ')}`);
+  if (!a.transports.length) throw new Error('--transports needs at least one of webrtc, websocket');
+  a.transports = TRANSPORTS.filter((t) => a.transports.includes(t));
   if (!(a.seconds >= 2 && a.seconds <= 60)) throw new Error('--seconds must be in [2, 60]');
   if (!(a.detune >= 0 && a.detune <= 0.5)) throw new Error('--detune must be in [0, 0.5]');
   return a;
@@ -142,6 +153,11 @@ function captureModes() {
 }
 
 const captureLabel = (mode) => mode || 'ximagesrc (no --capture flag)';
+
+/** Whether `kelpie --help` has `--transport` (without it kelpie speaks WebRTC only). */
+function transportFlag() {
+  return /--transport\b/.test(sh(BIN.kelpie, ['--help']) || '');
+}
 
 /** Everything one scenario started, stopped in reverse order. */
 class Stack {
@@ -250,14 +266,16 @@ async function runPipeline(stack, env, fps, stage, seconds) {
   };
 }
 
-async function startKelpie(stack, env, fps, capture) {
+/** `transport`: 'webrtc' | 'websocket', passed as `--transport` when kelpie has the flag. */
+async function startKelpie(stack, env, fps, capture, transport, flag = true) {
   const port = await freePort();
   const args = ['--display', env.display, '--listen', `127.0.0.1:${port}`, '--framerate', String(fps),
     '--bitrate', String(BITRATE), '--ice-address', '127.0.0.1',
     // The scenarios fix the screen size; probes' windows must not resize it.
     '--resize', 'off'];
   if (capture) args.push('--capture', capture);
-  const p = stack.spawn(`kelpie-${capture || 'default'}`, BIN.kelpie, args,
+  if (transport && flag) args.push('--transport', transport);
+  const p = stack.spawn(`kelpie-${capture || 'default'}${transport ? `-${transport}` : ''}`, BIN.kelpie, args,
     { env: { KELPIE_LOG: process.env.KELPIE_LOG || 'info', NO_COLOR: '1' } });
   const base = `http://127.0.0.1:${port}/`;
   const t0 = Date.now();
@@ -278,22 +296,36 @@ async function metrics(k) {
   return r?.status === 200 ? parseMetrics(r.text) : null;
 }
 
+/**
+ * The page's inbound video statistics: `kelpie.videoStats()` (inbound-rtp over WebRTC, the
+ * WebCodecs decoder's counts in the same shape over the WebSocket; `kelpie.pc` is null
+ * there), or the peer connection's own stats from a client without it.
+ */
 async function videoStats(page) {
   return page.evaluate(async () => {
-    const pc = window.kelpie?.pc;
-    if (!pc) return null;
-    for (const s of (await pc.getStats()).values()) {
-      if (s.type === 'inbound-rtp' && s.kind === 'video') {
-        return {
-          timestamp: s.timestamp, framesDecoded: s.framesDecoded ?? 0, framesDropped: s.framesDropped ?? 0,
-          packetsLost: s.packetsLost ?? 0, freezeCount: s.freezeCount ?? 0, frameWidth: s.frameWidth ?? 0,
-          decoderImplementation: s.decoderImplementation ?? null, jitterBufferDelay: s.jitterBufferDelay ?? null,
-          jitterBufferEmittedCount: s.jitterBufferEmittedCount ?? null, totalDecodeTime: s.totalDecodeTime ?? null,
-        };
-      }
+    const k = window.kelpie;
+    let s = null;
+    if (typeof k?.videoStats === 'function') {
+      s = await k.videoStats();
+    } else if (k?.pc) {
+      for (const r of (await k.pc.getStats()).values()) if (r.type === 'inbound-rtp' && r.kind === 'video') s = r;
     }
-    return null;
+    if (!s) return null;
+    return {
+      timestamp: s.timestamp, framesDecoded: s.framesDecoded ?? 0, framesDropped: s.framesDropped ?? 0,
+      framesReceived: s.framesReceived ?? null,
+      packetsLost: s.packetsLost ?? 0, freezeCount: s.freezeCount ?? 0, frameWidth: s.frameWidth ?? 0,
+      decoderImplementation: s.decoderImplementation ?? (k?.pc ? null : 'WebCodecs VideoDecoder'), jitterBufferDelay: s.jitterBufferDelay ?? null,
+      jitterBufferEmittedCount: s.jitterBufferEmittedCount ?? null, totalDecodeTime: s.totalDecodeTime ?? null,
+    };
   }).catch(() => null);
+}
+
+/** Sum of a labelled metric's samples whose labels match `re`. */
+function metricWhere(m, name, re) {
+  if (!m?.samples) return null;
+  const hits = m.samples.filter((x) => x.name === name && re.test(x.labels));
+  return hits.length ? hits.reduce((a, x) => a + x.value, 0) : null;
 }
 
 /** Presses a key every `everyMs` for `ms`; returns [{before, after}] (wall ms, node side). */
@@ -316,8 +348,8 @@ async function pressKeys(page, ms, everyMs = 500) {
  * One kelpie + one Chromium viewer: time to first frame, then a measuring window (with key
  * presses for moving content; for a static screen a silent window for CPU, then presses).
  */
-async function browserRun(stack, env, browser, sc, capture, seconds) {
-  const k = await startKelpie(stack, env, sc.fps, capture);
+async function browserRun(stack, env, browser, sc, capture, transport, seconds, flag) {
+  const k = await startKelpie(stack, env, sc.fps, capture, transport, flag);
   const context = await browser.browser.newContext({ viewport: VIEWPORT });
   const page = await context.newPage();
   const consoleLines = [];
@@ -338,6 +370,12 @@ async function browserRun(stack, env, browser, sc, capture, seconds) {
       throw new Error(`${err.message}; page state ${JSON.stringify(state)}\n${consoleLines.join('\n')}\n${stack.why()}`);
     }
     const firstWall = await page.evaluate(() => window.__bench.frames[0].disp ?? window.__bench.frames[0].cb);
+    // The page must carry media on the transport this row is for (no fallback, no switch).
+    const carried = await page.evaluate(() => (window.kelpie?.transport ? { ...window.kelpie.transport } : null)).catch(() => null);
+    const carriedKind = carried?.kind ?? (flag ? null : 'webrtc');
+    if (carriedKind !== transport) {
+      throw new Error(`the page carries media on ${carriedKind ?? 'an unknown transport'} (${carried?.reason ?? '?'}), not ${transport}\n${consoleLines.join('\n')}`);
+    }
     // The client's own milestones (ms since page start) split the time to first frame.
     const steps = await page.evaluate(() => ({ ...(window.kelpie?.timings ?? {}) })).catch(() => ({}));
     await sleep(2000); // settle: rate control, jitter buffer
@@ -361,7 +399,7 @@ async function browserRun(stack, env, browser, sc, capture, seconds) {
     await sleep(400); // the last press's photon
     const B = await page.evaluate(() => window.__bench);
     if (process.env.KELPIE_BENCH_DUMP) {
-      fs.writeFileSync(path.join(stack.logDir, `probe-${capture || 'default'}.json`), JSON.stringify({ t0, t1, t2, presses, staticPresses, inputs: env.content.events.filter((e) => e.ev === 'input'), frames: B.frames, keydowns: B.keydowns }));
+      fs.writeFileSync(path.join(stack.logDir, `probe-${capture || 'default'}-${transport}.json`), JSON.stringify({ t0, t1, t2, presses, staticPresses, inputs: env.content.events.filter((e) => e.ev === 'input'), frames: B.frames, keydowns: B.keydowns }));
     }
     const inputs = env.content.events.filter((e) => e.ev === 'input');
     const probe = analyse({
@@ -380,8 +418,14 @@ async function browserRun(stack, env, browser, sc, capture, seconds) {
       late: genStats.at(-1).late - genStats[0].late,
     } : null;
     const encodeS = m1?.kelpie_encode_seconds;
+    const now = await page.evaluate(() => window.kelpie?.transport?.kind ?? null).catch(() => null);
+    if (flag && now !== transport) throw new Error(`media moved to ${now} during the measurement (expected ${transport})`);
+    const skipped = (m) => metricWhere(m, 'kelpie_socket_frames_total', /result="skipped"/);
+    const sent = (m) => metricWhere(m, 'kelpie_socket_frames_total', /result="sent"/);
     return {
       capture: captureLabel(capture),
+      transport,
+      transport_reason: carried?.reason ?? null,
       kelpie_cpu_pct: cpu.kelpie,
       kelpie_peak_rss_bytes: peakRss(k.proc.pid),
       xvfb_cpu_pct: cpu.xvfb,
@@ -402,12 +446,15 @@ async function browserRun(stack, env, browser, sc, capture, seconds) {
       decoder: after?.decoderImplementation ?? null,
       jitter_buffer_ms: after && before && after.jitterBufferEmittedCount > before.jitterBufferEmittedCount
         ? round((1000 * (after.jitterBufferDelay - before.jitterBufferDelay)) / (after.jitterBufferEmittedCount - before.jitterBufferEmittedCount), 1) : null,
-      browser_decode_ms: after && before && after.framesDecoded > before.framesDecoded
+      browser_decode_ms: after && before && after.framesDecoded > before.framesDecoded && after.totalDecodeTime != null && before.totalDecodeTime != null
         ? round((1000 * (after.totalDecodeTime - before.totalDecodeTime)) / (after.framesDecoded - before.framesDecoded), 1) : null,
       server: m1 ? {
         encoded_fps: m0 && m1 ? round((m1.kelpie_frames_encoded_total - m0.kelpie_frames_encoded_total) / cpu.seconds, 1) : null,
         encode_ms: encodeS != null ? round(encodeS * 1000, 2) : null,
         bitrate_kbps: m1.kelpie_bitrate_bps != null ? round(m1.kelpie_bitrate_bps / 1000, 0) : null,
+        // WebSocket only: frames sent on the viewer's socket, and skipped because it was busy.
+        socket_frames_sent: sent(m1) != null && sent(m0) != null ? sent(m1) - sent(m0) : null,
+        socket_frames_skipped: skipped(m1) != null && skipped(m0) != null ? skipped(m1) - skipped(m0) : null,
       } : null,
     };
   } finally {
@@ -417,8 +464,8 @@ async function browserRun(stack, env, browser, sc, capture, seconds) {
 }
 
 /** One kelpie + `kelpie-load` ramping through `stages` viewers; CPU per stage. */
-async function viewersRun(stack, env, sc, capture, seconds) {
-  const k = await startKelpie(stack, env, sc.fps, capture);
+async function viewersRun(stack, env, sc, capture, seconds, flag) {
+  const k = await startKelpie(stack, env, sc.fps, capture, 'webrtc', flag);
   try {
     const stages = [];
     let meter = null;
@@ -460,6 +507,7 @@ async function viewersRun(stack, env, sc, capture, seconds) {
     const most = rows.at(-1);
     return {
       capture: captureLabel(capture),
+      transport: 'webrtc',
       stages: rows,
       per_extra_viewer_cpu_pct: most.viewers > one.viewers ? round((most.kelpie_cpu_pct - one.kelpie_cpu_pct) / (most.viewers - one.viewers), 2) : null,
     };
@@ -532,19 +580,25 @@ async function runScenario(name, sc, ctx) {
         }
       }
     }
+    // Each capture source once per transport, back to back on this display and content
+    // (the many-viewers scenario: WebRTC only, kelpie-load speaks nothing else).
+    const transports = sc.kind === 'viewers' ? ['webrtc'] : ctx.transports;
     for (const capture of ctx.modes) {
-      log(`${name}: kelpie, capture ${captureLabel(capture)}`);
-      try {
-        const run = sc.kind === 'viewers'
-          ? await viewersRun(stack, env, sc, capture, ctx.args.seconds)
-          : await browserRun(stack, env, ctx.browser, sc, capture, ctx.args.seconds);
-        if (result.baseline?.cpu_pct && run.kelpie_cpu_pct != null) run.cpu_ratio_to_baseline = round(run.kelpie_cpu_pct / result.baseline.cpu_pct, 2);
-        result.runs.push(run);
-        log(`${name}: ${summary(run, result)}`);
-      } catch (err) {
-        result.runs.push({ capture: captureLabel(capture), error: err.message.slice(0, 4000) });
-        ctx.errors.push(`${name} (${captureLabel(capture)}): ${err.message.split('\n')[0]}`);
-        log(`${name}: FAILED: ${err.message}`);
+      for (const transport of transports) {
+        const what = `capture ${captureLabel(capture)}, ${transport}`;
+        log(`${name}: kelpie, ${what}`);
+        try {
+          const run = sc.kind === 'viewers'
+            ? await viewersRun(stack, env, sc, capture, ctx.args.seconds, ctx.transportFlag)
+            : await browserRun(stack, env, ctx.browser, sc, capture, transport, ctx.args.seconds, ctx.transportFlag);
+          if (result.baseline?.cpu_pct && run.kelpie_cpu_pct != null) run.cpu_ratio_to_baseline = round(run.kelpie_cpu_pct / result.baseline.cpu_pct, 2);
+          result.runs.push(run);
+          log(`${name} (${transport}): ${summary(run, result)}`);
+        } catch (err) {
+          result.runs.push({ capture: captureLabel(capture), transport, error: err.message.slice(0, 4000) });
+          ctx.errors.push(`${name} (${what}): ${err.message.split('\n')[0]}`);
+          log(`${name} (${transport}): FAILED: ${err.message}`);
+        }
       }
     }
     if (result.baseline) {
@@ -581,7 +635,8 @@ function summary(run, result) {
 }
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  const args = parseArgs(argv);
   if (args.report) {
     const results = JSON.parse(fs.readFileSync(args.report, 'utf8'));
     updateDocs(path.join(ROOT, 'docs/benchmarks.md'), renderSection(results));
@@ -603,15 +658,23 @@ async function main() {
   const { flag, modes: available } = captureModes();
   const modes = args.capture ? args.capture.map((m) => (m === 'default' ? null : m)) : available;
   if (args.capture && !flag && modes.some((m) => m)) throw new Error('this kelpie has no --capture flag; run without --capture');
-  log(`machine: ${machine.nproc} cores, ${machine.cpu_model}, ${machine.mem_gib} GiB; GStreamer ${machine.gstreamer}; capture: ${modes.map(captureLabel).join(', ')}`);
+  const tflag = transportFlag();
+  if (!tflag && args.transports.includes('websocket')) {
+    if (argv.includes('--transports') || argv.includes('--transport')) throw new Error('this kelpie has no --transport flag (WebRTC only); run with --transports webrtc');
+    log('this kelpie has no --transport flag: measuring WebRTC only');
+    args.transports = ['webrtc'];
+  }
+  log(`machine: ${machine.nproc} cores, ${machine.cpu_model}, ${machine.mem_gib} GiB; GStreamer ${machine.gstreamer}; capture: ${modes.map(captureLabel).join(', ')}; transports: ${args.transports.join(', ')}`);
 
-  const ctx = { args, modes, errors: [] };
+  const ctx = { args, modes, transports: args.transports, transportFlag: tflag, errors: [] };
   const results = {
     date: new Date().toISOString(),
     command: COMMAND,
     machine,
     capture_flag: flag,
     capture_modes: modes.map(captureLabel),
+    transport_flag: tflag,
+    transports: args.transports,
     bitrate_kbps: BITRATE,
     viewport: VIEWPORT,
     seconds: args.seconds,
@@ -637,7 +700,7 @@ async function main() {
   }
   for (const t of results.targets) {
     const tag = t.verdict === 'met' ? 'met         ' : t.verdict === 'not measured' ? 'not measured' : 'MISSED      ';
-    log(`${tag} ${t.target} [${t.capture}]: ${t.measured_text}${t.verdict.startsWith('missed') ? ` (${t.verdict})` : ''}`);
+    log(`${tag} ${t.target} [${t.capture}${t.transport ? `, ${t.transport}` : ''}]: ${t.measured_text}${t.verdict.startsWith('missed') ? ` (${t.verdict})` : ''}`);
   }
   clearTimeout(budgetTimer);
   if (ctx.errors.length) {

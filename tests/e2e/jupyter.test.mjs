@@ -8,13 +8,18 @@
  *
  * Jupyter runs in its own process group, and so does the kelpie it starts (a plain child),
  * so stopping that group stops both.
+ *
+ * HTTP-only: Jupyter listens on the host side of a veth pair as well (netns.mjs), and a
+ * second Chromium in the other namespace may reach nothing but Jupyter's TCP port. Its page
+ * falls back to the WebSocket transport through jupyter-server-proxy and plays.
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'node:test';
-import { KELPIE_BIN, REPO_ROOT, assertTyping, decodeRate, freePort, sleep, startEnv, waitDecoding, waitFor } from './harness.mjs';
+import { KELPIE_BIN, REPO_ROOT, assertTyping, decodeRate, freePort, openConnected, sleep, startEnv, waitDecoding, waitFor } from './harness.mjs';
+import { makeNetns, netnsAvailable } from './netns.mjs';
 
 const VENV = process.env.KELPIE_E2E_VENV || path.join(REPO_ROOT, '.venv-e2e');
 const JUPYTER = path.join(VENV, 'bin', 'jupyter');
@@ -40,15 +45,17 @@ test('through jupyter-server-proxy and jupyter-kelpie the desktop plays and take
   assert.ok(fs.existsSync(JUPYTER), `${JUPYTER} is missing: run tests/e2e/setup-deploy-tools.sh`);
   // The display and probe only; Jupyter starts kelpie.
   const env = await startEnv(t, { width: 1280, height: 720, framerate: 30, animate: true, startServer: false });
+  const ns = netnsAvailable() ? null : makeNetns(t);
 
   const port = await freePort();
   const token = crypto.randomBytes(24).toString('hex');
-  const base = `http://127.0.0.1:${port}`;
+  // On the veth address when there is one: reachable from this namespace and from ns.
+  const base = `http://${ns ? ns.hostIp : '127.0.0.1'}:${port}`;
   const dir = path.join(env.logDir, 'jupyter');
   for (const d of ['root', 'config', 'data', 'runtime']) fs.mkdirSync(path.join(dir, d), { recursive: true });
   const jupyter = env.spawn('jupyter', JUPYTER, [
     'server', '--no-browser',
-    '--ServerApp.ip=127.0.0.1', `--ServerApp.port=${port}`, '--ServerApp.port_retries=0',
+    `--ServerApp.ip=${ns ? ns.hostIp : '127.0.0.1'}`, `--ServerApp.port=${port}`, '--ServerApp.port_retries=0',
     `--IdentityProvider.token=${token}`, `--ServerApp.root_dir=${path.join(dir, 'root')}`,
     // CI and the dev machines run as root; Jupyter refuses that without this.
     ...(process.getuid?.() === 0 ? ['--allow-root'] : []),
@@ -131,4 +138,21 @@ test('through jupyter-server-proxy and jupyter-kelpie the desktop plays and take
 
   const errors = page.consoleLines.filter((l) => /^(error|pageerror)/.test(l));
   assert.deepEqual(errors, []);
+  await page.close();
+
+  if (!ns) {
+    t.diagnostic(`HTTP-only part skipped: ${netnsAvailable()}`);
+    return;
+  }
+  ns.allowOnlyTcp([port]);
+  const far = await env.launchBrowser(ns.browser(env.logDir, base));
+  const farPage = await openConnected(env, far.browser, `${base}/kelpie/?token=${token}`, { viewport: { width: 1280, height: 720 } });
+  await waitDecoding(env, farPage, 5);
+  const transport = await farPage.evaluate(() => window.kelpie.transport);
+  assert.equal(transport.kind, 'websocket', env.why(`transport ${JSON.stringify(transport)}`));
+  await sleep(1000);
+  const far3 = await decodeRate(farPage, 3000);
+  t.diagnostic(`HTTP-only: decoded ${far3.rate.toFixed(1)} fps over the WebSocket through jupyter-server-proxy`);
+  assert.ok(far3.rate >= 0.9 * env.framerate, env.why(`HTTP-only: ${far3.rate.toFixed(1)} fps: ${JSON.stringify(far3.after)}`));
+  await assertTyping(env, farPage, 'Jupyter over HTTP only');
 });

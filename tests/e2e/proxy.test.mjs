@@ -10,12 +10,18 @@
  * Both with the usual WebSocket upgrade headers. Headless Chromium plays the stream at
  * the frame rate and display size through the proxy, and typing and clicking reach the
  * X client; `/desk` without the slash redirects to a working page.
+ *
+ * HTTP-only: a second Chromium in a network namespace of its own (netns.mjs) may reach
+ * nothing but nginx's TCP port. Its page falls back to the WebSocket transport through
+ * nginx and plays under /keep/; killing nginx's worker (its connections die, the master
+ * starts a new worker) makes the page reconnect and play again.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Env, assertClickLands, assertTyping, decodeRate, freePort, sleep, waitDecoding, waitFor } from './harness.mjs';
+import { Env, assertClickLands, assertTyping, decodeRate, freePort, openConnected, sleep, videoStats, waitDecoding, waitFor } from './harness.mjs';
+import { makeNetns, netnsAvailable } from './netns.mjs';
 
 const NGINX = process.env.KELPIE_NGINX || '/usr/sbin/nginx';
 // Another aspect ratio than the display, so the video is letterboxed (as in input.test.mjs).
@@ -26,8 +32,11 @@ const VIEWPORT = { width: 1000, height: 700 };
  * proxy's port, and kelpie's same-origin WebSocket check compares it with Host; `$host`
  * drops the port, which only matches on the default ports 80/443.
  */
-function nginxConf({ dir, port, stripPort, keepPort }) {
+function nginxConf({ dir, port, stripPort, keepPort, alsoOn }) {
+  // proxy_buffering off: nothing of a response waits in nginx (an upgraded WebSocket is
+  // never buffered, but the page's other requests need not be either).
   const ws = `
+      proxy_buffering off;
       proxy_http_version 1.1;
       proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection "upgrade";
@@ -47,7 +56,8 @@ http {
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
   server {
-    listen 127.0.0.1:${port};
+    listen 127.0.0.1:${port};${alsoOn ? `
+    listen ${alsoOn}:${port};` : ''}
     location = /nginx-ready { return 200 "ready\\n"; }
     # Prefix stripped: /desk/x reaches kelpie as /x.
     location /desk/ {
@@ -87,8 +97,12 @@ describe('behind nginx', { timeout: 120_000 }, () => {
   let keepPort;
   let browser;
   let page;
+  let ns; // the HTTP-only browser's namespace (null without root)
+  const cleanup = [];
+  const skipHttpOnly = netnsAvailable();
 
   before(async () => {
+    if (!skipHttpOnly) ns = makeNetns({ after: (fn) => cleanup.push(fn) });
     assert.ok(fs.existsSync(NGINX), `${NGINX} is missing (Debian package nginx): run tests/e2e/setup-deploy-tools.sh`);
     // The display, the probe and the prefix-stripping kelpie (no --base-path).
     env = new Env('proxy', { width: 1280, height: 720, framerate: 30, animate: true });
@@ -100,7 +114,8 @@ describe('behind nginx', { timeout: 120_000 }, () => {
     const dir = path.join(env.logDir, 'nginx');
     fs.mkdirSync(dir, { recursive: true });
     const conf = path.join(dir, 'nginx.conf');
-    fs.writeFileSync(conf, nginxConf({ dir, port, stripPort: env.port, keepPort }));
+    fs.writeFileSync(conf, nginxConf({ dir, port, stripPort: env.port, keepPort, alsoOn: ns?.hostIp }));
+    
     nginx = env.spawn('nginx', NGINX, ['-e', path.join(dir, 'error.log'), '-p', dir, '-c', conf, '-g', 'daemon off;']);
     nginx.errorLog = path.join(dir, 'error.log');
     nginx.accessLog = path.join(dir, 'access.log');
@@ -115,7 +130,10 @@ describe('behind nginx', { timeout: 120_000 }, () => {
     }
     browser = await env.launchBrowser();
   });
-  after(() => env?.close());
+  after(async () => {
+    await env?.close();
+    cleanup.forEach((fn) => fn());
+  });
 
   const why = (msg) => env.why(`${msg}\n--- nginx error.log ---\n${readTail(nginx.errorLog)}\n--- nginx access.log ---\n${readTail(nginx.accessLog)}`);
 
@@ -189,7 +207,48 @@ describe('behind nginx', { timeout: 120_000 }, () => {
     const res = await fetch(`${base}/keep`, { redirect: 'manual', signal: AbortSignal.timeout(3000) });
     assert.equal(new URL(res.headers.get('location') ?? '', `${base}/keep`).href, `${base}/keep/`, why(`GET /keep → ${res.status}`));
   });
+
+  test('/keep/ from an HTTP-only network: WebSocket through nginx, and back after nginx drops the connection',
+    { skip: skipHttpOnly || false }, async (t) => {
+      const port = Number(new URL(base).port);
+      ns.allowOnlyTcp([port]);
+      const url = `http://${ns.hostIp}:${port}/keep/`;
+      const far = await env.launchBrowser(ns.browser(env.logDir, new URL(url).origin));
+      const p = await openConnected(env, far.browser, url, { viewport: VIEWPORT });
+      await waitDecoding(env, p, 5);
+      const transport = await p.evaluate(() => window.kelpie.transport);
+      assert.equal(transport.kind, 'websocket', why(`transport ${JSON.stringify(transport)}`));
+      await assertPlays(t, env, p);
+      await assertTyping(env, p, 'HTTP only via nginx');
+
+      // nginx's worker holds every proxied connection: killing it drops them all.
+      const before = await p.evaluate(() => window.kelpie.timings.ws_start);
+      const workers = nginxWorkers(nginx.pid);
+      assert.ok(workers.length > 0, 'no nginx worker process found');
+      for (const pid of workers) process.kill(pid, 'SIGKILL');
+      await p.waitForFunction((t0) => window.kelpie.timings.ws_start > t0 && window.kelpie.state === 'connected',
+        before, { timeout: 20_000 }).catch((err) => { throw new Error(why(`no reconnect: ${err.message}`)); });
+      const frames = (await videoStats(p)).framesDecoded;
+      await waitDecoding(env, p, frames + 10);
+      assert.equal((await p.evaluate(() => window.kelpie.transport)).kind, 'websocket');
+      await assertPlays(t, env, p);
+      await p.close();
+    });
 });
+
+/** The worker processes of the nginx whose master is `master` (children named nginx). */
+function nginxWorkers(master) {
+  const out = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === master) out.push(Number(name));
+    } catch { /* gone meanwhile */ }
+  }
+  return out;
+}
 
 /** The last `n` lines of a file ('' when it does not exist yet). */
 function readTail(file, n = 30) {

@@ -13,6 +13,7 @@
  * pairs relayed loopback addresses like any others.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,15 +23,25 @@ import { decodeRate, freePort, openConnected, sleep, startEnv, waitDecoding, wai
 const TURNSERVER = process.env.KELPIE_TURNSERVER || '/usr/bin/turnserver';
 const TTL_S = 600;
 
-/** Starts coturn with a generated config; resolves once its UDP listener is open. */
-async function startCoturn(env, secret) {
+/**
+ * Starts coturn with a generated config; resolves once its UDP listener (and with `tls`,
+ * its TLS listener, with a fresh self-signed certificate) is open.
+ */
+async function startCoturn(env, secret, { tls = false } = {}) {
   const port = await freePort();
+  const tlsPort = tls ? await freePort() : null;
   // A relay port range of our own below the kernel's ephemeral ports (32768-60999) that
   // kelpie and Chromium bind: 100 ports in 20000-31999, picked by the listening port.
   const minPort = 20000 + (port % 120) * 100;
   const dir = path.join(env.logDir, 'coturn');
   fs.mkdirSync(dir, { recursive: true });
   const conf = path.join(dir, 'turnserver.conf');
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  if (tls) {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+      '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  }
   fs.writeFileSync(conf, [
     'listening-ip=127.0.0.1',
     'relay-ip=127.0.0.1',
@@ -40,9 +51,10 @@ async function startCoturn(env, secret) {
     'use-auth-secret',
     `static-auth-secret=${secret}`,
     'realm=kelpie.test',
-    'no-tls',
+    ...(tls ? [`tls-listening-port=${tlsPort}`, `cert=${cert}`, `pkey=${key}`, 'no-tlsv1', 'no-tlsv1_1'] : ['no-tls']),
     'no-dtls',
-    'no-tcp',
+    // TCP stays on with TLS: the TLS port is a TCP one.
+    ...(tls ? [] : ['no-tcp']),
     'no-cli',
     // Both peers' relayed addresses are on 127.0.0.1: coturn refuses loopback peers otherwise.
     'allow-loopback-peers',
@@ -61,12 +73,14 @@ async function startCoturn(env, secret) {
   try {
     await waitFor('coturn UDP listener', () => {
       if (!proc.running) throw new Error('turnserver exited');
-      return lines.some((l) => l.includes(`UDP listener opened on: 127.0.0.1:${port}`));
+      return lines.some((l) => l.includes(`UDP listener opened on: 127.0.0.1:${port}`))
+        && (!tls || lines.some((l) => l.includes(`TLS/TCP listener opened on : 127.0.0.1:${tlsPort}`)
+          || l.includes(`TLS/TCP listener opened on: 127.0.0.1:${tlsPort}`)));
     }, { timeoutMs: 10_000 });
   } catch (err) {
     throw new Error(env.why(err.message));
   }
-  return { proc, port, lines, minPort, maxPort: minPort + 99 };
+  return { proc, port, tlsPort, lines, minPort, maxPort: minPort + 99 };
 }
 
 test('with coturn and --force-relay the stream plays only through the relay', { timeout: 90_000 }, async (t) => {
@@ -160,6 +174,34 @@ test('with coturn and --force-relay the stream plays only through the relay', { 
   const allocations = turn.lines.filter((l) => /ALLOCATE processed, success/.test(l));
   assert.ok(allocations.length >= 2, env.why(`coturn logged ${allocations.length} successful allocations, want >= 2`));
   assert.match(log, new RegExp(`username=<${turnEntry.username}>`), 'coturn never saw the browser\'s username');
+});
+
+test('TURN over TLS (turns:, as on port 443) with --force-relay plays through the relay', { timeout: 90_000 }, async (t) => {
+  assert.ok(fs.existsSync(TURNSERVER), `${TURNSERVER} is missing (Debian package coturn): run tests/e2e/setup-deploy-tools.sh`);
+  const secret = crypto.randomBytes(24).toString('base64url');
+  const env = await startEnv(t, { width: 1280, height: 720, framerate: 30, animate: true, startServer: false });
+  const turn = await startCoturn(env, secret, { tls: true });
+  const turnUrl = `turns:127.0.0.1:${turn.tlsPort}?transport=tcp`;
+  const server = await env.startKelpie({
+    args: ['--turn-url', turnUrl, '--force-relay'],
+    env: { KELPIE_TURN_SECRET: secret },
+  });
+  env.url = server.url;
+  env.server = server.proc;
+  // The certificate is self-signed: Chromium checks a turns: server's certificate.
+  const viewer = await env.launchBrowser({ args: ['--ignore-certificate-errors'] });
+  const page = await openConnected(env, await viewer.browser.newContext({ viewport: { width: 1280, height: 720 } }), server.url);
+  assert.equal(await page.evaluate(() => window.kelpie.transport.kind), 'webrtc');
+  await waitDecoding(env, page, 5);
+  const { rate, after } = await decodeRate(page, 3000);
+  t.diagnostic(`decoded ${rate.toFixed(1)} fps through the TLS relay`);
+  assert.ok(rate >= 0.9 * env.framerate, env.why(`decoded ${rate.toFixed(1)} fps: ${JSON.stringify(after)}`));
+  const pair = await selectedPair(page);
+  t.diagnostic(`selected pair: ${JSON.stringify(pair)}`);
+  assert.equal(pair?.local.candidateType, 'relay', env.why(JSON.stringify(pair)));
+  assert.equal(pair.local.relayProtocol, 'tls', `the browser's relay is not over TLS: ${JSON.stringify(pair)}`);
+  assert.ok(pair.local.url?.startsWith(`turns:127.0.0.1:${turn.tlsPort}`), JSON.stringify(pair.local));
+  assert.ok(turn.lines.some((l) => /ALLOCATE processed, success/.test(l)), env.why('coturn allocated nothing'));
 });
 
 /** The transport's selected candidate pair with both candidates, from getStats. */

@@ -46,7 +46,8 @@ impl Sockets {
             }
             let Ok(map) = buffer.map_readable() else { return gst::PadProbeReturn::Ok };
             // Keyframes are scanned even with nobody watching, to remember the parameter sets.
-            let completed = if key { params.lock().unwrap_or_else(|e| e.into_inner()).complete(&map, true) } else { None };
+            let completed =
+                if key { params.lock().unwrap_or_else(|e| e.into_inner()).complete(&map, true) } else { None };
             if feeds.is_empty() {
                 return gst::PadProbeReturn::Ok;
             }
@@ -75,7 +76,13 @@ impl Sockets {
 
     /// (id, frames sent, frames skipped) of each feed.
     pub fn counts(&self) -> Vec<(u64, u64, u64)> {
-        self.feeds().iter().map(|(id, f)| { let (s, d) = f.counts(); (*id, s, d) }).collect()
+        self.feeds()
+            .iter()
+            .map(|(id, f)| {
+                let (s, d) = f.counts();
+                (*id, s, d)
+            })
+            .collect()
     }
 
     pub fn len(&self) -> usize {

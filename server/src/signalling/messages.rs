@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::auth::Role;
 pub use crate::transport::Kind;
+pub use crate::turn::IceServer;
 
 /// A transport switch's reason is shown in the server's log; longer ones are cut.
 pub const MAX_REASON_CHARS: usize = 200;
@@ -11,16 +12,6 @@ pub const MAX_REASON_CHARS: usize = 200;
 /// Largest signalling frame accepted. Real SDP answers are a few KiB; anything near this
 /// limit is a bug or an attack, and is answered with `too_large`.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
-
-/// An ICE server as the browser's `RTCIceServer` expects it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct IceServer {
-    pub urls: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub credential: Option<String>,
-}
 
 /// Messages the server sends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -257,7 +248,10 @@ mod tests {
             j,
             r#"{"type":"welcome","viewer_id":"v1","role":"guest","user":"bob","ice_servers":[],"ice_transport_policy":"all","transport":"webrtc","transports":["webrtc","websocket"]}"#
         );
-        assert_eq!(ServerMessage::Transport { kind: Kind::Websocket }.to_json(), r#"{"type":"transport","kind":"websocket"}"#);
+        assert_eq!(
+            ServerMessage::Transport { kind: Kind::Websocket }.to_json(),
+            r#"{"type":"transport","kind":"websocket"}"#
+        );
         let j = ServerMessage::Room {
             you: "v2".into(),
             control: Some("v1".into()),

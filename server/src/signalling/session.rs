@@ -391,9 +391,10 @@ mod tests {
         let (mut s, out) = Session::start(start_on(Kind::Websocket, Role::Guest));
         assert!(matches!(&out[0], Action::Send(ServerMessage::Welcome { transport: Kind::Websocket, .. })));
         assert_eq!(s.state(), State::Socket);
-        assert_eq!(s.handle(Event::ClientBinary(frame::channel(r#"{"t":"k"}"#).to_vec())), vec![
-            Action::Inbound(r#"{"t":"k"}"#.into())
-        ]);
+        assert_eq!(
+            s.handle(Event::ClientBinary(frame::channel(r#"{"t":"k"}"#).to_vec())),
+            vec![Action::Inbound(r#"{"t":"k"}"#.into())]
+        );
         assert_eq!(s.handle(Event::MediaConnected), vec![Action::RequestKeyframe]);
         assert!(s.handle(Event::LocalIce { candidate: "candidate:x".into(), sdp_mline_index: 0 }).is_empty());
         for (bad, code) in [
@@ -414,21 +415,27 @@ mod tests {
     fn switching_transport_closes_one_opens_the_other_and_says_so() {
         let mut s = started();
         let ask = r#"{"type":"transport","kind":"websocket","reason":"no media\nwithin 3 s"}"#;
-        assert_eq!(s.handle(Event::ClientText(ask.into())), vec![
-            Action::Switch { kind: Kind::Websocket, reason: "no mediawithin 3 s".into() },
-            Action::Send(ServerMessage::Transport { kind: Kind::Websocket }),
-        ]);
+        assert_eq!(
+            s.handle(Event::ClientText(ask.into())),
+            vec![
+                Action::Switch { kind: Kind::Websocket, reason: "no mediawithin 3 s".into() },
+                Action::Send(ServerMessage::Transport { kind: Kind::Websocket }),
+            ]
+        );
         assert_eq!(s.state(), State::Socket);
         assert!(s.handle(Event::ClientText(ask.into())).is_empty(), "already there");
         // Back to WebRTC: a fresh offer is expected.
         let back = r#"{"type":"transport","kind":"webrtc"}"#;
-        assert_eq!(s.handle(Event::ClientText(back.into()))[0], Action::Switch {
-            kind: Kind::Webrtc,
-            reason: String::new()
-        });
+        assert_eq!(
+            s.handle(Event::ClientText(back.into()))[0],
+            Action::Switch { kind: Kind::Webrtc, reason: String::new() }
+        );
         assert_eq!(s.state(), State::CreatingOffer);
         assert_eq!(s.transport(), Kind::Webrtc);
-        assert_eq!(s.handle(Event::LocalOffer("O".into())), vec![Action::Send(ServerMessage::Offer { sdp: "O".into() })]);
+        assert_eq!(
+            s.handle(Event::LocalOffer("O".into())),
+            vec![Action::Send(ServerMessage::Offer { sdp: "O".into() })]
+        );
     }
 
     #[test]
