@@ -669,7 +669,8 @@ async function main() {
   const ctx = { args, modes, transports: args.transports, transportFlag: tflag, errors: [] };
   const results = {
     date: new Date().toISOString(),
-    command: COMMAND,
+    // A run with options is recorded as what it was, not as plain `make bench`.
+    command: argv.length ? `${COMMAND.split('&& ')[0].replace(/^make bench\s+#\s*=\s*/, '')}&& node tests/bench/run.mjs ${argv.join(' ')}` : COMMAND,
     machine,
     capture_flag: flag,
     capture_modes: modes.map(captureLabel),

@@ -4,6 +4,7 @@
 pub mod annexb;
 pub mod encoder;
 pub mod grave;
+mod health;
 pub mod keyframe;
 pub mod pipeline;
 mod ports;
@@ -14,7 +15,7 @@ mod viewer;
 pub mod xlib;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,10 +27,9 @@ use crate::transport::{Kind, TransportEvent, Wire};
 pub use encoder::{EncodeParams, EncoderChoice, EncoderKind, EncoderPreference};
 pub use pipeline::CaptureSource;
 pub use viewer::{IceSettings, Track};
+pub use health::Health;
 use viewer::{ViewerBranch, BIN_PREFIX};
 
-/// How long without an encoded frame before the pipeline counts as stalled.
-const STALL_AFTER: Duration = Duration::from_secs(3);
 /// GStreamer's DTLS elements generate their certificate (an RSA key) when the first one is
 /// created, which put the cost — hundreds of milliseconds on a small machine — in front of
 /// the first viewer's offer. Creating one in the background at start-up pays it while the
@@ -89,64 +89,6 @@ pub enum MediaError {
     Link(String),
     #[error(transparent)]
     NoEncoder(#[from] encoder::NoEncoder),
-}
-
-/// Whether the pipeline is delivering frames, readable from any thread.
-#[derive(Debug)]
-pub struct Health {
-    started: Instant,
-    failure: Mutex<Option<String>>,
-    frames: AtomicU64,
-    /// Milliseconds since `started` of the last encoded frame.
-    last_frame_ms: AtomicU64,
-    playing: AtomicBool,
-}
-
-impl Health {
-    fn new() -> Self {
-        Self {
-            started: Instant::now(),
-            failure: Mutex::new(None),
-            frames: AtomicU64::new(0),
-            last_frame_ms: AtomicU64::new(0),
-            playing: AtomicBool::new(false),
-        }
-    }
-
-    fn frame(&self) {
-        self.frames.fetch_add(1, Ordering::Relaxed);
-        self.last_frame_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-
-    fn fail(&self, why: String) {
-        let mut f = self.failure.lock().unwrap_or_else(|e| e.into_inner());
-        if f.is_none() {
-            *f = Some(why);
-        }
-    }
-
-    pub fn frames(&self) -> u64 {
-        self.frames.load(Ordering::Relaxed)
-    }
-
-    /// `Ok` when frames flow; otherwise why not.
-    pub fn check(&self) -> Result<(), String> {
-        if let Some(f) = self.failure.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-            return Err(f);
-        }
-        if !self.playing.load(Ordering::Relaxed) {
-            return Err("pipeline is starting".into());
-        }
-        if self.frames() == 0 {
-            return Err("no frame encoded yet".into());
-        }
-        let since =
-            self.started.elapsed().saturating_sub(Duration::from_millis(self.last_frame_ms.load(Ordering::Relaxed)));
-        if since > STALL_AFTER {
-            return Err(format!("no frame encoded for {:.1} s (is the X display alive?)", since.as_secs_f64()));
-        }
-        Ok(())
-    }
 }
 
 /// What carries one viewer's media.
