@@ -1,6 +1,8 @@
 /**
  * Clipboard sync, checked against the real X clipboard with xclip: text and PNG images
- * both ways, 1 MB byte-exact, and a session that survives malformed clip messages.
+ * both ways, 1 MB byte-exact, and a session that survives malformed clip messages; once
+ * with the messages on the WebRTC data channel and once as binary frames of the
+ * WebSocket transport (`--transport websocket`), which paces on its own buffer.
  *
  * xclip -i stays running as the selection owner until another client takes the
  * clipboard; it runs in the foreground (-quiet) as a tracked process of the environment.
@@ -16,20 +18,21 @@ const MAX_BYTES = 2_000_000;
 const sha = (buf) => crypto.createHash('sha256').update(buf).digest('hex');
 const unique = (label) => `${label} ${crypto.randomBytes(6).toString('hex')} — ünïcødé ✓`;
 
-describe('clipboard', { timeout: 240_000 }, () => {
+for (const transport of ['webrtc', 'websocket']) describe(`clipboard over ${transport}`, { timeout: 240_000 }, () => {
   let env;
   let page;
   let owners = 0;
 
   before(async () => {
-    env = new Env('clipboard', { width: 800, height: 600, framerate: 15,
-      serverArgs: ['--clipboard-max-bytes', String(MAX_BYTES)] });
+    env = new Env(`clipboard-${transport}`, { width: 800, height: 600, framerate: 15,
+      serverArgs: ['--clipboard-max-bytes', String(MAX_BYTES), '--transport', transport] });
     await env.start();
     const viewer = await env.launchBrowser();
     const context = await viewer.browser.newContext({ viewport: { width: 800, height: 600 } });
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(env.url).origin });
     page = await openConnected(env, context, env.url);
     await page.waitForFunction(() => window.kelpie.channel?.readyState === 'open', null, { timeout: 10_000 });
+    assert.equal(await page.evaluate(() => window.kelpie.transport.kind), transport);
     await page.bringToFront();
   });
   after(() => env?.close());

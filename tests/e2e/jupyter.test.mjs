@@ -20,26 +20,10 @@ import path from 'node:path';
 import test from 'node:test';
 import { KELPIE_BIN, REPO_ROOT, assertTyping, decodeRate, freePort, openConnected, sleep, startEnv, waitDecoding, waitFor } from './harness.mjs';
 import { makeNetns, netnsAvailable } from './netns.mjs';
+import { children } from './procs.mjs';
 
 const VENV = process.env.KELPIE_E2E_VENV || path.join(REPO_ROOT, '.venv-e2e');
 const JUPYTER = path.join(VENV, 'bin', 'jupyter');
-
-/** PIDs of the running processes whose parent is `ppid`, with their argv. */
-function children(ppid) {
-  const out = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
-      // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) !== ppid) continue;
-      const argv = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').filter(Boolean);
-      out.push({ pid: Number(name), argv });
-    } catch { /* gone meanwhile */ }
-  }
-  return out;
-}
 
 test('through jupyter-server-proxy and jupyter-kelpie the desktop plays and takes input', { timeout: 120_000 }, async (t) => {
   assert.ok(fs.existsSync(JUPYTER), `${JUPYTER} is missing: run tests/e2e/setup-deploy-tools.sh`);

@@ -2,6 +2,7 @@
  * Process bookkeeping shared by the end-to-end harness and the benchmark (tests/bench):
  * the set of process-group leaders still running, killed if node exits, and bounded waits.
  */
+import fs from 'node:fs';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -44,4 +45,21 @@ export function freePort() {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** PIDs of the running processes whose parent is `ppid`, with their argv. */
+export function children(ppid) {
+  const out = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) !== ppid) continue;
+      const argv = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      out.push({ pid: Number(name), argv });
+    } catch { /* gone meanwhile */ }
+  }
+  return out;
 }

@@ -22,6 +22,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Env, assertClickLands, assertTyping, decodeRate, freePort, openConnected, sleep, videoStats, waitDecoding, waitFor } from './harness.mjs';
 import { makeNetns, netnsAvailable } from './netns.mjs';
+import { children } from './procs.mjs';
 
 const NGINX = process.env.KELPIE_NGINX || '/usr/sbin/nginx';
 // Another aspect ratio than the display, so the video is letterboxed (as in input.test.mjs).
@@ -223,7 +224,7 @@ describe('behind nginx', { timeout: 120_000 }, () => {
 
       // nginx's worker holds every proxied connection: killing it drops them all.
       const before = await p.evaluate(() => window.kelpie.timings.ws_start);
-      const workers = nginxWorkers(nginx.pid);
+      const workers = children(nginx.pid).map((c) => c.pid);
       assert.ok(workers.length > 0, 'no nginx worker process found');
       for (const pid of workers) process.kill(pid, 'SIGKILL');
       await p.waitForFunction((t0) => window.kelpie.timings.ws_start > t0 && window.kelpie.state === 'connected',
@@ -235,20 +236,6 @@ describe('behind nginx', { timeout: 120_000 }, () => {
       await p.close();
     });
 });
-
-/** The worker processes of the nginx whose master is `master` (children named nginx). */
-function nginxWorkers(master) {
-  const out = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === master) out.push(Number(name));
-    } catch { /* gone meanwhile */ }
-  }
-  return out;
-}
 
 /** The last `n` lines of a file ('' when it does not exist yet). */
 function readTail(file, n = 30) {

@@ -87,6 +87,9 @@ describe('transports between network namespaces', { skip: skip || false }, () =>
     const health = await env.health();
     assert.deepEqual(health.body.transports, { webrtc: 0, websocket: 1 });
     await assertPlaysAtRate(env, page, 'HTTP-only WebSocket viewer');
+    // The remote cursor came as a data-channel message inside a binary frame.
+    const cursor = await page.evaluate(() => window.kelpie.cursor.received);
+    assert.ok(cursor.images + cursor.bySerial > 0, `no cursor message over the socket: ${JSON.stringify(cursor)}`);
     await assertTyping(env, page, 'Kelpie over HTTP 123');
     await assertClickLands(env, page, VIEWPORT, { x: 700, y: 200 }, 'left', 1);
   });

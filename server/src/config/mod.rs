@@ -102,7 +102,8 @@ pub struct Config {
     /// How media reaches browsers. `auto`: WebRTC first (UDP, then ICE-TCP, then TURN if
     /// configured); a page that gets no WebRTC media within 3 s of the offer switches to the
     /// WebSocket it already uses for signalling, so it works through any proxy that carries
-    /// HTTP. `webrtc` or `websocket` offers only that one.
+    /// HTTP (browsers decode it with WebCodecs, which needs an https:// page or localhost).
+    /// `webrtc` or `websocket` offers only that one.
     #[arg(long, env = "KELPIE_TRANSPORT", value_enum, default_value_t = Policy::Auto)]
     pub transport: Policy,
 
