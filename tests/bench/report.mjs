@@ -106,7 +106,8 @@ export function renderSection(results) {
     lines.push('#### WebRTC and WebSocket side by side (issue 10)');
     lines.push('');
     lines.push('Each pair of rows ran back to back on the same display and content, so their ratio holds '
-      + 'on a busy machine; p50 / p95 in ms; CPU as % of one core.');
+      + 'on a busy machine as long as the load that is not ours stayed alike (last column: compare a pair '
+      + 'only where it did); p50 / p95 in ms; CPU as % of one core.');
     lines.push('');
     const crows = [];
     for (const s of browserScenarios) {
@@ -118,7 +119,7 @@ export function renderSection(results) {
         for (const t of transports) {
           const r = byT[t];
           if (!r) continue;
-          if (r.error) { crows.push([labelOf(s), capture, transportName(t), `failed: ${r.error.split('\n')[0].replace(/\|/g, '\\|')}`, '', '', '', '', '', '', '']); continue; }
+          if (r.error) { crows.push([labelOf(s), capture, transportName(t), `failed: ${r.error.split('\n')[0].replace(/\|/g, '\\|')}`, '', '', '', '', '', '', '', '']); continue; }
           const p = r.probe;
           const rel = t !== 'webrtc' && rtc && rtc.kelpie_cpu_pct ? `${(r.kelpie_cpu_pct / rtc.kelpie_cpu_pct).toFixed(2)}×` : '–';
           crows.push([
@@ -129,12 +130,13 @@ export function renderSection(results) {
             pct(r.kelpie_cpu_pct), rel, pct(r.chromium_cpu_pct),
             `${ms(r.time_to_first_frame_ms)} ms`,
             t === 'websocket' && r.server?.socket_frames_skipped != null ? String(r.server.socket_frames_skipped) : '–',
+            pct(r.others_cpu_pct),
           ]);
         }
       }
     }
     lines.push(table(['scenario', 'capture', 'transport', 'delivered fps', 'glass-to-glass p50 / p95', 'input-to-photon p50 / p95 (n)',
-      'kelpie CPU', 'kelpie CPU vs. WebRTC', 'Chromium CPU', 'first frame', 'frames skipped (busy socket)'], crows));
+      'kelpie CPU', 'kelpie CPU vs. WebRTC', 'Chromium CPU', 'first frame', 'frames skipped (busy socket)', 'other users of the machine'], crows));
   }
 
   lines.push('');
