@@ -150,6 +150,8 @@ window.kelpie = {
    *  dtls_connected, track, first_frame (of the current connection attempt). */
   get timings() { return session.timings; },
   get channel() { return channel.current(); },
+  /** The WebSocket transport's decoder (socket-media.js), null on WebRTC; for diagnostics. */
+  get socketMedia() { return session.media; },
   /** {kind: 'webrtc'|'websocket', reason}: what carries media now and why. */
   get transport() { return session.transport; },
   /** Inbound video statistics of the transport in use (inbound-rtp fields). */

@@ -22,6 +22,13 @@ const MAX_DECODE_QUEUE = 3;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
+/** Microseconds since page start, strictly increasing (chunk timestamps must not repeat). */
+let lastArrival = 0;
+function arrivalUs() {
+  lastArrival = Math.max(lastArrival + 1, Math.round(performance.now() * 1000));
+  return lastArrival;
+}
+
 /** Parses a server frame: {kind:'channel', text} | {kind:'video', key, seq, timestamp, data} | null. */
 export function parseFrame(buffer) {
   const bytes = new Uint8Array(buffer);
@@ -199,7 +206,7 @@ export class SocketMedia {
   }
 
   /** One video frame from the socket. */
-  video({ key, seq, timestamp, data }) {
+  video({ key, seq, data }) {
     if (this.closed) return;
     this.counts.framesReceived++;
     this.counts.bytesReceived += data.length + VIDEO_HEADER;
@@ -230,7 +237,11 @@ export class SocketMedia {
       return;
     }
     try {
-      this.decoder.decode(new EncodedVideoChunk({ type: key ? 'key' : 'delta', timestamp, data }));
+      // Stamped with the time it arrived, not the stream's time: the <video> schedules
+      // generator frames by their timestamps, and stream time between a still screen's
+      // rare frames made it hold a new frame for up to half a second. Arrival time says
+      // "show now", which is what a remote desktop wants.
+      this.decoder.decode(new EncodedVideoChunk({ type: key ? 'key' : 'delta', timestamp: arrivalUs(), data }));
       if (key) this.counts.keyFramesDecoded++;
     } catch (err) {
       console.warn('kelpie: decode failed, waiting for a keyframe', err.message || err);

@@ -253,7 +253,9 @@ export class Env {
    */
   async startKelpie({ name = 'kelpie', port, args = [], env = {} } = {}) {
     port = port || await freePort();
-    const url = `http://${this.host}:${port}/`;
+    // With --tls-cert kelpie serves https:// (and wss://) on the same port.
+    const scheme = [...this.serverArgs, ...args].includes('--tls-cert') ? 'https' : 'http';
+    const url = `${scheme}://${this.host}:${port}/`;
     const proc = this.#spawn(name, KELPIE_BIN, [
       '--display', this.display,
       '--listen', `${this.host}:${port}`,

@@ -6,6 +6,8 @@
  *
  * - HTTP-only: the page falls back to the WebSocket transport by itself and shows the
  *   desktop within 5 s of load at ≥ 90 % of the frame rate; typing and clicks arrive.
+ *   Once more over https:// and wss:// (Kelpie's own TLS, as an ingress would terminate
+ *   it), where the page is a secure context without any browser switch.
  * - No firewall: the same page stays on WebRTC; switching in the settings moves media
  *   both ways on the same seat (same participant id, control kept).
  * - A WebRTC and a WebSocket viewer share the one encode at full rate; throttling the
@@ -14,6 +16,9 @@
  *   viewer keeps playing.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 import {
   assertClickLands, assertTyping, decodeRate, openConnected, sleep, startEnv, videoStats, waitDecoding, waitFor,
@@ -92,6 +97,35 @@ describe('transports between network namespaces', { skip: skip || false }, () =>
     assert.ok(cursor.images + cursor.bySerial > 0, `no cursor message over the socket: ${JSON.stringify(cursor)}`);
     await assertTyping(env, page, 'Kelpie over HTTP 123');
     await assertClickLands(env, page, VIEWPORT, { x: 700, y: 200 }, 'left', 1);
+  });
+
+  test('HTTP-only over TLS: https:// page, media on wss://, no browser switch needed', async (t) => {
+    const ns = makeNetns(t);
+    const dir = fs.mkdtempSync('/tmp/kelpie-tls-');
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const [cert, key] = [path.join(dir, 'cert.pem'), path.join(dir, 'key.pem')];
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', `/CN=${ns.hostIp}`,
+      '-addext', `subjectAltName=IP:${ns.hostIp}`, '-keyout', key, '-out', cert], { stdio: 'ignore' });
+    // The harness's own /health polls must accept the self-signed certificate too.
+    const before = process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+    process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+    t.after(() => {
+      if (before === undefined) delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+      else process.env.NODE_TLS_REJECT_UNAUTHORIZED = before;
+    });
+    const env = await startEnv(t, {
+      animate: true, framerate: FPS, host: ns.hostIp,
+      serverArgs: [...AUTH.serverArgs, '--tls-cert', cert, '--tls-key', key], serverEnv: AUTH.serverEnv,
+    });
+    assert.match(env.url, /^https:/);
+    ns.allowOnlyTcp([env.port]);
+    const b = await env.launchBrowser({ executablePath: ns.chromium(env.logDir), args: ['--ignore-certificate-errors'] });
+    const page = await openConnected(env, await context(b.browser), env.url);
+    assert.equal(await page.evaluate(() => window.isSecureContext), true);
+    await waitDecoding(env, page, 5);
+    assert.equal((await transportOf(page)).kind, 'websocket');
+    await assertPlaysAtRate(env, page, 'HTTP-only over TLS');
+    await assertTyping(env, page, 'over wss');
   });
 
   test('with nothing blocked the page stays on WebRTC, and the settings move media both ways on one seat', async (t) => {
