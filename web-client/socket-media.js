@@ -237,10 +237,10 @@ export class SocketMedia {
       return;
     }
     try {
-      // Stamped with the time it arrived, not the stream's time: the <video> schedules
-      // generator frames by their timestamps, and stream time between a still screen's
-      // rare frames made it hold a new frame for up to half a second. Arrival time says
-      // "show now", which is what a remote desktop wants.
+      // Stamped with the time it arrived, on this page's clock, not the server's stream
+      // time: nothing downstream should pace frames by the sender's clock (a still
+      // screen's gaps, skipped stretches, a restarted pipeline); a remote desktop shows
+      // each frame as soon as it is decoded.
       this.decoder.decode(new EncodedVideoChunk({ type: key ? 'key' : 'delta', timestamp: arrivalUs(), data }));
       if (key) this.counts.keyFramesDecoded++;
     } catch (err) {
