@@ -1,13 +1,15 @@
 /**
  * Unit tests of the web client's pure functions (no browser, no server): keysyms,
  * the letterbox mapping, the signalling URL, the reconnect backoff, and who may do what
- * when several people share a desktop (control, share links).
+ * when several people share a desktop (control, share links), and the WebSocket
+ * transport's frame format and transport choice.
  */
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import { keysymFor } from '../../web-client/keysyms.js';
 import { toRemote } from '../../web-client/input.js';
-import { backoffMs, signallingUrl } from '../../web-client/signalling.js';
+import { backoffMs, signallingUrl, wantedTransport } from '../../web-client/signalling.js';
+import { VIDEO_HEADER, channelFrame, codecOf, nalUnits, parseFrame } from '../../web-client/socket-media.js';
 
 test('printable keys map to Latin-1 or Unicode keysyms', () => {
   assert.equal(keysymFor({ key: 'a', code: 'KeyA' }), 0x61);
@@ -307,4 +309,36 @@ test('a refused share shows the server text, and a bad name is never sent', asyn
   const offline = await createShare({ role: 'viewer', ttl: 3600 },
     { href: 'https://h/', fetch: async () => { throw new Error('network down'); } });
   assert.match(offline.error, /network down/);
+});
+
+test('the WebSocket transport parses the server\'s frames as docs/protocol.md describes them', () => {
+  const au = [0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x28, 0, 0, 1, 0x68, 0xce, 0, 0, 0, 1, 0x65, 0x88];
+  const bytes = new Uint8Array(VIDEO_HEADER + au.length);
+  bytes.set([2, 1, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0x03, 0xe8]);
+  bytes.set(au, VIDEO_HEADER);
+  const f = parseFrame(bytes.buffer);
+  assert.equal(f.kind, 'video');
+  assert.equal(f.key, true);
+  assert.equal(f.seq, 258);
+  assert.equal(f.timestamp, 1000);
+  assert.deepEqual([...f.data], au);
+  assert.deepEqual(nalUnits(f.data).map((n) => n[0] & 0x1f), [7, 8, 5]);
+  assert.equal(codecOf(f.data).codec, 'avc1.42c028');
+  assert.equal(codecOf(new Uint8Array([0, 0, 1, 0x41, 0x9a])), null, 'a delta frame has no SPS');
+
+  const text = '{"t":"cursor","x":1}';
+  const c = parseFrame(channelFrame(text).buffer);
+  assert.deepEqual(c, { kind: 'channel', text });
+  assert.equal(parseFrame(new Uint8Array([]).buffer), null);
+  assert.equal(parseFrame(new Uint8Array([2, 0, 0]).buffer), null, 'a video frame shorter than its header');
+  assert.equal(parseFrame(new Uint8Array([1, 0xff, 0xfe]).buffer), null, 'not UTF-8');
+  assert.equal(parseFrame(new Uint8Array([7, 1]).buffer), null, 'unknown kind');
+});
+
+test('a page asks for the WebSocket at connect time only when told to or after WebRTC failed', () => {
+  assert.equal(wantedTransport('auto', false), null);
+  assert.equal(wantedTransport('auto', true), 'websocket');
+  assert.equal(wantedTransport('webrtc', true), 'webrtc');
+  assert.equal(wantedTransport('websocket', false), 'websocket');
+  assert.equal(signallingUrl('https://proxy.example/desk/', 'websocket'), 'wss://proxy.example/desk/ws?transport=websocket');
 });
