@@ -18,6 +18,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import {
@@ -238,5 +239,20 @@ describe('the WebSocket transport refuses bad frames', () => {
       assert.ok(after.framesDecoded > before.framesDecoded, `${what}: the other viewer stopped`);
     }
     await assertPlaysAtRate(env, viewer, 'the well-behaved viewer');
+
+    // The upgrade answer tells buffering proxies (nginx) not to buffer the socket.
+    const headers = await new Promise((resolve, reject) => {
+      const req = http.get(new URL('ws', env.url), {
+        headers: {
+          Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13',
+          'Sec-WebSocket-Key': Buffer.from('kelpie-test-key!').toString('base64'),
+        },
+        timeout: 5000,
+      });
+      req.on('upgrade', (res, socket) => { socket.destroy(); resolve(res.headers); });
+      req.on('response', (res) => reject(new Error(`no upgrade: HTTP ${res.statusCode}`)));
+      req.on('error', reject);
+    });
+    assert.equal(headers['x-accel-buffering'], 'no', JSON.stringify(headers));
   });
 });

@@ -56,10 +56,14 @@ pub async fn upgrade(
         );
         return (StatusCode::FORBIDDEN, "WebSocket origin not allowed\n").into_response();
     }
-    ws.max_message_size(TRANSPORT_MAX_MESSAGE).max_frame_size(TRANSPORT_MAX_MESSAGE).on_upgrade(move |socket| {
-        let user = user.map_or_else(AuthedUser::anonymous_owner, |Extension(u)| u);
-        serve(socket, app, user, params.transport)
-    })
+    let mut response =
+        ws.max_message_size(TRANSPORT_MAX_MESSAGE).max_frame_size(TRANSPORT_MAX_MESSAGE).on_upgrade(move |socket| {
+            let user = user.map_or_else(AuthedUser::anonymous_owner, |Extension(u)| u);
+            serve(socket, app, user, params.transport)
+        });
+    // Media may travel on this socket: proxies that honour it (nginx) must not buffer.
+    response.headers_mut().insert("x-accel-buffering", header::HeaderValue::from_static("no"));
+    response
 }
 
 /// Carries out actions; returns false once the socket is to be closed.
