@@ -25,9 +25,9 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::transport::feed::Feed;
 use crate::transport::{Kind, TransportEvent, Wire};
 pub use encoder::{EncodeParams, EncoderChoice, EncoderKind, EncoderPreference};
+pub use health::Health;
 pub use pipeline::CaptureSource;
 pub use viewer::{IceSettings, Track};
-pub use health::Health;
 use viewer::{ViewerBranch, BIN_PREFIX};
 
 /// GStreamer's DTLS elements generate their certificate (an RSA key) when the first one is
