@@ -38,6 +38,9 @@ use config::{Command, Config};
 use display::Display;
 use media::{Desktop, EncodeParams};
 
+/// How long a stopping Kelpie waits for open connections (downloads, sockets) to end.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why Kelpie could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -148,7 +151,7 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
         input: input.clone(),
         clipboard,
         cursor,
-        resizer: config.resize.then(|| screen::Resizer::start(screen.name.clone())),
+        resizer: config.resize.then(|| screen::Resizer::start(screen.name.clone(), config.max_size)),
     };
     let limits = room::Limits {
         max_participants: config.max_viewers as usize,
@@ -187,27 +190,33 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
 
     let router = http::router(app);
     let mut fatal = desktop.fatal_error();
+    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
     let stop = async move {
         tokio::select! {
             _ = shutdown_signal() => {}
             _ = fatal.wait_for(Option::is_some) => {}
         }
+        let _ = stopping.send(true);
     };
-    match tls {
-        Some(tls) => {
-            let service = router.into_make_service_with_connect_info::<http::Peer>();
-            axum::serve(http::TlsListener::new(listener, tls), service)
-                .with_graceful_shutdown(stop)
-                .await
-                .map_err(RunError::Serve)?
+    // Graceful shutdown lets open connections finish, but not for ever: a slow download
+    // or a browser that never closes its socket must not keep a stopped Kelpie alive.
+    let grace = async move {
+        let _ = stopped.wait_for(|s| *s).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let serve = async move {
+        let service = router.into_make_service_with_connect_info::<http::Peer>();
+        match tls {
+            Some(tls) => axum::serve(http::TlsListener::new(listener, tls), service).with_graceful_shutdown(stop).await,
+            None => axum::serve(http::PlainListener(listener), service).with_graceful_shutdown(stop).await,
         }
-        None => {
-            let service = router.into_make_service_with_connect_info::<http::Peer>();
-            axum::serve(http::PlainListener(listener), service)
-                .with_graceful_shutdown(stop)
-                .await
-                .map_err(RunError::Serve)?
-        }
+    };
+    tokio::select! {
+        served = serve => served.map_err(RunError::Serve)?,
+        _ = grace => tracing::warn!(
+            "connections still open {} s after the stop signal: closing them",
+            SHUTDOWN_GRACE.as_secs()
+        ),
     }
 
     let lost = desktop.fatal_error().borrow().clone();

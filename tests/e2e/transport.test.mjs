@@ -238,6 +238,19 @@ describe('the WebSocket transport refuses bad frames', () => {
       const after = await waitDecoding(env, viewer, before.framesDecoded + FPS);
       assert.ok(after.framesDecoded > before.framesDecoded, `${what}: the other viewer stopped`);
     }
+    // Over the socket's 1 MiB read limit: cut off while being read, closed with 1009.
+    const huge = await other.evaluate(async (url) => {
+      const ws = new WebSocket(url);
+      return new Promise((resolve) => {
+        ws.onmessage = (e) => {
+          if (typeof e.data === 'string' && JSON.parse(e.data).type === 'welcome') ws.send(new Uint8Array(2 * 1024 * 1024));
+        };
+        ws.onclose = (e) => resolve({ code: e.code, reason: e.reason });
+        setTimeout(() => resolve({ timedOut: true }), 10_000);
+      });
+    }, wsUrl);
+    assert.equal(huge.code, 1009, env.why(`2 MiB frame: ${JSON.stringify(huge)}`));
+    assert.match(huge.reason, /frame refused/);
     await assertPlaysAtRate(env, viewer, 'the well-behaved viewer');
 
     // The upgrade answer tells buffering proxies (nginx) not to buffer the socket.

@@ -47,8 +47,9 @@ pub struct Config {
     #[arg(long, env = "KELPIE_SIZE", default_value = "1920x1080", value_name = "WxH")]
     pub size: ScreenSize,
 
-    /// Largest size the embedded display can be resized to (its framebuffer, allocated
-    /// once by Xvfb: 3840x2160 costs Xvfb about 33 MB). Ignored with --display.
+    /// Largest size browsers may resize the screen to (with --display too; never beyond
+    /// 4096x2304, the encoders' limit). The embedded Xvfb allocates its framebuffer at this
+    /// size once: 3840x2160 costs it about 33 MB.
     #[arg(long, env = "KELPIE_MAX_SIZE", default_value = "3840x2160", value_name = "WxH")]
     pub max_size: ScreenSize,
 

@@ -103,6 +103,22 @@ impl FileShare {
         })
     }
 
+    /// Removes temporary files of uploads whose Kelpie is gone (killed mid-upload, so its
+    /// own clean-up never ran); another running Kelpie's uploads in the same folder stay.
+    /// Returns how many were removed.
+    pub fn sweep_stale_uploads(&self) -> usize {
+        let Ok(items) = std::fs::read_dir(&self.dir) else { return 0 };
+        let mut removed = 0;
+        for item in items.flatten() {
+            let name = item.file_name();
+            let Some(pid) = name.to_str().and_then(upload_owner) else { continue };
+            if pid != std::process::id() && !process_alive(pid) && std::fs::remove_file(item.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     fn path_of(&self, name: &FileName) -> PathBuf {
         self.dir.join(name.as_str())
     }
@@ -168,6 +184,21 @@ impl FileShare {
             done: false,
         })
     }
+}
+
+/// The process id in an upload's temporary file name (`.kelpie-upload-PID-N.part`).
+fn upload_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(TEMP_PREFIX)?.strip_suffix(".part")?;
+    let (pid, n) = rest.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+fn process_alive(pid: u32) -> bool {
+    // Signal 0 checks existence only; EPERM means it exists but is someone else's.
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    // SAFETY: kill with signal 0 sends nothing.
+    unsafe { libc::kill(pid, 0) == 0 || *libc::__errno_location() == libc::EPERM }
 }
 
 fn write_error(dir: &Path, what: &'static str, source: io::Error) -> StoreError {
@@ -299,6 +330,15 @@ impl Drop for Upload {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_upload_temporaries_name_an_owner() {
+        assert_eq!(upload_owner(".kelpie-upload-123-4.part"), Some(123));
+        assert_eq!(upload_owner(".kelpie-upload-123-4.partx"), None);
+        assert_eq!(upload_owner("report.part"), None);
+        assert_eq!(upload_owner(".kelpie-upload-abc-4.part"), None);
+        assert_eq!(upload_owner(".kelpie-upload-123.part"), None);
+    }
 
     /// A fresh empty folder under the system temp dir, removed on drop.
     pub(crate) struct TempDir(pub PathBuf);

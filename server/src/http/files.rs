@@ -296,6 +296,13 @@ impl FilesState {
                 if let Err(e) = share.ensure_dir() {
                     tracing::warn!("file transfer: {e} (uploads will fail until it can be created)");
                 }
+                let stale = share.sweep_stale_uploads();
+                if stale > 0 {
+                    tracing::info!(
+                        removed = stale,
+                        "file transfer: removed unfinished uploads of a Kelpie that is gone"
+                    );
+                }
                 tracing::info!(
                     folder = %share.dir().display(),
                     upload_max = %human_size(share.max_bytes()),

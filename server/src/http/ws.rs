@@ -17,13 +17,18 @@ use tracing::Instrument as _;
 use super::ws_writer::Writer;
 use super::{App, AuthedUser};
 use crate::room::{Liveness, Reservation};
+use crate::signalling::session::truncate_reason;
 use crate::signalling::{Action, ErrorCode, Event, ServerMessage, Session, Start};
 use crate::transport::feed::Feed;
 use crate::transport::{Kind, OpenError, TransportEvent, Wire};
 
-/// The transport accepts frames this large so that an oversized message can still be
-/// answered with a `too_large` error; the session itself caps messages at 256 KiB.
-const TRANSPORT_MAX_MESSAGE: usize = 16 * 1024 * 1024;
+/// The socket reads frames up to this size, so that a message somewhat over the session's
+/// own limits (256 KiB of text, 128 KiB binary) is still answered with `too_large`;
+/// anything larger is cut off while being read (never buffered whole) and closes the
+/// socket with 1009.
+const TRANSPORT_MAX_MESSAGE: usize = 1024 * 1024;
+/// WebSocket close code for a message too big to process (RFC 6455).
+const CLOSE_TOO_BIG: u16 = 1009;
 /// WebSocket pings keep NATs open and reveal dead peers.
 const PING_EVERY: Duration = Duration::from_secs(2);
 /// A viewer silent for this long (no frame, no pong) is gone. With PING_EVERY this
@@ -241,8 +246,13 @@ async fn participant(
                 Some(Ok(Message::Binary(b))) => { liveness.heard(Instant::now()); session.handle(Event::ClientBinary(b.to_vec())) }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => { liveness.heard(Instant::now()); Vec::new() }
                 Some(Ok(Message::Close(_))) | None => break "closed by the browser".to_string(),
-                // Frames beyond even the transport limit end here, without a reply.
-                Some(Err(e)) => break format!("WebSocket error: {e}"),
+                // Frames beyond even the transport limit (or broken framing) end here.
+                Some(Err(e)) => {
+                    let reason = format!("frame refused: {e}");
+                    p.writer.send(Message::Close(Some(CloseFrame { code: CLOSE_TOO_BIG, reason: truncate_reason(&reason).into() })));
+                    we_closed = true;
+                    break format!("WebSocket error: {e}");
+                }
             },
             event = p.media.recv() => match event {
                 Some(TransportEvent::Offer(sdp)) => session.handle(Event::LocalOffer(sdp)),

@@ -62,9 +62,12 @@ pub struct Resizer {
 }
 
 impl Resizer {
-    pub fn start(display: String) -> Self {
+    /// Resizes `display` on request, never beyond `max` (`--max-size`) nor what the encoder
+    /// takes ([`plan::ENCODER_MAX`]).
+    pub fn start(display: String, max: ScreenSize) -> Self {
         let (tx, rx) = mpsc::channel();
-        let spawned = std::thread::Builder::new().name("kelpie-resize".into()).spawn(move || run(&display, rx));
+        let max = (max.width, max.height);
+        let spawned = std::thread::Builder::new().name("kelpie-resize".into()).spawn(move || run(&display, max, rx));
         if let Err(e) = spawned {
             tracing::error!("resize: cannot start its thread: {e}; the screen keeps its size");
         }
@@ -77,7 +80,7 @@ impl Resizer {
     }
 }
 
-fn run(display: &str, rx: Receiver<Request>) {
+fn run(display: &str, max: (u32, u32), rx: Receiver<Request>) {
     let mut last_applied: Option<Request> = None;
     let mut pending = Debounce::new(DEBOUNCE, DEBOUNCE_MAX);
     loop {
@@ -94,7 +97,11 @@ fn run(display: &str, rx: Receiver<Request>) {
         if last_applied == Some(req) {
             continue;
         }
-        match resize(display, req.width, req.height, Some(dpi_for(req.dpr))) {
+        let (width, height) = plan::capped(req.width, req.height, max);
+        if (width, height) != (req.width, req.height) {
+            tracing::info!(asked = %format!("{}x{}", req.width, req.height), "resize capped to {width}x{height} (--max-size or the encoder's limit)");
+        }
+        match resize(display, width, height, Some(dpi_for(req.dpr))) {
             Ok((w, h)) => {
                 tracing::info!(width = w, height = h, dpi = dpi_for(req.dpr), "screen resized to fit the browser");
                 last_applied = Some(req);
@@ -222,7 +229,7 @@ fn mode_info(w: u16, h: u16, name_len: usize) -> ModeInfo {
         id: 0,
         width: w,
         height: h,
-        dot_clock: u32::from(w) * u32::from(h) * 60,
+        dot_clock: plan::dot_clock(w, h),
         hsync_start: w,
         hsync_end: w,
         htotal: w,

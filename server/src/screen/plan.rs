@@ -21,6 +21,23 @@ pub fn target_size(width: u32, height: u32, range: SizeRange) -> (u16, u16) {
     (clamp(width, range.min.0, range.max.0), clamp(height, range.min.1, range.max.1))
 }
 
+/// The largest picture the encoders take: H.264 level 5.2 allows 36,864 macroblocks a
+/// frame, which 4096×2304 fills exactly (x264 runs at a fixed level 5.2, see
+/// `media::encoder`). A larger screen would stop the stream.
+pub const ENCODER_MAX: (u32, u32) = (4096, 2304);
+
+/// A browser's requested size capped to `--max-size` and to [`ENCODER_MAX`]: the X
+/// server's own RandR range can be far larger (16384 on Xvfb, or any external display).
+pub fn capped(width: u32, height: u32, max: (u32, u32)) -> (u32, u32) {
+    (width.min(max.0).min(ENCODER_MAX.0), height.min(max.1).min(ENCODER_MAX.1))
+}
+
+/// RandR's dot clock for a `w`×`h` mode at a nominal 60 Hz, saturating instead of
+/// overflowing (16384² × 60 does not fit a u32).
+pub fn dot_clock(w: u16, h: u16) -> u32 {
+    (u64::from(w) * u64::from(h) * 60).min(u64::from(u32::MAX)) as u32
+}
+
 /// DPI for a device pixel ratio: 96 is X's 1×, so a 2× (Retina) browser gets 192 and
 /// applications draw text at the size the user's browser would.
 pub fn dpi_for(dpr: f64) -> u32 {
@@ -63,6 +80,21 @@ mod tests {
         assert_eq!(target_size(1281, 721, RANGE), (1280, 720));
         assert_eq!(target_size(8000, 9000, RANGE), (3840, 2160));
         assert_eq!(target_size(10, 10, RANGE), (64, 64));
+    }
+
+    #[test]
+    fn requests_are_capped_to_the_max_size_and_what_the_encoder_takes() {
+        assert_eq!(capped(16384, 16384, (3840, 2160)), (3840, 2160));
+        assert_eq!(capped(1280, 720, (3840, 2160)), (1280, 720));
+        assert_eq!(capped(16384, 16384, (8192, 8192)), ENCODER_MAX, "--max-size above the encoder's limit");
+        let (w, h) = capped(16384, 16384, (16384, 16384));
+        assert_eq!(target_size(w, h, SizeRange { min: (8, 8), max: (16384, 16384) }), (4096, 2304));
+    }
+
+    #[test]
+    fn the_dot_clock_saturates_instead_of_overflowing() {
+        assert_eq!(dot_clock(1920, 1080), 1920 * 1080 * 60);
+        assert_eq!(dot_clock(16384, 16384), u32::MAX);
     }
 
     #[test]

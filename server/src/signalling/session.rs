@@ -272,7 +272,7 @@ fn printable(reason: &str) -> String {
 }
 
 /// Close reasons must fit a WebSocket control frame (123 bytes).
-fn truncate_reason(s: &str) -> String {
+pub fn truncate_reason(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
         if out.len() + c.len_utf8() > 120 {
