@@ -73,6 +73,21 @@ describe('keyboard', { timeout: 180_000 }, () => {
     await expectTyped(from, 'é');
   });
 
+  test('a 1,000-character txt is refused as too fast, counted, and types nothing; short text still types', async () => {
+    const refusedRate = async () => {
+      const text = await (await fetch(new URL('metrics', env.url), { signal: AbortSignal.timeout(3000) })).text();
+      return Number(/kelpie_refused_total\{what="rate"\} (\d+)/.exec(text)?.[1] ?? NaN);
+    };
+    const before = await refusedRate();
+    const from = env.probeEvents.length;
+    await page.evaluate(() => window.kelpie.channel.send(JSON.stringify({ t: 'txt', s: 'z'.repeat(1000) })));
+    await waitFor('the refusal in /metrics', async () => (await refusedRate()) === before + 1, { timeoutMs: 5000 });
+    // Then a short text: it types, and nothing of the long one came before it.
+    await page.evaluate(() => window.kelpie.channel.send(JSON.stringify({ t: 'txt', s: 'ok' })));
+    await expectTyped(from, 'ok');
+    assert.equal(typedSince(from), 'ok', 'part of the refused text was typed');
+  });
+
   test('IME composition commits its text once', async () => {
     const from = env.probeEvents.length;
     await cdp.send('Input.imeSetComposition', { text: 'にほんご', selectionStart: 4, selectionEnd: 4 });

@@ -73,12 +73,13 @@ async fn malformed_signalling_gets_an_error_and_a_closed_socket_while_others_kee
     let watcher = ViewerClient::connect(&k.ws_url(), None).await.expect("watcher connects");
     watcher.wait_for_frames(10, 10 * SECS).await.expect("watcher plays");
 
-    let ten_megabytes = "x".repeat(10 * 1024 * 1024);
+    // Over the session's 256 KiB but within what the socket reads (1 MiB): answered.
+    let half_megabyte = "x".repeat(512 * 1024);
     let cases: [(&str, &str); 4] = [
         ("not json at all", "bad_json"),
         (r#"{"type":"launch_missiles"}"#, "unknown_type"),
         (r#"{"type":"answer"}"#, "bad_message"),
-        (&ten_megabytes, "too_large"),
+        (&half_megabyte, "too_large"),
     ];
     for (payload, code) in cases {
         let mut s = SignallingSocket::connect(&k.ws_url(), None).await.expect("socket opens");
@@ -87,6 +88,11 @@ async fn malformed_signalling_gets_an_error_and_a_closed_socket_while_others_kee
         assert_eq!(refusal.code, code, "for {:.40}: {}", payload, refusal.message);
         assert_eq!(refusal.close_code, Some(1008));
     }
+
+    // Over the socket's 1 MiB: cut off while being read, closed with 1009 (message too big).
+    let mut s = SignallingSocket::connect(&k.ws_url(), None).await.expect("socket opens");
+    let _ = s.send_text(&"x".repeat(2 * 1024 * 1024)).await;
+    assert_eq!(s.wait_closed(10 * SECS).await.expect("closed"), Some(1009));
 
     // An answer that is not SDP, sent where an answer belongs.
     let mut s = SignallingSocket::connect(&k.ws_url(), None).await.expect("socket opens");

@@ -211,10 +211,16 @@ impl RoomActor {
                 self.desk.clipboard(id, chunk);
                 Vec::new()
             }),
-            other => inner.room.authorize(id, Act::Input).map(|()| {
+            other => {
+                let chars = match &other {
+                    InputEvent::Text(t) => t.chars().count() as u32,
+                    _ => 0,
+                };
+                inner.room.authorize_input(id, chars, Instant::now()).map(|()| {
                 self.desk.input(id, other);
                 Vec::new()
-            }),
+                })
+            },
         };
         // Refusals are counted by the room itself; only their first log line comes back.
         let effects = result.unwrap_or_else(|(_, effects)| effects);

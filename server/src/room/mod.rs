@@ -8,6 +8,7 @@
 //! | [`ports`] | what the room drives on the desktop side |
 //! | [`audience`] | an outbox that reaches only those who may have the clipboard |
 //! | [`liveness`] | when a silent participant counts as gone (pure) |
+//! | [`rate`] | token buckets: how much input a participant may send per second (pure) |
 //!
 //! The room imports neither GStreamer nor axum nor x11rb: transports and the desktop are
 //! traits here, implemented by `media` and the composition root.
@@ -16,6 +17,7 @@ pub mod actor;
 pub mod audience;
 pub mod liveness;
 pub mod ports;
+pub mod rate;
 pub mod state;
 #[cfg(test)]
 pub mod testing;

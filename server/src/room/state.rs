@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::rate::{self, Bucket};
 use crate::auth::Role;
 use crate::signalling::{ControlAction, ParticipantView, ServerMessage};
 
@@ -47,10 +48,13 @@ pub enum Act {
     PointerLock,
     /// A control request the role does not allow.
     Control,
+    /// Input beyond the participant's rate ([`super::rate`]).
+    Rate,
 }
 
 impl Act {
-    pub const ALL: [Act; 6] = [Act::Input, Act::Clipboard, Act::Resize, Act::Settings, Act::PointerLock, Act::Control];
+    pub const ALL: [Act; 7] =
+        [Act::Input, Act::Clipboard, Act::Resize, Act::Settings, Act::PointerLock, Act::Control, Act::Rate];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -60,6 +64,7 @@ impl Act {
             Act::Settings => "settings",
             Act::PointerLock => "pointer_lock",
             Act::Control => "control",
+            Act::Rate => "rate",
         }
     }
 }
@@ -73,6 +78,8 @@ pub enum Refusal {
     NoControl,
     /// Its role never allows this.
     Role(Role),
+    /// It sends faster than its input rate allows.
+    TooFast,
 }
 
 impl std::fmt::Display for Refusal {
@@ -81,6 +88,7 @@ impl std::fmt::Display for Refusal {
             Refusal::Gone => f.write_str("the participant has left"),
             Refusal::NoControl => f.write_str("it does not hold control"),
             Refusal::Role(r) => write!(f, "its role ({r}) does not allow it"),
+            Refusal::TooFast => f.write_str("it sends input faster than its rate allows"),
         }
     }
 }
@@ -117,6 +125,8 @@ struct Participant {
     requested_at: Option<Instant>,
     pointer_locked: bool,
     refusal_logged: bool,
+    events: Bucket,
+    text: Bucket,
 }
 
 /// The room of one desktop.
@@ -230,6 +240,8 @@ impl Room {
             requested_at: None,
             pointer_locked: false,
             refusal_logged: false,
+            events: Bucket::new(rate::EVENTS),
+            text: Bucket::new(rate::TEXT_CHARS),
         };
         self.participants.insert(id, p);
         let mut out = Vec::new();
@@ -373,6 +385,22 @@ impl Room {
                 Err((why, out))
             }
         }
+    }
+
+    /// Input from `id` (one event, carrying `text_chars` characters of text): it must hold
+    /// control, and the event must fit its rate buckets.
+    pub fn authorize_input(&mut self, id: Id, text_chars: u32, now: Instant) -> Result<(), (Refusal, Vec<Effect>)> {
+        self.authorize(id, Act::Input)?;
+        let fits = self.participants.get_mut(&id).is_some_and(|p| {
+            // Text is checked first so that a refused txt does not cost an event token.
+            (text_chars == 0 || p.text.take(text_chars, now)) && p.events.take(1, now)
+        });
+        if fits {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        self.refuse(id, Act::Rate, Refusal::TooFast, &mut out);
+        Err((Refusal::TooFast, out))
     }
 
     /// Stream settings from `id`, clamped to the operator's limits.

@@ -263,3 +263,23 @@ fn names_round_trip() {
     assert_eq!(parse_name("7"), None);
     assert_eq!(parse_name("vx"), None);
 }
+
+#[test]
+fn input_beyond_the_rate_is_refused_and_counted_and_the_rate_refills() {
+    let mut r = room();
+    join(&mut r, 1, "alice", Role::Owner);
+    let t = t0();
+    // A 1,000-character txt never fits the text bucket; a short one does.
+    assert_eq!(r.authorize_input(1, 1000, t).map_err(|e| e.0), Err(Refusal::TooFast));
+    assert_eq!(r.authorize_input(1, 10, t), Ok(()));
+    // A flood of events: the burst passes, then refusals, counted as `rate`.
+    let passed = (0..2000).filter(|_| r.authorize_input(1, 0, t).is_ok()).count();
+    assert_eq!(passed, rate::EVENTS.0 as usize - 1, "the burst, less the txt above");
+    let by: std::collections::HashMap<Act, u64> = r.refused().into_iter().collect();
+    assert_eq!(by[&Act::Rate], 1 + (2000 - passed) as u64);
+    // A second later there is room again.
+    assert_eq!(r.authorize_input(1, 0, t + Duration::from_secs(1)), Ok(()));
+    // Without control the answer is still "no control", not "too fast".
+    join(&mut r, 2, "bob", Role::Guest);
+    assert_eq!(r.authorize_input(2, 0, t).map_err(|e| e.0), Err(Refusal::NoControl));
+}
