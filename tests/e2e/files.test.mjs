@@ -230,6 +230,25 @@ describe('file transfer', { timeout: 240_000 }, () => {
     await s.proc.stop();
   });
 
+  test('an upload over --files-quota is refused with 507 before a byte is written', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kelpie-quota-'));
+    try {
+      const s = await env.startKelpie({ name: 'kelpie-quota', args: ['--files-dir', dir, '--files-quota', '1M'] });
+      const first = await request(s.url, { method: 'PUT', path: '/files/a.bin', headers: { 'content-length': String(700 * 1024) }, body: Buffer.alloc(700 * 1024, 1) });
+      assert.equal(first.status, 201, first.body.toString());
+      const second = await request(s.url, { method: 'PUT', path: '/files/b.bin', headers: { 'content-length': String(700 * 1024) }, body: Buffer.alloc(700 * 1024, 2) });
+      assert.equal(second.status, 507, second.body.toString());
+      assert.match(second.body.toString(), /--files-quota/);
+      assert.deepEqual(fs.readdirSync(dir), ['a.bin'], 'nothing of the refused upload, not even a temporary file');
+      // What is left still fits.
+      const third = await request(s.url, { method: 'PUT', path: '/files/c.bin', headers: { 'content-length': String(200 * 1024) }, body: Buffer.alloc(200 * 1024, 3) });
+      assert.equal(third.status, 201, third.body.toString());
+      await s.proc.stop();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('with authentication on, files/ needs credentials', async () => {
     const s = await env.startKelpie({
       name: 'kelpie-auth',

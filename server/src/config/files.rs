@@ -21,6 +21,12 @@ pub struct FileArgs {
           default_value = "2G")]
     pub upload_max_bytes: u64,
 
+    /// The most the files folder's files may add up to; an upload that would pass it is
+    /// refused (507) before a byte is written. Uploads also always leave 64 MiB of the
+    /// disk free. Default: no quota beyond the disk.
+    #[arg(long, env = "KELPIE_FILES_QUOTA", value_name = "BYTES", value_parser = parse_size)]
+    pub files_quota: Option<u64>,
+
     /// Turn browser file transfer (upload and download of the files folder) off entirely.
     #[arg(long, env = "KELPIE_NO_FILE_TRANSFER")]
     pub no_file_transfer: bool,

@@ -5,10 +5,12 @@
 //! |---|---|
 //! | [`name`] | which names a browser may use (pure policy) |
 //! | [`store`] | listing, download opening, atomic uploads on disk |
+//! | [`space`] | whether an upload fits the limit, the quota and the disk (pure, plus a statvfs) |
 //!
 //! The HTTP routes are in `http::files`.
 
 pub mod name;
+pub mod space;
 pub mod store;
 
 pub use name::{FileName, NameError};

@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
 use super::name::FileName;
+use super::space::{self, NoRoom};
 
 /// Prefix of temporary upload files: hidden, so never listed, and never a valid upload
 /// name, so an upload cannot collide with another's temporary file.
@@ -44,6 +45,8 @@ pub enum StoreError {
     TooLarge(u64),
     #[error("the disk holding {} is full: {}", .0.display(), .1)]
     DiskFull(PathBuf, io::Error),
+    #[error("{0}")]
+    NoRoom(NoRoom),
     #[error("{what} {}: {source}", path.display())]
     Io { what: &'static str, path: PathBuf, source: io::Error },
 }
@@ -74,16 +77,44 @@ pub fn is_disk_full(e: &io::Error) -> bool {
         || matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
-/// The shared folder and its upload limit.
+/// The shared folder, its per-upload limit and its optional quota.
 #[derive(Clone, Debug)]
 pub struct FileShare {
     dir: PathBuf,
     max_bytes: u64,
+    quota: Option<u64>,
 }
 
 impl FileShare {
     pub fn new(dir: PathBuf, max_bytes: u64) -> Self {
-        Self { dir, max_bytes }
+        Self { dir, max_bytes, quota: None }
+    }
+
+    /// The most the folder's files may add up to (`--files-quota`).
+    pub fn with_quota(mut self, quota: Option<u64>) -> Self {
+        self.quota = quota;
+        self
+    }
+
+    /// Whether an upload of `declared` bytes (unknown: `None`) fits the limit, the quota
+    /// and the disk now; `Ok` holds the most it may write ([`space::admit`]).
+    pub async fn room(&self, declared: Option<u64>) -> Result<u64, StoreError> {
+        let dir = self.dir.clone();
+        let measured = tokio::task::spawn_blocking(move || {
+            let used: u64 = list_blocking(&dir)?.iter().map(|e| e.size).sum();
+            let free = space::free_bytes(&dir).map_err(|source| StoreError::Io {
+                what: "cannot read the free space of",
+                path: dir.clone(),
+                source,
+            })?;
+            Ok::<_, StoreError>((used, free))
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(StoreError::Io { what: "measuring panicked in", path: self.dir.clone(), source: io::Error::other(e) })
+        })?;
+        let (used, free) = measured;
+        space::admit(declared, self.max_bytes, self.quota, used, free).map_err(StoreError::NoRoom)
     }
 
     pub fn dir(&self) -> &Path {
@@ -160,8 +191,9 @@ impl FileShare {
         std::fs::symlink_metadata(self.path_of(name)).is_ok()
     }
 
-    /// Starts an upload; nothing is visible under `name` until [`Upload::finish`].
-    pub async fn begin_upload(&self, name: &FileName, overwrite: bool) -> Result<Upload, StoreError> {
+    /// Starts an upload of at most `allowance` bytes (from [`FileShare::room`]); nothing is
+    /// visible under `name` until [`Upload::finish`].
+    pub async fn begin_upload(&self, name: &FileName, overwrite: bool, allowance: u64) -> Result<Upload, StoreError> {
         self.ensure_dir()?;
         let n = NEXT_TEMP.fetch_add(1, Ordering::Relaxed);
         let tmp = self.dir.join(format!("{TEMP_PREFIX}{}-{n}.part", std::process::id()));
@@ -179,7 +211,8 @@ impl FileShare {
             tmp,
             file: Some(file),
             written: 0,
-            limit: self.max_bytes,
+            limit: allowance.min(self.max_bytes),
+            max_bytes: self.max_bytes,
             overwrite,
             done: false,
         })
@@ -236,6 +269,7 @@ pub struct Upload {
     file: Option<tokio::fs::File>,
     written: u64,
     limit: u64,
+    max_bytes: u64,
     overwrite: bool,
     done: bool,
 }
@@ -252,7 +286,11 @@ impl Upload {
     /// Appends a chunk; refuses the chunk that would pass the limit.
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
         if self.written.saturating_add(chunk.len() as u64) > self.limit {
-            return Err(StoreError::TooLarge(self.limit));
+            return Err(if self.limit == self.max_bytes {
+                StoreError::TooLarge(self.limit)
+            } else {
+                StoreError::NoRoom(NoRoom::Room(self.limit))
+            });
         }
         let Some(file) = self.file.as_mut() else {
             return Err(StoreError::Io {
@@ -381,7 +419,7 @@ mod tests {
     async fn a_finished_upload_appears_under_its_name_only() {
         let d = TempDir::new("finish");
         let share = FileShare::new(d.0.join("Desktop"), 100);
-        let mut up = share.begin_upload(&name("a.txt"), false).await.unwrap();
+        let mut up = share.begin_upload(&name("a.txt"), false, u64::MAX).await.unwrap();
         up.write(b"hello ").await.unwrap();
         up.write(b"world").await.unwrap();
         assert_eq!(up.finish().await.unwrap(), Stored { size: 11, replaced: false });
@@ -393,7 +431,7 @@ mod tests {
     async fn an_upload_over_the_limit_fails_and_leaves_nothing() {
         let d = TempDir::new("limit");
         let share = FileShare::new(d.0.clone(), 8);
-        let mut up = share.begin_upload(&name("big"), false).await.unwrap();
+        let mut up = share.begin_upload(&name("big"), false, u64::MAX).await.unwrap();
         up.write(b"12345").await.unwrap();
         assert!(matches!(up.write(b"6789").await, Err(StoreError::TooLarge(8))));
         drop(up);
@@ -405,13 +443,13 @@ mod tests {
         let d = TempDir::new("exists");
         std::fs::write(d.0.join("f"), b"old").unwrap();
         let share = FileShare::new(d.0.clone(), 100);
-        let mut up = share.begin_upload(&name("f"), false).await.unwrap();
+        let mut up = share.begin_upload(&name("f"), false, u64::MAX).await.unwrap();
         up.write(b"new").await.unwrap();
         assert!(matches!(up.finish().await, Err(StoreError::Exists(_))));
         assert_eq!(std::fs::read(d.0.join("f")).unwrap(), b"old");
         assert_eq!(names_in(&d.0), ["f"]);
 
-        let mut up = share.begin_upload(&name("f"), true).await.unwrap();
+        let mut up = share.begin_upload(&name("f"), true, u64::MAX).await.unwrap();
         up.write(b"new").await.unwrap();
         assert_eq!(up.finish().await.unwrap(), Stored { size: 3, replaced: true });
         assert_eq!(std::fs::read(d.0.join("f")).unwrap(), b"new");

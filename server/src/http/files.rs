@@ -19,6 +19,7 @@ use tokio::io::AsyncReadExt;
 
 use super::reply::text;
 use super::AuthedUser;
+use crate::files::space::NoRoom;
 use crate::files::{human_size, FileName, FileShare, StoreError};
 
 /// Tells the page the upload limit, so it can say so before sending a file that is
@@ -65,6 +66,8 @@ fn status_of(e: &StoreError) -> StatusCode {
         StoreError::Exists(_) | StoreError::NotAFile(_) => StatusCode::CONFLICT,
         StoreError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         StoreError::DiskFull(..) => StatusCode::INSUFFICIENT_STORAGE,
+        StoreError::NoRoom(NoRoom::Limit(_)) => StatusCode::PAYLOAD_TOO_LARGE,
+        StoreError::NoRoom(_) => StatusCode::INSUFFICIENT_STORAGE,
         StoreError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -227,18 +230,20 @@ async fn upload(
         Ok(n) => n,
         Err(e) => return refuse_upload(StatusCode::BAD_REQUEST, e.to_string(), Some(body), declared).await,
     };
-    let limit = share.max_bytes();
-    if declared.is_some_and(|n| n > limit) {
-        let e = StoreError::TooLarge(limit);
-        tracing::info!(name = %name, bytes = declared, user = user_of(&user), "upload refused: {e}");
-        return refuse_upload(status_of(&e), e.to_string(), Some(body), declared).await;
-    }
+    // The limit, the quota and the disk, before a byte is written.
+    let allowance = match share.room(declared).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::info!(name = %name, bytes = declared, user = user_of(&user), "upload refused: {e}");
+            return refuse_upload(status_of(&e), e.to_string(), Some(body), declared).await;
+        }
+    };
     let overwrite = wants_overwrite(query.as_deref());
     if !overwrite && share.exists(&name) {
         let msg = format!("{name} already exists; upload again with ?overwrite=1 to replace it");
         return refuse_upload(StatusCode::CONFLICT, msg, Some(body), declared).await;
     }
-    let mut up = match share.begin_upload(&name, overwrite).await {
+    let mut up = match share.begin_upload(&name, overwrite, allowance).await {
         Ok(u) => u,
         Err(e) => {
             tracing::warn!("upload of {name} failed: {e}");
@@ -292,7 +297,7 @@ impl FilesState {
     pub fn from_config(args: &crate::config::FileArgs, allowed_origins: &[String]) -> Self {
         let share = match args.folder() {
             Ok(Some(dir)) => {
-                let share = FileShare::new(dir, args.upload_max_bytes);
+                let share = FileShare::new(dir, args.upload_max_bytes).with_quota(args.files_quota);
                 if let Err(e) = share.ensure_dir() {
                     tracing::warn!("file transfer: {e} (uploads will fail until it can be created)");
                 }
