@@ -239,6 +239,7 @@ async fn participant(
     let mut liveness = Liveness::new(Instant::now(), SILENCE_LIMIT);
     let mut writer_stopped = false;
     let mut we_closed = false;
+    let mut read_failed = false;
     let reason = loop {
         let actions = tokio::select! {
             frame = stream.next() => match frame {
@@ -250,7 +251,7 @@ async fn participant(
                 Some(Err(e)) => {
                     let reason = format!("frame refused: {e}");
                     p.writer.send(Message::Close(Some(CloseFrame { code: CLOSE_TOO_BIG, reason: truncate_reason(&reason).into() })));
-                    we_closed = true;
+                    read_failed = true;
                     break format!("WebSocket error: {e}");
                 }
             },
@@ -304,6 +305,13 @@ async fn participant(
     }
     if we_closed {
         await_close(&mut stream).await;
+    }
+    if read_failed {
+        // The rest of the refused frame is still unread here, so closing the socket now
+        // would send a reset, and a reset makes the browser's kernel discard our close
+        // frame before the page reads it (it would report 1006, not why). The socket
+        // cannot be read any more; give the browser time to take the close frame first.
+        tokio::time::sleep(CLOSE_WAIT).await;
     }
     tracing::info!("participant left: {reason}");
 }
