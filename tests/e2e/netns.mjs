@@ -113,8 +113,13 @@ export function makeNetns(t) {
     },
   };
   t.after(() => ns.close());
+  // No IPv6 inside: its link-local address arrives a second or two after the link is up
+  // (duplicate address detection), and Chromium treats that as a network change and fails
+  // the page's loads in flight with ERR_NETWORK_CHANGED.
+  ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
   run('ip', ['link', 'add', hostDev, 'type', 'veth', 'peer', 'name', nsDev]);
   run('ip', ['link', 'set', nsDev, 'netns', name]);
+  ns.exec('sysctl', ['-qw', `net.ipv6.conf.${nsDev}.disable_ipv6=1`]);
   run('ip', ['addr', 'add', `${hostIp}/30`, 'dev', hostDev]);
   run('ip', ['link', 'set', hostDev, 'up']);
   ns.exec('ip', ['addr', 'add', `${nsIp}/30`, 'dev', nsDev]);
