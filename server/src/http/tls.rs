@@ -1,4 +1,5 @@
-//! HTTPS/WSS termination with rustls, for deployments without a TLS proxy in front.
+//! The listeners: plain TCP, and HTTPS/WSS termination with rustls for deployments
+//! without a TLS proxy in front; both tune every accepted connection (`tune`).
 
 use std::net::SocketAddr;
 use std::path::Path;

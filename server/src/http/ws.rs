@@ -21,6 +21,7 @@ use crate::signalling::session::truncate_reason;
 use crate::signalling::{Action, ErrorCode, Event, ServerMessage, Session, Start};
 use crate::transport::feed::Feed;
 use crate::transport::{Kind, OpenError, TransportEvent, Wire};
+use crate::turn::ViewerIce;
 
 /// The socket reads frames up to this size, so that a message somewhat over the session's
 /// own limits (256 KiB of text, 128 KiB binary) is still answered with `too_large`;
@@ -157,6 +158,9 @@ struct Participant {
     id: u64,
     app: Arc<App>,
     who: AuthedUser,
+    /// ICE servers and TURN credentials, made once: the welcome gives the browser the
+    /// same ones that webrtcbin gets for every WebRTC transport of this connection.
+    ice: ViewerIce,
     writer: Writer,
     /// Events of the current transport (a switch replaces the channel, so a closed
     /// transport's late events are dropped with the old one).
@@ -165,17 +169,15 @@ struct Participant {
 
 impl Participant {
     fn new(id: u64, app: Arc<App>, who: AuthedUser, writer: Writer) -> Self {
-        Self { id, app, who, writer, media: mpsc::unbounded_channel().1 }
+        let ice = app.ice.for_viewer(&who.user, super::now_unix());
+        Self { id, app, who, ice, writer, media: mpsc::unbounded_channel().1 }
     }
 
     /// Opens a transport of `kind` for this participant; its events come on the result.
     async fn open(&self, kind: Kind) -> Result<UnboundedReceiver<TransportEvent>, OpenError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let wire = match kind {
-            Kind::Webrtc => Wire::Webrtc {
-                ice: self.app.ice.for_viewer(&self.who.user, super::now_unix()),
-                inbound: self.app.room.inbound(self.id),
-            },
+            Kind::Webrtc => Wire::Webrtc { ice: self.ice.clone(), inbound: self.app.room.inbound(self.id) },
             Kind::Websocket => {
                 let feed = Arc::new(Feed::new());
                 self.writer.set_feed(Some(feed.clone()));
@@ -205,13 +207,12 @@ async fn participant(
 ) {
     let id = p.id;
     let kind = p.app.transport.initial(asked);
-    let ice = p.app.ice.for_viewer(&p.who.user, super::now_unix());
     let (mut session, greeting) = Session::start(Start {
         viewer_id: crate::room::state::name(id),
         role: p.who.role,
         user: p.who.user.clone(),
-        ice_servers: ice.browser,
-        relay_only: ice.relay_only,
+        ice_servers: p.ice.browser.clone(),
+        relay_only: p.ice.relay_only,
         transport: kind,
         offered: p.app.transport.offered(),
     });
