@@ -77,9 +77,11 @@ pub struct DesktopStatus {
 impl Status for DesktopStatus {
     fn health(&self) -> Result<serde_json::Value, serde_json::Value> {
         let d = &self.desktop;
-        let (bitrate_kbps, framerate_now) = d.stream_settings();
+        let (bitrate_kbps, framerate_now, adapted) = d.stream_settings();
         let mut body = json!({
-            "stream": {"bitrate_kbps": bitrate_kbps, "framerate": framerate_now},
+            // As chosen (ceiling and limit), and what adaptation runs the encoder at now.
+            "stream": {"bitrate_kbps": bitrate_kbps, "framerate": framerate_now,
+                       "target_kbps": adapted.map(|a| a.0), "target_framerate": adapted.map(|a| a.1)},
             "encoder": d.encoder_kind.factory(),
             "display": self.display,
             "width": self.width,
@@ -140,6 +142,29 @@ impl Status for DesktopStatus {
             socket_frames.samples.push((vec![("viewer", viewer.clone()), ("result", "sent".into())], sent as f64));
             socket_frames.samples.push((vec![("viewer", viewer), ("result", "skipped".into())], skipped as f64));
         }
+        let figures = d.adaptation_figures();
+        let per_viewer = |name, help, f: &dyn Fn(&crate::media::ViewerAdapt) -> Option<f64>| {
+            let mut m = Metric::gauge(name, help, 0.0);
+            m.samples =
+                figures.iter().filter_map(|(id, v)| Some((vec![("viewer", format!("v{id}"))], f(v)?))).collect();
+            m
+        };
+        let estimate = per_viewer(
+            "kelpie_viewer_estimate_bps",
+            "Bandwidth estimate of each viewer's link (WebRTC congestion feedback), bits per second.",
+            &|v| (v.snapshot.state != crate::adapt::estimate::State::Starting).then_some(v.snapshot.estimate_bps),
+        );
+        let delivered = per_viewer(
+            "kelpie_viewer_delivered_bps",
+            "What each viewer's link delivered over the last half second, bits per second.",
+            &|v| Some(v.snapshot.delivered_bps),
+        );
+        let queue = per_viewer(
+            "kelpie_viewer_queue_seconds",
+            "Standing queue on each viewer's link, from its packets' one-way delay.",
+            &|v| Some(v.snapshot.queue.as_secs_f64()),
+        );
+        let (_, _, adapted) = d.stream_settings();
         let mut roles = Metric::gauge("kelpie_participants", "Participants in the room, by role.", 0.0);
         roles.samples = self.room.roles().into_iter().map(|(r, n)| (vec![("role", r.to_string())], n as f64)).collect();
         vec![
@@ -163,6 +188,19 @@ impl Status for DesktopStatus {
                 "Mean time a frame spends in the encoder.",
                 d.stats.mean_encode_seconds(),
             ),
+            Metric::gauge(
+                "kelpie_encoder_target_bps",
+                "The bitrate adaptation runs the shared encoder at, bits per second.",
+                adapted.map_or(f64::NAN, |a| f64::from(a.0) * 1e3),
+            ),
+            Metric::gauge(
+                "kelpie_target_framerate",
+                "The frame rate adaptation runs the capture at.",
+                adapted.map_or(f64::NAN, |a| f64::from(a.1)),
+            ),
+            estimate,
+            delivered,
+            queue,
             rtt,
             lost,
             input_events,

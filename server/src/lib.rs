@@ -13,6 +13,7 @@
 //! | pure cores | [`signalling`], [`auth`], [`files`], [`turn`], [`metrics`], [`web`] | protocols, tokens, names, rendering |
 //! | flags | [`config`] | flags and `KELPIE_*` environment; may name domain types, never the reverse |
 
+pub mod adapt;
 pub mod app;
 pub mod auth;
 pub mod clipboard;
@@ -138,7 +139,14 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
     let choice = tokio::task::block_in_place(|| media::select_encoder(config.encoder, &params))?;
     let ice =
         media::IceSettings { addresses: config.ice_addresses.clone(), ports: config.udp_ports.map(|r| (r.min, r.max)) };
-    let desktop = Desktop::start(config.capture, &screen.name, choice.kind, &params, ice)?;
+    let desktop = Desktop::start(
+        config.capture,
+        &screen.name,
+        choice.kind,
+        &params,
+        ice,
+        media::LinkSettings { adapt: config.adapt, fec_percent: config.fec },
+    )?;
     let input = input::InputInjector::start(screen.name.clone());
     let outbox: Arc<dyn outbox::Outbox> = desktop.clone();
     let cursor = config.remote_cursor.then(|| cursor::RemoteCursor::start(screen.name.clone(), outbox.clone()));

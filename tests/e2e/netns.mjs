@@ -89,6 +89,14 @@ export function makeNetns(t) {
     throttle(rate, { burst = '16kb', latency = '50ms' } = {}) {
       run('tc', ['qdisc', 'replace', 'dev', hostDev, 'root', 'tbf', 'rate', rate, 'burst', burst, 'latency', latency]);
     },
+    /**
+     * Drops `probability` of the packets reaching the browser, at random (iptables'
+     * `statistic` match in its namespace: the kernel has no netem).
+     */
+    lose(probability) {
+      ns.exec('iptables', ['-A', 'INPUT', '-s', hostIp, '-m', 'statistic', '--mode', 'random',
+        '--probability', String(probability), '-j', 'DROP']);
+    },
     unthrottle() {
       try { run('tc', ['qdisc', 'del', 'dev', hostDev, 'root']); } catch { /* none */ }
     },

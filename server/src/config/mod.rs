@@ -75,10 +75,27 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=240))]
     pub framerate: u32,
 
-    /// Video bitrate in kbit/s (constant bitrate, shared by all viewers).
+    /// Highest video bitrate in kbit/s. With --adapt on, the shared encoder follows the
+    /// bandwidth estimate of the participant in control up to this; with it off, every
+    /// viewer gets this constant bitrate.
     #[arg(long, env = "KELPIE_BITRATE", default_value_t = DEFAULT_BITRATE_KBPS,
           value_parser = clap::value_parser!(u32).range(100..=500_000))]
     pub bitrate: u32,
+
+    /// Adapt the bitrate and frame rate to the link: per viewer bandwidth estimates (WebRTC
+    /// congestion feedback), the encoder following the participant in control, between a
+    /// floor of an eighth of --bitrate (250 kbit/s..1 Mbit/s) and --bitrate.
+    #[arg(long, env = "KELPIE_ADAPT", default_value = "on", value_name = "on|off",
+          value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set,
+          hide_possible_values = true)]
+    pub adapt: bool,
+
+    /// Forward error correction for WebRTC video, as parity packets per 100 media packets
+    /// (ULPFEC): repairs random loss without waiting a round trip for a retransmission, for
+    /// this much more bandwidth (counted in the estimate). 0 turns it off.
+    #[arg(long, env = "KELPIE_FEC", default_value_t = 15, value_name = "PERCENT",
+          value_parser = clap::value_parser!(u32).range(0..=50))]
+    pub fec: u32,
 
     /// Screen capture: `damage` (Kelpie's XDamage/XShm source: converts only what changed,
     /// sends nothing while the screen is still) or `ximagesrc` (GStreamer's, for comparison).
@@ -259,6 +276,8 @@ mod tests {
         let c = parse(&[]).unwrap();
         assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(c.framerate, 60);
+        assert!(c.adapt, "adaptation is on by default");
+        assert!(!parse(&["--adapt", "off"]).unwrap().adapt);
         assert_eq!(c.size, ScreenSize { width: 1920, height: 1080 });
         assert_eq!(c.encoder, EncoderPreference::Auto);
         assert!(c.validate().is_ok());

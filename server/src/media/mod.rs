@@ -1,6 +1,7 @@
 //! Media: one shared capture/encode pipeline per desktop; per viewer, a webrtcbin branch
 //! (WebRTC) or a feed of the encoder's access units (WebSocket).
 
+mod adapt;
 pub mod annexb;
 pub mod encoder;
 pub mod grave;
@@ -24,6 +25,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::transport::feed::Feed;
 use crate::transport::{Kind, TransportEvent, Wire};
+pub use adapt::ViewerAdapt;
 pub use encoder::{EncodeParams, EncoderChoice, EncoderKind, EncoderPreference};
 pub use health::Health;
 pub use pipeline::CaptureSource;
@@ -79,6 +81,9 @@ pub const DATA_BUFFER_LIMIT: u64 = 4 * 1024 * 1024;
 /// several PLIs for the same loss need one keyframe, not a burst that floods the link.
 const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(250);
 
+/// How often the adaptation policy runs: browsers send congestion feedback every 50–100 ms.
+const ADAPT_TICK: Duration = Duration::from_millis(100);
+
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
     #[error("GStreamer element {0} is missing")]
@@ -89,6 +94,15 @@ pub enum MediaError {
     Link(String),
     #[error(transparent)]
     NoEncoder(#[from] encoder::NoEncoder),
+}
+
+/// How the stream meets each viewer's link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkSettings {
+    /// Follow bandwidth estimates (`--adapt`); off: constant bitrate.
+    pub adapt: bool,
+    /// Forward error correction for WebRTC video, percent of the media packets (`--fec`).
+    pub fec_percent: u32,
 }
 
 /// What carries one viewer's media.
@@ -140,6 +154,10 @@ pub struct Desktop {
     pub encoder_kind: EncoderKind,
     /// The frame rate the pipeline was built for; viewers may only ask for less.
     framerate: u32,
+    /// Share of forward error correction each WebRTC viewer's video gets (0: none).
+    fec_percent: u32,
+    /// Bandwidth estimates and the bitrate policy (`crate::adapt`).
+    adapt: Arc<Mutex<adapt::Adaptation>>,
     stop: Arc<AtomicBool>,
     /// Set once the capture fails for good (the X display is gone): Kelpie cannot recover
     /// and should exit so that its supervisor can restart it.
@@ -154,6 +172,7 @@ impl Desktop {
         kind: EncoderKind,
         params: &EncodeParams,
         ice: IceSettings,
+        link: LinkSettings,
     ) -> Result<Arc<Self>, MediaError> {
         let chain = pipeline::desktop_chain(source, display, kind, params);
         tracing::info!("pipeline: {}", chain.launch_line());
@@ -192,6 +211,8 @@ impl Desktop {
             stats: media_stats,
             encoder_kind: kind,
             framerate: params.framerate,
+            fec_percent: link.fec_percent,
+            adapt: Arc::new(Mutex::new(adapt::Adaptation::new(link.adapt, params.bitrate_kbps, params.framerate))),
             stop: Arc::new(AtomicBool::new(false)),
             fatal: tokio::sync::watch::channel(None).0,
         });
@@ -207,6 +228,10 @@ impl Desktop {
         });
         desktop.spawn_bus_thread();
         desktop.spawn_stats_thread();
+        desktop.spawn_adapt_thread();
+        if !link.adapt {
+            tracing::info!(kbps = params.bitrate_kbps, "bitrate adaptation off: constant bitrate for every viewer");
+        }
         desktop
             .pipeline
             .set_state(gst::State::Playing)
@@ -222,20 +247,35 @@ impl Desktop {
         self.viewers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn adaptation(&self) -> std::sync::MutexGuard<'_, adapt::Adaptation> {
+        self.adapt.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Adds a viewer on `wire`. A WebRTC branch's offer and candidates arrive on
     /// `events`; a WebSocket viewer is connected at once and waits for a keyframe.
     pub fn add_viewer(&self, id: u64, wire: Wire, events: UnboundedSender<TransportEvent>) -> Result<(), MediaError> {
         let attached = match wire {
-            Wire::Webrtc { ice, inbound } => Attached::Rtc(ViewerBranch::create(
-                id,
-                &self.pipeline,
-                &self.tracks,
-                self.viewer_queue_bytes,
-                &self.ice,
-                &ice,
-                events.clone(),
-                inbound,
-            )?),
+            Wire::Webrtc { ice, inbound } => {
+                let branch = ViewerBranch::create(
+                    id,
+                    &self.pipeline,
+                    &self.tracks,
+                    self.viewer_queue_bytes,
+                    self.fec_percent,
+                    &self.ice,
+                    &ice,
+                    events.clone(),
+                    inbound,
+                )?;
+                let adaptation = Arc::downgrade(&self.adapt);
+                branch.watch_feedback(move |s| {
+                    let packets = adapt::twcc_packets(s);
+                    if let Some(a) = adaptation.upgrade() {
+                        a.lock().unwrap_or_else(|e| e.into_inner()).report(id, Instant::now(), &packets);
+                    }
+                });
+                Attached::Rtc(branch)
+            }
             Wire::Websocket { feed } => {
                 self.sockets.add(id, feed.clone());
                 let _ = events.send(TransportEvent::ChannelOpen);
@@ -243,8 +283,14 @@ impl Desktop {
                 Attached::Socket(feed)
             }
         };
+        self.adaptation().add_viewer(id);
         self.viewers().insert(id, ViewerSlot { attached, events });
         Ok(())
+    }
+
+    /// The participant holding control changed: the encoder follows its estimate.
+    pub fn set_leader(&self, id: Option<u64>) {
+        self.adaptation().set_controller(id);
     }
 
     /// Each WebSocket viewer's video frames: (id, sent, skipped).
@@ -286,13 +332,14 @@ impl Desktop {
         }
     }
 
-    /// Applies stream settings from a client's settings panel while streaming: the
-    /// encoder's bitrate (mutable while playing in x264enc, nvh264enc and vah264enc) and
-    /// the frame rate, up to the one Kelpie started with (`--framerate`).
+    /// Applies stream settings from a client's settings panel while streaming: the bitrate
+    /// becomes the adaptation's ceiling (the encoder itself at once when adaptation is
+    /// off) and the frame rate its limit, up to the one Kelpie started with (`--framerate`).
+    /// The adaptation thread carries them out on its next tick.
     pub fn apply_settings(&self, framerate: Option<u32>, bitrate_kbps: Option<u32>) {
         if let Some(kbps) = bitrate_kbps {
             if self.encoder.find_property("bitrate").is_some() {
-                self.encoder.set_property("bitrate", kbps);
+                self.adaptation().set_ceiling(kbps);
                 tracing::info!(kbps, "bitrate changed");
             } else {
                 tracing::warn!("this encoder has no bitrate property; bitrate unchanged");
@@ -302,27 +349,22 @@ impl Desktop {
             // The damage capture paces itself below the negotiated rate without renegotiating
             // (changing caps mid-stream would stop the source with not-negotiated).
             if self.capture.find_property("max-framerate").is_some() {
-                let limit = if fps >= self.framerate { 0 } else { fps };
-                self.capture.set_property("max-framerate", limit);
+                self.adaptation().set_max_fps(fps.min(self.framerate));
                 tracing::info!(fps = fps.min(self.framerate), "frame rate changed");
             } else {
                 tracing::warn!(fps, "the frame rate can only change while streaming with --capture damage");
             }
         }
+        self.adapt_now();
     }
 
-    /// The stream settings in force: the encoder's bitrate (kbit/s, `None` for an encoder
-    /// without the property) and the frame rate the capture is paced to.
-    pub fn stream_settings(&self) -> (Option<u32>, u32) {
-        let kbps = self
-            .encoder
-            .find_property("bitrate")
-            .and_then(|_| self.encoder.property_value("bitrate").get::<u32>().ok());
-        let limit = match self.capture.find_property("max-framerate") {
-            Some(_) => self.capture.property_value("max-framerate").get::<u32>().unwrap_or(0),
-            None => 0,
-        };
-        (kbps, if limit == 0 { self.framerate } else { limit.min(self.framerate) })
+    /// The stream settings in force: the bitrate ceiling (kbit/s, `None` for an encoder
+    /// without the property) and the frame-rate limit, as chosen; and what adaptation runs
+    /// the encoder at now (kbit/s, fps).
+    pub fn stream_settings(&self) -> (Option<u32>, u32, Option<(u32, u32)>) {
+        let a = self.adaptation();
+        let kbps = self.encoder.find_property("bitrate").map(|_| (a.bounds().ceiling_bps / 1e3).round() as u32);
+        (kbps, a.max_fps(), a.applied())
     }
 
     /// Draws the cursor into the video (or stops), for viewers in pointer lock. Only the
@@ -353,6 +395,7 @@ impl Desktop {
     pub fn remove_viewer(&self, id: u64) {
         let attached = self.viewers().remove(&id).map(|s| s.attached);
         self.stats.forget_viewer(id);
+        self.adaptation().remove_viewer(id);
         if let Some(Attached::Socket(feed)) = &attached {
             self.sockets.remove(id);
             feed.close();
@@ -462,6 +505,73 @@ impl Desktop {
                 }
             }
         });
+    }
+
+    /// Ten times a second: the policy's plan for the estimates now, carried out on the
+    /// encoder and capture when it changed; once a second each viewer hears where it stands.
+    fn spawn_adapt_thread(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let stop = self.stop.clone();
+        let _ = std::thread::Builder::new().name("kelpie-adapt".into()).spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(ADAPT_TICK);
+                let Some(d) = weak.upgrade() else { return };
+                d.adapt_now();
+                n += 1;
+                if n.is_multiple_of(10) {
+                    d.tell_viewers();
+                }
+            }
+        });
+    }
+
+    fn adapt_now(&self) {
+        let pixels = self
+            .capture
+            .static_pad("src")
+            .and_then(|p| p.current_caps())
+            .and_then(|c| gst_video::VideoInfo::from_caps(&c).ok())
+            .map_or(0, |i| u64::from(i.width()) * u64::from(i.height()));
+        let (_, change) = self.adaptation().tick(pixels);
+        if let Some((kbps, fps)) = change {
+            adapt::apply(&self.encoder, &self.capture, kbps, fps, self.framerate);
+        }
+    }
+
+    /// Sends each viewer its `net` message.
+    fn tell_viewers(&self) {
+        let nets = self.stats.viewers();
+        let (bounds, applied, per_viewer) = {
+            let a = self.adaptation();
+            let ids = self.viewer_ids();
+            (a.bounds(), a.applied(), ids.into_iter().map(|id| (id, a.viewer(id))).collect::<Vec<_>>())
+        };
+        let viewers = self.viewers();
+        for (id, v) in per_viewer {
+            let Some(slot) = viewers.get(&id) else { continue };
+            let kind = match slot.attached {
+                Attached::Rtc(_) => Kind::Webrtc,
+                Attached::Socket(_) => Kind::Websocket,
+            };
+            let net = nets.get(&id);
+            let text = adapt::net_message(
+                v.as_ref(),
+                bounds,
+                applied,
+                kind.as_str(),
+                self.encoder_kind.factory(),
+                net.and_then(|n| n.rtt_seconds),
+                None,
+            );
+            slot.send_text(&text);
+        }
+    }
+
+    /// Each viewer's adaptation figures, for `/metrics`.
+    pub fn adaptation_figures(&self) -> Vec<(u64, adapt::ViewerAdapt)> {
+        let a = self.adaptation();
+        self.viewer_ids().into_iter().filter_map(|id| Some((id, a.viewer(id)?))).collect()
     }
 
     fn on_bus_message(&self, msg: &gst::Message) {

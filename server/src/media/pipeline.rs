@@ -64,12 +64,21 @@ fn one_frame_queue(name: &'static str) -> Stage {
         .prop("leaky", "downstream")
 }
 
+/// The transport-wide sequence number header extension (draft-holmer-rmcat): browsers
+/// report each packet's arrival time for it, which is what the bandwidth estimate reads.
+pub const TWCC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+/// Its RTP header extension id in our offer.
+pub const TWCC_EXT_ID: u32 = 1;
+
 /// RTP caps fed to every viewer. The rtcp-fb fields make webrtcbin offer NACK, PLI and FIR
-/// so browsers can ask for retransmits and keyframes.
+/// so browsers can ask for retransmits and keyframes, and transport-cc with the extmap
+/// (which the payloader adds to every packet, `auto-header-extension`) so that they send
+/// congestion-control feedback.
 pub fn rtp_caps() -> String {
     format!(
         "application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload={H264_PAYLOAD_TYPE},\
-rtcp-fb-nack=(boolean)true,rtcp-fb-nack-pli=(boolean)true,rtcp-fb-ccm-fir=(boolean)true"
+rtcp-fb-nack=(boolean)true,rtcp-fb-nack-pli=(boolean)true,rtcp-fb-ccm-fir=(boolean)true,\
+rtcp-fb-transport-cc=(boolean)true,extmap-{TWCC_EXT_ID}=(string)\"{TWCC_URI}\""
     )
 }
 
@@ -180,8 +189,10 @@ mod tests {
     }
 
     #[test]
-    fn rtp_caps_ask_for_keyframe_feedback() {
+    fn rtp_caps_ask_for_keyframe_and_congestion_feedback() {
         assert!(rtp_caps().contains("rtcp-fb-nack-pli=(boolean)true"));
+        assert!(rtp_caps().contains("rtcp-fb-transport-cc=(boolean)true"));
+        assert!(rtp_caps().contains(&format!("extmap-1=(string)\"{TWCC_URI}\"")));
         assert!(rtp_caps().contains("payload=96"));
     }
 

@@ -38,4 +38,7 @@ impl Transports for Desktop {
     fn request_keyframe(&self) {
         Desktop::request_keyframe(self)
     }
+    fn control_moved(&self, to: Option<u64>) {
+        self.set_leader(to)
+    }
 }

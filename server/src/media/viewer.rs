@@ -48,6 +48,9 @@ pub(super) struct ViewerBranch {
     pub bin: gst::Bin,
     webrtc: gst::Element,
     links: Vec<TrackLink>,
+    /// Each track's pad into webrtcbin: its rtpsession's congestion feedback comes back up
+    /// through it as an upstream event.
+    into_webrtc: Vec<gst::Pad>,
     /// Kept alive for as long as the viewer: dropping it would close the channel. Also
     /// carries server-to-browser messages.
     channel: Option<WebRTCDataChannel>,
@@ -62,6 +65,7 @@ impl ViewerBranch {
         pipeline: &gst::Pipeline,
         tracks: &[Track],
         queue_bytes: u32,
+        fec_percent: u32,
         ice: &IceSettings,
         servers: &crate::turn::ViewerIce,
         events: UnboundedSender<TransportEvent>,
@@ -78,6 +82,7 @@ impl ViewerBranch {
         bin.add(&webrtc).map_err(|e| MediaError::Link(e.to_string()))?;
 
         let mut ghosts = Vec::new();
+        let mut into_webrtc = Vec::new();
         for track in tracks {
             let queue = make("queue")?;
             // A few frames of packets at most; older packets leak first when a viewer falls behind.
@@ -89,14 +94,18 @@ impl ViewerBranch {
             let sink = webrtc
                 .request_pad_simple("sink_%u")
                 .ok_or_else(|| MediaError::Link("webrtcbin gave no sink pad".into()))?;
-            queue
-                .static_pad("src")
-                .ok_or_else(|| MediaError::Link("queue without src pad".into()))?
-                .link(&sink)
-                .map_err(|e| MediaError::Link(format!("queue → webrtcbin: {e:?}")))?;
+            let queue_src = queue.static_pad("src").ok_or_else(|| MediaError::Link("queue without src pad".into()))?;
+            queue_src.link(&sink).map_err(|e| MediaError::Link(format!("queue → webrtcbin: {e:?}")))?;
+            into_webrtc.push(queue_src);
             let transceiver = sink.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
             transceiver.set_property("direction", WebRTCRTPTransceiverDirection::Sendonly);
             transceiver.set_property("do-nack", true);
+            if fec_percent > 0 {
+                // Parity packets (ULPFEC in RED) repair a random loss without a round trip;
+                // retransmission (NACK/RTX) repairs what they cannot.
+                transceiver.set_property_from_str("fec-type", "ulp-red");
+                transceiver.set_property("fec-percentage", fec_percent);
+            }
             if let Some(caps) = track.rtp.static_pad("sink").and_then(|p| p.current_caps()) {
                 transceiver.set_property("codec-preferences", codec_preferences(&caps));
             }
@@ -139,7 +148,29 @@ impl ViewerBranch {
 
         let channel = create_input_channel(&webrtc, on_input, events.clone());
         create_offer(&webrtc, events);
-        Ok(Self { bin, webrtc, links, channel })
+        Ok(Self { bin, webrtc, links, into_webrtc, channel })
+    }
+
+    /// Hands each transport-wide congestion-control report of this viewer to `on_report`
+    /// (on a GStreamer thread). The event goes on upstream, where nothing uses it: dropping
+    /// it here makes rtpsession unref it twice (a GStreamer-CRITICAL per report on 1.22).
+    pub fn watch_feedback(&self, on_report: impl Fn(&gst::StructureRef) + Send + Sync + 'static) {
+        let on_report = std::sync::Arc::new(on_report);
+        for pad in &self.into_webrtc {
+            let on_report = on_report.clone();
+            pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+                let Some(event) = info.event() else { return gst::PadProbeReturn::Ok };
+                match event.structure() {
+                    Some(s)
+                        if event.type_() == gst::EventType::CustomUpstream && s.name() == super::adapt::TWCC_EVENT =>
+                    {
+                        on_report(s);
+                        gst::PadProbeReturn::Ok
+                    }
+                    _ => gst::PadProbeReturn::Ok,
+                }
+            });
+        }
     }
 
     pub fn apply_answer(&self, sdp: &str, events: UnboundedSender<TransportEvent>) {

@@ -243,6 +243,7 @@ impl RoomActor {
                     }
                 }
                 Effect::ControlMoved { from, to } => {
+                    self.transports.control_moved(to);
                     let who = to.and_then(|t| inner.room.user_of(t)).unwrap_or("nobody");
                     tracing::info!(from = from.map(name), to = to.map(name), user = who, "control moved");
                 }

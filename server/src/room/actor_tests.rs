@@ -113,6 +113,7 @@ fn hand_off_moves_input_from_owner_to_guest_and_back() {
     room.control(guest, ControlAction::Request, None);
     assert!(drain(&mut o).contains(&ServerMessage::Notice { text: "bob asks for control".into() }));
     room.control(owner, ControlAction::Grant, Some(&name(guest)));
+    assert_eq!(rec.leader(), Some(Some(guest)), "the shared encode follows the new controller");
     rec.take();
     room.on_inbound(owner, &key(true));
     room.on_inbound(guest, &key(true));
@@ -124,6 +125,7 @@ fn hand_off_moves_input_from_owner_to_guest_and_back() {
     );
     room.control(owner, ControlAction::Take, None);
     assert_eq!(rec.take(), vec![Did::Release(guest)]);
+    assert_eq!(rec.leader(), Some(Some(owner)));
     room.on_inbound(guest, &key(false));
     assert_eq!(rec.take(), vec![]);
 }

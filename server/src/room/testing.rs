@@ -27,9 +27,10 @@ pub enum Did {
     Closed(Id),
 }
 
-/// A desktop and transports that record every call.
+/// A desktop and transports that record every call. Who the transports were last told
+/// holds control is kept apart, so that the call lists stay about the desktop.
 #[derive(Default)]
-pub struct Recorder(Mutex<Vec<Did>>);
+pub struct Recorder(Mutex<Vec<Did>>, Mutex<Option<Option<Id>>>);
 
 impl Recorder {
     pub fn push(&self, d: Did) {
@@ -38,6 +39,10 @@ impl Recorder {
     /// The calls so far, in order; forgets them.
     pub fn take(&self) -> Vec<Did> {
         std::mem::take(&mut *self.0.lock().unwrap())
+    }
+    /// The last `control_moved` the transports heard (`None`: never).
+    pub fn leader(&self) -> Option<Option<Id>> {
+        *self.1.lock().unwrap()
     }
 }
 
@@ -85,6 +90,9 @@ impl Transports for Recorder {
     }
     fn request_keyframe(&self) {
         self.push(Did::Keyframe);
+    }
+    fn control_moved(&self, to: Option<u64>) {
+        *self.1.lock().unwrap() = Some(to);
     }
 }
 

@@ -131,6 +131,8 @@ pub trait Transports: Send + Sync + 'static {
     fn close(&self, id: u64);
     /// Asks the shared encoder for a keyframe (merged with other recent requests).
     fn request_keyframe(&self);
+    /// Control moved to `to` (or to nobody): the shared encode follows its link.
+    fn control_moved(&self, to: Option<u64>);
 }
 
 #[cfg(test)]

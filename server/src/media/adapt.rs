@@ -1,0 +1,311 @@
+//! The shell around [`crate::adapt`]: collects each viewer's reports into its estimator,
+//! and ten times a second turns the estimates into the shared encoder's bitrate and the
+//! capture's frame rate. Once a second it tells each viewer where it stands (`net`).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use gst::prelude::*;
+
+use crate::adapt::estimate::{Estimator, PacketReport, Snapshot};
+use crate::adapt::policy::{self, Bounds, Plan, Viewer};
+
+/// A new viewer's estimate before any report: low enough for a first keyframe to cross a
+/// slow link, and ramped up within a second or two on a fast one.
+pub const INITIAL_ESTIMATE_BPS: f64 = 2.0e6;
+
+/// The encoder is retuned only for changes bigger than this share (each retune costs the
+/// encoder a reconfiguration; tiny steps buy nothing).
+const RETUNE: f64 = 0.04;
+
+#[derive(Debug)]
+pub struct Adaptation {
+    /// Off (`--adapt false`): the encoder keeps the ceiling, as a fixed-rate stream.
+    pub enabled: bool,
+    bounds: Bounds,
+    /// The frame rate asked for (`--framerate` or the settings panel).
+    max_fps: u32,
+    controller: Option<u64>,
+    estimators: HashMap<u64, Estimator>,
+    /// What was last set on the encoder and capture.
+    applied: Option<(u32, u32)>,
+    last: Option<Plan>,
+}
+
+/// What one viewer is told once a second, and `/metrics` shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewerAdapt {
+    pub snapshot: Snapshot,
+    pub leader: bool,
+    pub behind: bool,
+}
+
+impl Adaptation {
+    pub fn new(enabled: bool, ceiling_kbps: u32, max_fps: u32) -> Self {
+        Self {
+            enabled,
+            bounds: Bounds::with_default_floor(f64::from(ceiling_kbps) * 1e3),
+            max_fps,
+            controller: None,
+            estimators: HashMap::new(),
+            applied: None,
+            last: None,
+        }
+    }
+
+    pub fn bounds(&self) -> Bounds {
+        self.bounds
+    }
+
+    pub fn set_ceiling(&mut self, kbps: u32) {
+        self.bounds = Bounds::with_default_floor(f64::from(kbps) * 1e3);
+    }
+
+    pub fn max_fps(&self) -> u32 {
+        self.max_fps
+    }
+
+    pub fn set_max_fps(&mut self, fps: u32) {
+        self.max_fps = fps;
+    }
+
+    pub fn set_controller(&mut self, id: Option<u64>) {
+        self.controller = id;
+    }
+
+    pub fn add_viewer(&mut self, id: u64) {
+        self.estimators.insert(id, Estimator::new(INITIAL_ESTIMATE_BPS.min(self.bounds.ceiling_bps)));
+    }
+
+    pub fn remove_viewer(&mut self, id: u64) {
+        self.estimators.remove(&id);
+    }
+
+    /// One feedback report from viewer `id`.
+    pub fn report(&mut self, id: u64, now: Instant, packets: &[PacketReport]) {
+        let ceiling = self.bounds.ceiling_bps;
+        if let Some(e) = self.estimators.get_mut(&id) {
+            e.on_report(now, packets);
+            e.cap(ceiling);
+        }
+    }
+
+    /// Viewers whose transport has reported at least once have an estimate.
+    fn viewers(&self) -> Vec<Viewer> {
+        self.estimators
+            .iter()
+            .map(|(id, e)| Viewer {
+                id: *id,
+                estimate_bps: (e.snapshot().state != crate::adapt::estimate::State::Starting).then(|| e.estimate_bps()),
+            })
+            .collect()
+    }
+
+    /// The plan now, and the (kbps, fps) to set if they differ enough from what is set.
+    pub fn tick(&mut self, pixels: u64) -> (Plan, Option<(u32, u32)>) {
+        let plan = if self.enabled {
+            policy::plan(self.bounds, self.max_fps, pixels, self.controller, &self.viewers())
+        } else {
+            Plan { target_bps: self.bounds.ceiling_bps, framerate: self.max_fps, leader: None, behind: vec![] }
+        };
+        let want = ((plan.target_bps / 1e3).round() as u32, plan.framerate);
+        let change = match self.applied {
+            None => true,
+            Some((kbps, fps)) => {
+                fps != want.1 || (f64::from(want.0) - f64::from(kbps)).abs() > RETUNE * f64::from(kbps)
+            }
+        };
+        let apply = change.then(|| {
+            self.applied = Some(want);
+            want
+        });
+        self.last = Some(plan.clone());
+        (plan, apply)
+    }
+
+    /// Where viewer `id` stands (after the last tick).
+    pub fn viewer(&self, id: u64) -> Option<ViewerAdapt> {
+        let e = self.estimators.get(&id)?;
+        let plan = self.last.as_ref();
+        Some(ViewerAdapt {
+            snapshot: e.snapshot(),
+            leader: plan.is_some_and(|p| p.leader == Some(id)),
+            behind: plan.is_some_and(|p| p.behind.contains(&id)),
+        })
+    }
+
+    /// (kbps, fps) last set on the encoder and capture.
+    pub fn applied(&self) -> Option<(u32, u32)> {
+        self.applied
+    }
+}
+
+/// The bitrate to give an encoder whose caps say `full_fps` for `kbps` at `fps` frames a
+/// second: the encoders budget bits per frame from the caps' rate, so a capture paced
+/// below it would otherwise get only `fps / full_fps` of the bitrate.
+pub fn encoder_kbps(kbps: u32, fps: u32, full_fps: u32) -> u32 {
+    if fps == 0 || fps >= full_fps {
+        return kbps;
+    }
+    (u64::from(kbps) * u64::from(full_fps) / u64::from(fps)).min(u64::from(u32::MAX)) as u32
+}
+
+/// Sets the encoder's bitrate and the capture's frame-rate cap.
+pub fn apply(encoder: &gst::Element, capture: &gst::Element, kbps: u32, fps: u32, full_fps: u32) {
+    if encoder.find_property("bitrate").is_some() {
+        encoder.set_property("bitrate", encoder_kbps(kbps, fps, full_fps));
+    }
+    if capture.find_property("max-framerate").is_some() {
+        capture.set_property("max-framerate", if fps >= full_fps { 0 } else { fps });
+    }
+    tracing::debug!(kbps, fps, "stream adapted");
+}
+
+/// The `net` message for one viewer (`docs/protocol.md`).
+pub fn net_message(
+    v: Option<&ViewerAdapt>,
+    b: Bounds,
+    applied: Option<(u32, u32)>,
+    transport: &str,
+    encoder: &str,
+    rtt: Option<f64>,
+    loss: Option<f64>,
+) -> String {
+    let (kbps, fps) = applied.unwrap_or(((b.ceiling_bps / 1e3) as u32, 0));
+    let s = v.map(|v| v.snapshot);
+    serde_json::json!({
+        "t": "net",
+        "transport": transport,
+        "encoder": encoder,
+        "target_kbps": kbps,
+        "ceiling_kbps": (b.ceiling_bps / 1e3).round(),
+        "floor_kbps": (b.floor_bps / 1e3).round(),
+        "estimate_kbps": s.filter(|s| s.state != crate::adapt::estimate::State::Starting).map(|s| (s.estimate_bps / 1e3).round()),
+        "delivered_kbps": s.map(|s| (s.delivered_bps / 1e3).round()),
+        "queue_ms": s.map(|s| s.queue.as_millis() as u64),
+        "rtt_ms": rtt.map(|r| (r * 1e3).round()),
+        "loss_pct": loss.or(s.map(|s| s.loss)).map(|l| (l * 1000.0).round() / 10.0),
+        "fps": fps,
+        "leader": v.is_some_and(|v| v.leader),
+        "behind": v.is_some_and(|v| v.behind),
+    })
+    .to_string()
+}
+
+/// Packets of a webrtcbin `RTPTWCCPackets` event (rtpsession's parse of the browser's
+/// transport-wide feedback): send time, arrival time (none when lost) and size.
+pub fn twcc_packets(s: &gst::StructureRef) -> Vec<PacketReport> {
+    let Ok(list) = s.get::<gst::glib::ValueArray>("packets") else { return vec![] };
+    list.iter()
+        .filter_map(|v| v.get::<gst::Structure>().ok())
+        .filter_map(|p| {
+            let sent = p.get::<u64>("local-ts").ok().filter(|t| *t != u64::MAX)?;
+            let lost = p.get::<bool>("lost").unwrap_or(false);
+            let received = p.get::<u64>("remote-ts").ok().filter(|t| !lost && *t != u64::MAX);
+            let bytes = p.get::<u32>("size").unwrap_or(0);
+            Some(PacketReport { sent_us: sent / 1000, received_us: received.map(|r| r / 1000), bytes })
+        })
+        .collect()
+}
+
+/// The name webrtcbin's rtpsession gives its feedback event.
+pub const TWCC_EVENT: &str = "RTPTWCCPackets";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twcc_event_structures_become_reports() {
+        gst::init().unwrap();
+        let pkt = |seq: u32, local: u64, remote: Option<u64>| {
+            gst::Structure::builder("RTPTWCCPacket")
+                .field("seqnum", seq)
+                .field("local-ts", local)
+                .field("remote-ts", remote.unwrap_or(u64::MAX))
+                .field("payload-type", 96u8)
+                .field("size", 1200u32)
+                .field("lost", remote.is_none())
+                .build()
+        };
+        let arr = gst::glib::ValueArray::new([
+            pkt(1, 5_000_000, Some(9_000_000)).to_send_value(),
+            pkt(2, 6_000_000, None).to_send_value(),
+        ]);
+        let mut s = gst::Structure::new_empty(TWCC_EVENT);
+        // GValueArray is not Send, but rtpsession builds exactly such a structure; a test
+        // that owns the only reference may do the same.
+        // SAFETY: SendValue is a transparent wrapper of Value; nothing else holds `arr`.
+        let packets: gst::glib::SendValue = unsafe { std::mem::transmute(arr.to_value()) };
+        s.set_value("packets", packets);
+        assert_eq!(
+            twcc_packets(&s),
+            vec![
+                PacketReport { sent_us: 5000, received_us: Some(9000), bytes: 1200 },
+                PacketReport { sent_us: 6000, received_us: None, bytes: 1200 }
+            ]
+        );
+        assert!(twcc_packets(&gst::Structure::new_empty("other")).is_empty());
+    }
+
+    #[test]
+    fn the_encoder_is_retuned_only_for_real_changes() {
+        let mut a = Adaptation::new(true, 8000, 30);
+        a.add_viewer(1);
+        a.set_controller(Some(1));
+        let (plan, first) = a.tick(1920 * 1080);
+        assert_eq!(first, Some((8000, 30)), "no report yet: the ceiling");
+        assert_eq!(plan.leader, None);
+        assert_eq!(a.tick(1920 * 1080).1, None, "nothing changed");
+        let t = Instant::now();
+        let lost: Vec<_> =
+            (0..40).map(|i| PacketReport { sent_us: i * 1000, received_us: None, bytes: 1200 }).collect();
+        a.report(1, t, &lost);
+        let (plan, change) = a.tick(1920 * 1080);
+        assert_eq!(plan.leader, Some(1));
+        // Total loss halves 2 Mbit/s, to the floor of 1; at 1080p that is 16 fps of bits.
+        assert_eq!(change, Some((1000, 16)));
+        let v = a.viewer(1).unwrap();
+        assert!(v.leader && !v.behind);
+    }
+
+    #[test]
+    fn a_capture_paced_below_the_caps_rate_gets_the_bitrate_scaled_up() {
+        assert_eq!(encoder_kbps(1000, 15, 30), 2000);
+        assert_eq!(encoder_kbps(1000, 30, 30), 1000);
+        assert_eq!(encoder_kbps(1000, 0, 30), 1000);
+    }
+
+    #[test]
+    fn disabled_adaptation_holds_the_ceiling() {
+        let mut a = Adaptation::new(false, 6000, 60);
+        a.add_viewer(1);
+        let lost: Vec<_> =
+            (0..40).map(|i| PacketReport { sent_us: i * 1000, received_us: None, bytes: 1200 }).collect();
+        a.report(1, Instant::now(), &lost);
+        assert_eq!(a.tick(1920 * 1080).1, Some((6000, 60)));
+    }
+
+    #[test]
+    fn net_message_carries_the_viewer_figures() {
+        let mut a = Adaptation::new(true, 8000, 30);
+        a.add_viewer(3);
+        a.tick(100);
+        let m: serde_json::Value = serde_json::from_str(&net_message(
+            a.viewer(3).as_ref(),
+            a.bounds(),
+            a.applied(),
+            "webrtc",
+            "x264enc",
+            Some(0.012),
+            None,
+        ))
+        .unwrap();
+        assert_eq!(m["t"], "net");
+        assert_eq!(m["target_kbps"], 8000);
+        assert_eq!(m["floor_kbps"], 1000.0);
+        assert_eq!(m["rtt_ms"], 12.0);
+        assert!(m["estimate_kbps"].is_null(), "no report yet");
+        assert_eq!(m["transport"], "webrtc");
+    }
+}
