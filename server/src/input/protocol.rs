@@ -69,7 +69,14 @@ pub enum InputEvent {
     },
     /// The viewer entered or left pointer lock: it sees no cursor but the one in the video.
     PointerLock(bool),
+    /// The connection self-test: answer at once with a `pong` of the same id.
+    Ping(u32),
+    /// The connection self-test: send this many bytes of padding as fast as the link allows.
+    Probe(u32),
 }
+
+/// Largest bandwidth probe a viewer may ask for.
+pub const MAX_PROBE_BYTES: u32 = 1024 * 1024;
 
 /// A chunk of a clipboard transfer (`docs/protocol.md`): chunks of one `id` arrive in
 /// order (the channel is ordered and reliable) and the one with `last` completes it.
@@ -121,6 +128,10 @@ enum Wire {
     Settings { fps: Option<i64>, kbps: Option<i64> },
     #[serde(rename = "lock")]
     Lock { on: bool },
+    #[serde(rename = "ping")]
+    Ping { id: i64 },
+    #[serde(rename = "probe")]
+    Probe { bytes: i64 },
 }
 
 /// Clipboard formats that cross the data channel.
@@ -210,6 +221,18 @@ pub fn parse_input(text: &str) -> Result<InputEvent, InputError> {
             InputEvent::Settings { framerate: fps.map(|f| f as u32), bitrate_kbps: kbps.map(|k| k as u32) }
         }
         Wire::Lock { on } => InputEvent::PointerLock(on),
+        Wire::Ping { id } => {
+            if !(0..=i64::from(i32::MAX)).contains(&id) {
+                return Err(InputError::OutOfRange("ping id must be 0..=2^31-1"));
+            }
+            InputEvent::Ping(id as u32)
+        }
+        Wire::Probe { bytes } => {
+            if !(1..=i64::from(MAX_PROBE_BYTES)).contains(&bytes) {
+                return Err(InputError::OutOfRange("probe size must be 1..=1048576 bytes"));
+            }
+            InputEvent::Probe(bytes as u32)
+        }
     })
 }
 
@@ -254,6 +277,8 @@ mod tests {
         assert_eq!(parse_input(r#"{"t":"k","k":65,"d":false}"#), Ok(InputEvent::Key { keysym: 65, down: false }));
         assert_eq!(parse_input(r#"{"t":"r"}"#), Ok(InputEvent::ReleaseAll));
         assert_eq!(parse_input(r#"{"t":"kf"}"#), Ok(InputEvent::KeyframeRequest));
+        assert_eq!(parse_input(r#"{"t":"ping","id":7}"#), Ok(InputEvent::Ping(7)));
+        assert_eq!(parse_input(r#"{"t":"probe","bytes":262144}"#), Ok(InputEvent::Probe(262_144)));
         assert_eq!(parse_input(r#"{"t":"rm","dx":-5,"dy":7}"#), Ok(InputEvent::RelativeMove { dx: -5, dy: 7 }));
         assert_eq!(parse_input(r#"{"t":"txt","s":"日本語"}"#), Ok(InputEvent::Text("日本語".into())));
         assert_eq!(
@@ -280,6 +305,9 @@ mod tests {
             r#"{"t":"resize","w":1280,"h":720,"dpr":0}"#,
             r#"{"t":"set","fps":0}"#,
             r#"{"t":"set","kbps":5}"#,
+            r#"{"t":"ping","id":-1}"#,
+            r#"{"t":"probe","bytes":0}"#,
+            r#"{"t":"probe","bytes":2000000}"#,
         ] {
             assert!(parse_input(bad).is_err(), "{bad:?} accepted");
         }

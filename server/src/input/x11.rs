@@ -276,7 +276,9 @@ impl XSide {
             | InputEvent::Clip(_)
             | InputEvent::Resize { .. }
             | InputEvent::Settings { .. }
-            | InputEvent::PointerLock(_) => {}
+            | InputEvent::PointerLock(_)
+            | InputEvent::Ping(_)
+            | InputEvent::Probe(_) => {}
         }
         self.conn.flush().map_err(|e| e.to_string())
     }

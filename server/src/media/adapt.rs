@@ -5,10 +5,19 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
 use gst::prelude::*;
 
+use super::{Attached, Desktop};
 use crate::adapt::estimate::{Estimator, PacketReport, Snapshot};
 use crate::adapt::policy::{self, Bounds, Plan, Viewer};
+use crate::transport::Kind;
+
+/// How often the policy runs: browsers send congestion feedback every 50–100 ms.
+const TICK: Duration = Duration::from_millis(100);
 
 /// A new viewer's estimate before any report: low enough for a first keyframe to cross a
 /// slow link, and ramped up within a second or two on a fast one.
@@ -206,6 +215,75 @@ pub fn twcc_packets(s: &gst::StructureRef) -> Vec<PacketReport> {
             Some(PacketReport { sent_us: sent / 1000, received_us: received.map(|r| r / 1000), bytes })
         })
         .collect()
+}
+
+impl Desktop {
+    /// Ten times a second: the policy's plan for the estimates now, carried out on the
+    /// encoder and capture when it changed; once a second each viewer hears where it stands.
+    pub(super) fn spawn_adapt_thread(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let stop = self.stop.clone();
+        let _ = std::thread::Builder::new().name("kelpie-adapt".into()).spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(TICK);
+                let Some(d) = weak.upgrade() else { return };
+                d.adapt_now();
+                n += 1;
+                if n.is_multiple_of(10) {
+                    d.tell_viewers();
+                }
+            }
+        });
+    }
+
+    pub(super) fn adapt_now(&self) {
+        let pixels = self
+            .capture
+            .static_pad("src")
+            .and_then(|p| p.current_caps())
+            .and_then(|c| gst_video::VideoInfo::from_caps(&c).ok())
+            .map_or(0, |i| u64::from(i.width()) * u64::from(i.height()));
+        let (_, change) = self.adaptation().tick(pixels);
+        if let Some((kbps, fps)) = change {
+            apply(&self.encoder, &self.capture, kbps, fps, self.framerate);
+        }
+    }
+
+    /// Sends each viewer its `net` message.
+    fn tell_viewers(&self) {
+        let nets = self.stats.viewers();
+        let (bounds, applied, per_viewer) = {
+            let a = self.adaptation();
+            let ids = self.viewer_ids();
+            (a.bounds(), a.applied(), ids.into_iter().map(|id| (id, a.viewer(id))).collect::<Vec<_>>())
+        };
+        let viewers = self.viewers();
+        for (id, v) in per_viewer {
+            let Some(slot) = viewers.get(&id) else { continue };
+            let kind = match slot.attached {
+                Attached::Rtc(_) => Kind::Webrtc,
+                Attached::Socket(_) => Kind::Websocket,
+            };
+            let net = nets.get(&id);
+            let text = net_message(
+                v.as_ref(),
+                bounds,
+                applied,
+                kind.as_str(),
+                self.encoder_kind.factory(),
+                net.and_then(|n| n.rtt_seconds),
+                None,
+            );
+            slot.send_text(&text);
+        }
+    }
+
+    /// Each viewer's adaptation figures, for `/metrics`.
+    pub fn adaptation_figures(&self) -> Vec<(u64, ViewerAdapt)> {
+        let a = self.adaptation();
+        self.viewer_ids().into_iter().filter_map(|id| Some((id, a.viewer(id)?))).collect()
+    }
 }
 
 /// The name webrtcbin's rtpsession gives its feedback event.

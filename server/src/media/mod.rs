@@ -9,6 +9,7 @@ mod health;
 pub mod keyframe;
 pub mod pipeline;
 mod ports;
+mod selftest;
 mod sockets;
 pub mod spec;
 pub mod stats;
@@ -81,9 +82,6 @@ pub const DATA_BUFFER_LIMIT: u64 = 4 * 1024 * 1024;
 /// several PLIs for the same loss need one keyframe, not a burst that floods the link.
 const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(250);
 
-/// How often the adaptation policy runs: browsers send congestion feedback every 50–100 ms.
-const ADAPT_TICK: Duration = Duration::from_millis(100);
-
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
     #[error("GStreamer element {0} is missing")]
@@ -135,6 +133,8 @@ impl ViewerSlot {
 
 /// A desktop's shared pipeline.
 pub struct Desktop {
+    /// For work that outlives a call (the connection probe's sender thread).
+    me: std::sync::Weak<Desktop>,
     pipeline: gst::Pipeline,
     /// The tracks every subscription takes: today the one video track.
     tracks: Vec<viewer::Track>,
@@ -156,6 +156,8 @@ pub struct Desktop {
     framerate: u32,
     /// Share of forward error correction each WebRTC viewer's video gets (0: none).
     fec_percent: u32,
+    /// When each viewer last ran the connection probe.
+    probes: selftest::Probes,
     /// Bandwidth estimates and the bitrate policy (`crate::adapt`).
     adapt: Arc<Mutex<adapt::Adaptation>>,
     stop: Arc<AtomicBool>,
@@ -196,7 +198,8 @@ impl Desktop {
         refresh_on_keyframe_requests(&encoder, &capture);
         let media_stats = Arc::new(stats::MediaStats::default());
         media_stats.attach(&encoder);
-        let desktop = Arc::new(Self {
+        let desktop = Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             pipeline,
             tracks,
             encoder,
@@ -212,6 +215,7 @@ impl Desktop {
             encoder_kind: kind,
             framerate: params.framerate,
             fec_percent: link.fec_percent,
+            probes: selftest::Probes::default(),
             adapt: Arc::new(Mutex::new(adapt::Adaptation::new(link.adapt, params.bitrate_kbps, params.framerate))),
             stop: Arc::new(AtomicBool::new(false)),
             fatal: tokio::sync::watch::channel(None).0,
@@ -505,73 +509,6 @@ impl Desktop {
                 }
             }
         });
-    }
-
-    /// Ten times a second: the policy's plan for the estimates now, carried out on the
-    /// encoder and capture when it changed; once a second each viewer hears where it stands.
-    fn spawn_adapt_thread(self: &Arc<Self>) {
-        let weak = Arc::downgrade(self);
-        let stop = self.stop.clone();
-        let _ = std::thread::Builder::new().name("kelpie-adapt".into()).spawn(move || {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(ADAPT_TICK);
-                let Some(d) = weak.upgrade() else { return };
-                d.adapt_now();
-                n += 1;
-                if n.is_multiple_of(10) {
-                    d.tell_viewers();
-                }
-            }
-        });
-    }
-
-    fn adapt_now(&self) {
-        let pixels = self
-            .capture
-            .static_pad("src")
-            .and_then(|p| p.current_caps())
-            .and_then(|c| gst_video::VideoInfo::from_caps(&c).ok())
-            .map_or(0, |i| u64::from(i.width()) * u64::from(i.height()));
-        let (_, change) = self.adaptation().tick(pixels);
-        if let Some((kbps, fps)) = change {
-            adapt::apply(&self.encoder, &self.capture, kbps, fps, self.framerate);
-        }
-    }
-
-    /// Sends each viewer its `net` message.
-    fn tell_viewers(&self) {
-        let nets = self.stats.viewers();
-        let (bounds, applied, per_viewer) = {
-            let a = self.adaptation();
-            let ids = self.viewer_ids();
-            (a.bounds(), a.applied(), ids.into_iter().map(|id| (id, a.viewer(id))).collect::<Vec<_>>())
-        };
-        let viewers = self.viewers();
-        for (id, v) in per_viewer {
-            let Some(slot) = viewers.get(&id) else { continue };
-            let kind = match slot.attached {
-                Attached::Rtc(_) => Kind::Webrtc,
-                Attached::Socket(_) => Kind::Websocket,
-            };
-            let net = nets.get(&id);
-            let text = adapt::net_message(
-                v.as_ref(),
-                bounds,
-                applied,
-                kind.as_str(),
-                self.encoder_kind.factory(),
-                net.and_then(|n| n.rtt_seconds),
-                None,
-            );
-            slot.send_text(&text);
-        }
-    }
-
-    /// Each viewer's adaptation figures, for `/metrics`.
-    pub fn adaptation_figures(&self) -> Vec<(u64, adapt::ViewerAdapt)> {
-        let a = self.adaptation();
-        self.viewer_ids().into_iter().filter_map(|id| Some((id, a.viewer(id)?))).collect()
     }
 
     fn on_bus_message(&self, msg: &gst::Message) {

@@ -5,7 +5,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::Desktop;
 use crate::outbox::Outbox;
-use crate::transport::{Kind, OpenError, TransportEvent, Transports, Wire};
+use crate::transport::{Kind, OpenError, SelfTest, TransportEvent, Transports, Wire};
 
 impl Outbox for Desktop {
     fn viewer_ids(&self) -> Vec<u64> {
@@ -40,5 +40,8 @@ impl Transports for Desktop {
     }
     fn control_moved(&self, to: Option<u64>) {
         self.set_leader(to)
+    }
+    fn self_test(&self, id: u64, test: SelfTest) {
+        Desktop::self_test(self, id, test)
     }
 }

@@ -23,7 +23,7 @@ pub use crate::auth::Identity;
 use crate::auth::Role;
 use crate::input::{parse_input, InputEvent};
 use crate::signalling::{ControlAction, ServerMessage};
-use crate::transport::{InboundHandler, Transports};
+use crate::transport::{InboundHandler, SelfTest, Transports};
 
 struct Inner {
     room: Room,
@@ -190,6 +190,18 @@ impl RoomActor {
             // Anyone watching may ask for a picture.
             if self.lock().room.role_of(id).is_some() {
                 self.transports.request_keyframe();
+            }
+            return;
+        }
+        if let InputEvent::Ping(_) | InputEvent::Probe(_) = event {
+            // Anyone watching may test their own connection.
+            if self.lock().room.role_of(id).is_some() {
+                let test = match event {
+                    InputEvent::Ping(n) => SelfTest::Ping(n),
+                    InputEvent::Probe(bytes) => SelfTest::Probe(bytes),
+                    _ => return,
+                };
+                self.transports.self_test(id, test);
             }
             return;
         }

@@ -74,6 +74,21 @@ fn anyone_present_may_ask_for_a_keyframe() {
 }
 
 #[test]
+fn any_participant_may_test_its_own_connection() {
+    let (room, rec) = actor();
+    let (viewer, _v) = enter(&room, "carol", Role::Viewer);
+    rec.take();
+    room.on_inbound(viewer, r#"{"t":"ping","id":5}"#);
+    room.on_inbound(viewer, r#"{"t":"probe","bytes":65536}"#);
+    room.on_inbound(99, r#"{"t":"ping","id":6}"#);
+    assert_eq!(
+        rec.take(),
+        vec![Did::SelfTest(viewer, SelfTest::Ping(5)), Did::SelfTest(viewer, SelfTest::Probe(65536))],
+        "a stranger's ping is ignored"
+    );
+}
+
+#[test]
 fn leaving_releases_held_input_first_and_later_input_is_dropped() {
     let (room, rec) = actor();
     let (owner, _o) = enter(&room, "alice", Role::Owner);

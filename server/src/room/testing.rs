@@ -9,7 +9,7 @@ use super::state::Id;
 use crate::input::protocol::ClipChunk;
 use crate::input::InputEvent;
 use crate::outbox::Outbox;
-use crate::transport::{Kind, OpenError, TransportEvent, Transports, Wire};
+use crate::transport::{Kind, OpenError, SelfTest, TransportEvent, Transports, Wire};
 
 /// What the desktop or the transports were asked to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +25,7 @@ pub enum Did {
     Pointer(bool),
     Keyframe,
     Closed(Id),
+    SelfTest(Id, SelfTest),
 }
 
 /// A desktop and transports that record every call. Who the transports were last told
@@ -93,6 +94,9 @@ impl Transports for Recorder {
     }
     fn control_moved(&self, to: Option<u64>) {
         *self.1.lock().unwrap() = Some(to);
+    }
+    fn self_test(&self, id: u64, test: SelfTest) {
+        self.push(Did::SelfTest(id, test));
     }
 }
 

@@ -133,6 +133,17 @@ pub trait Transports: Send + Sync + 'static {
     fn request_keyframe(&self);
     /// Control moved to `to` (or to nobody): the shared encode follows its link.
     fn control_moved(&self, to: Option<u64>);
+    /// A connection self-test from participant `id`, answered on its own transport.
+    fn self_test(&self, id: u64, test: SelfTest);
+}
+
+/// The connection self-test a page can run (`docs/protocol.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelfTest {
+    /// Answer `pong` with this id at once: the round trip through the media transport.
+    Ping(u32),
+    /// Send this many bytes of padding as fast as the transport takes them.
+    Probe(u32),
 }
 
 #[cfg(test)]
