@@ -18,6 +18,7 @@ import * as files from './files.js';
 import { attachCursor, cursorInfo } from './cursor.js';
 import { Room, badgeText, gateSend, refusedHint } from './room.js';
 import { attachPeople } from './people.js';
+import { attachStatsOverlay } from './stats-overlay.js';
 import { keepKeys } from './dom.js';
 import { showNotice } from './notice.js';
 
@@ -138,6 +139,15 @@ function act(action, to) {
   return session.control(action, to);
 }
 const people = attachPeople({ room, act });
+// Any participant may look at its own connection and test it: the channel's own send, ungated.
+const statsOverlay = attachStatsOverlay({
+  video,
+  keyboard: input.keyboard,
+  channel,
+  transport: () => session.transport,
+  pc: () => session.pc,
+  videoStats: () => session.videoStats(),
+});
 // Toolbar buttons are operated with Enter and Space, which must not reach the desktop.
 const toolbar = document.getElementById('toolbar');
 if (toolbar) keepKeys(toolbar);
@@ -168,6 +178,8 @@ window.kelpie = {
   clipboard,
   files,
   people,
+  /** The statistics overlay: {open, latest, history, net, selfTest, runSelfTest(), toggle()}. */
+  statsOverlay,
   cursor: cursorInfo,
   video,
 };

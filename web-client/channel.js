@@ -2,7 +2,7 @@
  * The `input` data channel as the rest of the client sees it: `send` a protocol message
  * (dropped while disconnected, never queued: stale input is worse than none), `on` a
  * server message type (cursor, clipboard, ...), and `onOpen` to (re)send state whenever a
- * fresh channel opens after a reconnect.
+ * fresh channel opens after a reconnect. Several modules may listen to one type.
  */
 
 let channel = null;
@@ -25,9 +25,15 @@ export function isOpen() {
   return !!channel && channel.readyState === 'open';
 }
 
-/** Registers the handler for server messages with `t === type` (one per type). */
+/**
+ * Calls `fn(msg, text)` for every server message with `t === type`; `text` is the message
+ * as it arrived (its size is what a bandwidth probe counts). Returns a function that
+ * removes the listener again.
+ */
 export function on(type, fn) {
-  handlers.set(type, fn);
+  if (!handlers.has(type)) handlers.set(type, new Set());
+  handlers.get(type).add(fn);
+  return () => handlers.get(type)?.delete(fn);
 }
 
 export function onOpen(fn) {
@@ -43,12 +49,12 @@ function dispatch(ev) {
     console.warn('kelpie: ignoring a data-channel message that is not JSON');
     return;
   }
-  const fn = msg && handlers.get(msg.t);
-  if (!fn) return;
-  try {
-    fn(msg);
-  } catch (err) {
-    console.error(`kelpie: handling '${msg.t}' failed`, err);
+  for (const fn of (msg && handlers.get(msg.t)) || []) {
+    try {
+      fn(msg, ev.data);
+    } catch (err) {
+      console.error(`kelpie: handling '${msg.t}' failed`, err);
+    }
   }
 }
 

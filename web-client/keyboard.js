@@ -28,7 +28,7 @@ export function isPasteShortcut(ev) {
 
 /**
  * Wires the keyboard. `shortcuts(ev)` may claim a key combination for the client itself
- * (returns true) before it reaches the remote desktop.
+ * (returns true) before it reaches the remote desktop; `addShortcut` adds more claimers.
  */
 export function attachKeyboard(video, send, { shortcuts = () => false } = {}) {
   /** keysym sent on keydown, by `code`, so keyup releases the same keysym. */
@@ -37,6 +37,8 @@ export function attachKeyboard(video, send, { shortcuts = () => false } = {}) {
   let pasteHandler = null;
   /** A paste shortcut waiting for the browser's `paste` event: { keysym, id, timer }. */
   let pendingPaste = null;
+  /** Key combinations the page keeps for itself (addShortcut); the first to claim wins. */
+  const claimers = [shortcuts];
 
   const sink = document.createElement('textarea');
   sink.id = 'keyboard-sink';
@@ -84,7 +86,7 @@ export function attachKeyboard(video, send, { shortcuts = () => false } = {}) {
   }
 
   window.addEventListener('keydown', (ev) => {
-    if (shortcuts(ev)) {
+    if (claimers.some((claims) => claims(ev))) {
       ev.preventDefault();
       return;
     }
@@ -188,6 +190,11 @@ export function attachKeyboard(video, send, { shortcuts = () => false } = {}) {
     focus,
     sink,
     releaseAll,
+    /**
+     * `fn(KeyboardEvent) → true` claims a key combination for the page (another panel's
+     * shortcut): it never reaches the remote desktop and the browser's default is prevented.
+     */
+    addShortcut(fn) { claimers.push(fn); },
     /** `fn(ClipboardEvent) → Promise`: runs before a paste shortcut is typed remotely. */
     setPasteHandler(fn) { pasteHandler = fn; },
   };

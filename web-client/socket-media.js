@@ -157,7 +157,9 @@ export class SocketMedia {
     this.config = null;
     this.waitKey = true;
     this.lastSeq = null;
-    this.counts = { framesReceived: 0, framesDecoded: 0, framesDropped: 0, keyFramesDecoded: 0, bytesReceived: 0 };
+    /** totalDecodeTime: seconds from each frame's arrival to its decoded picture, summed. */
+    this.counts = { framesReceived: 0, framesDecoded: 0, framesDropped: 0, keyFramesDecoded: 0, bytesReceived: 0,
+      totalDecodeTime: 0 };
     this.size = { width: 0, height: 0 };
     this.closed = false;
   }
@@ -184,6 +186,8 @@ export class SocketMedia {
     this.decoder = new VideoDecoder({
       output: (frame) => {
         this.counts.framesDecoded++;
+        // The chunk was stamped with its arrival time (arrivalUs), so this is queue + decode.
+        this.counts.totalDecodeTime += Math.max(0, performance.now() * 1000 - frame.timestamp) / 1e6;
         this.size = { width: frame.displayWidth, height: frame.displayHeight };
         if (this.closed) return frame.close();
         this.output.show(frame);
