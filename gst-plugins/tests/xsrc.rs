@@ -89,7 +89,7 @@ fn damage_makes_a_frame_and_a_still_screen_makes_none() {
     init();
     let x = Xvfb::start(320, 240);
     let (p, sink) = pipeline(&format!(
-        "kelpiexsrc display={} idle-interval=0 ! video/x-raw,framerate=30/1 ! appsink name=sink sync=false",
+        "kelpiexsrc display={} still-refresh=0 idle-interval=0 ! video/x-raw,framerate=30/1 ! appsink name=sink sync=false",
         x.display
     ));
     let first = pull(&sink, Duration::from_secs(5)).expect("an initial full frame");
@@ -102,6 +102,30 @@ fn damage_makes_a_frame_and_a_still_screen_makes_none() {
     assert_eq!(y_at(&after, 100, 100), 235, "the white rectangle is in the frame");
     assert_eq!(y_at(&after, 10, 10), 16, "and the rest is unchanged");
     assert!(pull(&sink, Duration::from_millis(500)).is_none(), "one change, one frame");
+    p.set_state(gst::State::Null).unwrap();
+}
+
+#[test]
+fn a_change_then_stillness_makes_exactly_still_refresh_repeats() {
+    init();
+    let x = Xvfb::start(320, 240);
+    let (p, sink) = pipeline(&format!(
+        "kelpiexsrc display={} still-refresh=4 idle-interval=0 ! video/x-raw,framerate=30/1 ! appsink name=sink sync=false",
+        x.display
+    ));
+    let count_until_quiet = || {
+        let mut n = 0;
+        while pull(&sink, Duration::from_millis(700)).is_some() {
+            n += 1;
+            assert!(n < 100, "the source never went quiet");
+        }
+        n
+    };
+    assert_eq!(count_until_quiet(), 1 + 4, "the first full frame, then four refinement repeats");
+    let (conn, screen) = x11rb::connect(Some(&x.display)).unwrap();
+    fill(&conn, screen, 0xffffff, Rectangle { x: 90, y: 90, width: 40, height: 30 });
+    let frames = count_until_quiet();
+    assert_eq!(frames, 1 + 4, "one change: its frame and four repeats, then nothing");
     p.set_state(gst::State::Null).unwrap();
 }
 
@@ -123,7 +147,7 @@ fn show_pointer_draws_the_cursor_and_follows_it_without_damage() {
     conn.warp_pointer(x11rb::NONE, root, 0, 0, 0, 0, 100, 100).unwrap();
     conn.sync().unwrap();
     let (p, sink) = pipeline(&format!(
-        "kelpiexsrc name=src display={} idle-interval=0 ! video/x-raw,framerate=30/1 ! appsink name=sink sync=false",
+        "kelpiexsrc name=src display={} still-refresh=0 idle-interval=0 ! video/x-raw,framerate=30/1 ! appsink name=sink sync=false",
         x.display
     ));
     let plain = pull(&sink, Duration::from_secs(5)).expect("an initial frame");
@@ -150,7 +174,7 @@ fn idle_interval_and_refresh_produce_frames_on_a_still_screen() {
     init();
     let x = Xvfb::start(320, 240);
     let (p, sink) = pipeline(&format!(
-        "kelpiexsrc name=src display={} idle-interval=300 ! video/x-raw,framerate=30/1 ! appsink name=sink sync=false",
+        "kelpiexsrc name=src display={} still-refresh=0 idle-interval=300 ! video/x-raw,framerate=30/1 ! appsink name=sink sync=false",
         x.display
     ));
     pull(&sink, Duration::from_secs(5)).expect("initial frame");
@@ -170,7 +194,7 @@ fn a_screen_resize_renegotiates_caps_and_frames_follow() {
     init();
     let x = Xvfb::start(640, 480);
     let (p, sink) = pipeline(&format!(
-        "kelpiexsrc display={} idle-interval=200 ! video/x-raw,framerate=30/1 ! appsink name=sink sync=false",
+        "kelpiexsrc display={} still-refresh=0 idle-interval=200 ! video/x-raw,framerate=30/1 ! appsink name=sink sync=false",
         x.display
     ));
     let first = pull(&sink, Duration::from_secs(5)).unwrap();

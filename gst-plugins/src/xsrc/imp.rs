@@ -29,6 +29,11 @@ const SETTLE: Duration = Duration::from_millis(3);
 /// (application and capture clocks drift against each other) is not lost: the average
 /// rate still never exceeds the negotiated one.
 const MAX_CREDIT: f64 = 1.5;
+/// Frames repeated once the screen goes still, by default: each lets the encoder refine
+/// the picture it last sent (a P-frame of an unchanged image spends its bits on the
+/// quantisation error), so text that moved turns sharp within a fraction of a second
+/// instead of one idle repeat a second. Then nothing, until something changes.
+const DEFAULT_STILL_REFRESH: u32 = 10;
 /// Frame rate used when downstream does not ask for one.
 const DEFAULT_FPS: i32 = 30;
 
@@ -39,11 +44,19 @@ struct Settings {
     show_pointer: bool,
     /// Frames per second at most, below the negotiated rate (0 = the caps' rate).
     max_framerate: u32,
+    /// Frames repeated when the screen goes still ([`DEFAULT_STILL_REFRESH`]).
+    still_refresh: u32,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { display: None, idle_interval_ms: DEFAULT_IDLE_INTERVAL_MS, show_pointer: false, max_framerate: 0 }
+        Self {
+            display: None,
+            idle_interval_ms: DEFAULT_IDLE_INTERVAL_MS,
+            show_pointer: false,
+            max_framerate: 0,
+            still_refresh: DEFAULT_STILL_REFRESH,
+        }
     }
 }
 
@@ -72,6 +85,8 @@ struct Running {
     cursor_moved: Option<Sprite>,
     /// The screen size changed under a grab: renegotiate before producing again.
     size_changed: bool,
+    /// Refinement frames still to send since the screen last changed.
+    refine_left: u32,
 }
 
 pub struct KelpieXSrc {
@@ -151,6 +166,13 @@ impl ObjectImpl for KelpieXSrc {
                     .default_value(0)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder("still-refresh")
+                    .nick("Still refresh")
+                    .blurb("Frames repeated at the frame rate once the screen goes still, for the encoder to sharpen (0 = none)")
+                    .maximum(120)
+                    .default_value(DEFAULT_STILL_REFRESH)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecUInt::builder("idle-interval")
                     .nick("Idle interval")
                     .blurb("Milliseconds between repeated frames while the screen is still (0 = never)")
@@ -182,6 +204,7 @@ impl ObjectImpl for KelpieXSrc {
             "display" => s.display = value.get().ok().flatten(),
             "idle-interval" => s.idle_interval_ms = value.get().unwrap_or(DEFAULT_IDLE_INTERVAL_MS),
             "max-framerate" => s.max_framerate = value.get().unwrap_or(0),
+            "still-refresh" => s.still_refresh = value.get().unwrap_or(DEFAULT_STILL_REFRESH),
             "show-pointer" => {
                 s.show_pointer = value.get().unwrap_or(false);
                 drop(s);
@@ -199,6 +222,7 @@ impl ObjectImpl for KelpieXSrc {
             "idle-interval" => s.idle_interval_ms.to_value(),
             "show-pointer" => s.show_pointer.to_value(),
             "max-framerate" => s.max_framerate.to_value(),
+            "still-refresh" => s.still_refresh.to_value(),
             _ => unreachable!("unknown property {}", pspec.name()),
         }
     }
@@ -289,6 +313,7 @@ impl BaseSrcImpl for KelpieXSrc {
             drawn_cursor: None,
             cursor_moved: None,
             size_changed: false,
+            refine_left: 0,
         });
         Ok(())
     }
@@ -370,7 +395,11 @@ impl BaseSrcImpl for KelpieXSrc {
 
 /// What `create` should do next.
 enum Step {
-    Produce { damaged: bool },
+    /// `refine_after`: refinement frames owed once a changed picture has been sent.
+    Produce {
+        damaged: bool,
+        refine_after: u32,
+    },
     Wait(Duration),
     Renegotiate,
 }
@@ -382,10 +411,10 @@ impl PushSrcImpl for KelpieXSrc {
                 return Err(gst::FlowError::Flushing);
             }
             // Read every turn: property changes (show-pointer, max-framerate) wake this loop.
-            let (idle, show_pointer, min_interval) = {
+            let (idle, show_pointer, min_interval, still_refresh) = {
                 let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
                 let min = if s.max_framerate > 0 { Duration::from_secs(1) / s.max_framerate } else { Duration::ZERO };
-                (Duration::from_millis(u64::from(s.idle_interval_ms)), s.show_pointer, min)
+                (Duration::from_millis(u64::from(s.idle_interval_ms)), s.show_pointer, min, s.still_refresh)
             };
 
             let step = {
@@ -439,11 +468,20 @@ impl PushSrcImpl for KelpieXSrc {
                         due = due.max(t + SETTLE);
                     }
                     let idle_due = r.last_output.map_or(now, |t| t + idle);
+                    // Still for two frame intervals: the first refinement frame; then one
+                    // per frame interval until they are spent.
+                    let refine_gap = if r.refine_left == still_refresh { 2 * frame_interval } else { frame_interval };
+                    let refine_due = r.last_output.map_or(now, |t| t + refine_gap);
+                    let refine = r.refine_left > 0 && !r.dirty;
                     let wanted = r.dirty || r.need_full || refresh || (!idle.is_zero() && now >= idle_due);
                     if wanted && now >= due {
-                        Step::Produce { damaged: r.dirty }
+                        Step::Produce { damaged: r.dirty, refine_after: still_refresh }
                     } else if wanted {
                         Step::Wait(due - now)
+                    } else if refine && now >= refine_due.max(due) {
+                        Step::Produce { damaged: false, refine_after: still_refresh }
+                    } else if refine {
+                        Step::Wait(refine_due.max(due) - now)
                     } else if show_pointer {
                         // No event tells us the pointer moved: look again next frame.
                         Step::Wait(frame_interval)
@@ -471,7 +509,9 @@ impl PushSrcImpl for KelpieXSrc {
                     let Some(_) = fd else { return Err(gst::FlowError::Flushing) };
                     self.wait(d);
                 }
-                Step::Produce { damaged } => return self.produce(damaged).map(CreateSuccess::NewBuffer),
+                Step::Produce { damaged, refine_after } => {
+                    return self.produce(damaged, refine_after).map(CreateSuccess::NewBuffer)
+                }
             }
         }
     }
@@ -497,10 +537,15 @@ impl KelpieXSrc {
         }
     }
 
-    fn produce(&self, damaged: bool) -> Result<gst::Buffer, gst::FlowError> {
+    fn produce(&self, damaged: bool, refine_after: u32) -> Result<gst::Buffer, gst::FlowError> {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let r = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         self.refresh.store(false, Ordering::SeqCst);
+        if damaged || r.need_full {
+            r.refine_left = refine_after;
+        } else {
+            r.refine_left = r.refine_left.saturating_sub(1);
+        }
         if damaged || r.need_full {
             r.dirty = false;
             r.damaged_at = None;

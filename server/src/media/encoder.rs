@@ -12,6 +12,13 @@ use super::spec::Stage;
 
 /// x264 treats a keyframe interval of this size as "never" (X264_KEYINT_MAX_INFINITE).
 const X264_KEYINT_INFINITE: u32 = 1 << 30;
+/// x264's lowest quantiser. Its default (10) caps a still screen's refinement below what
+/// small text needs to look exact; 4 is visually lossless.
+const X264_QP_MIN: u32 = 4;
+/// How far x264's quantiser may move from one frame to the next. Its default (4) needs
+/// half a second of repeats to bring a just-scrolled page from motion quality to sharp;
+/// a still screen's repeats are cheap, so it may drop fast.
+const X264_QP_STEP: u32 = 16;
 /// VA-API encoders cap the GOP at 1024 frames; the largest is the closest to "never".
 const VA_KEYINT_MAX: u32 = 1024;
 
@@ -140,6 +147,8 @@ pub fn encoder_stages_from(kind: EncoderKind, p: &EncodeParams, input: RawFormat
                 .prop("rc-lookahead", 0)
                 .prop("sync-lookahead", 0)
                 .prop("mb-tree", false)
+                .prop("qp-min", X264_QP_MIN)
+                .prop("qp-step", X264_QP_STEP)
                 .prop("sliced-threads", true)
                 .prop("threads", p.threads)
                 .prop("aud", false)
@@ -283,7 +292,7 @@ mod tests {
             c.launch_line(),
             "videoconvert n-threads=2 ! video/x-raw,format=I420 ! x264enc name=encoder speed-preset=ultrafast \
 tune=zerolatency pass=cbr bitrate=6000 vbv-buf-capacity=17 key-int-max=1073741824 bframes=0 b-adapt=false \
-rc-lookahead=0 sync-lookahead=0 mb-tree=false sliced-threads=true threads=2 aud=false insert-vui=true ! \
+rc-lookahead=0 sync-lookahead=0 mb-tree=false qp-min=4 qp-step=16 sliced-threads=true threads=2 aud=false insert-vui=true ! \
 video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au,level=(string)5.2"
         );
     }
