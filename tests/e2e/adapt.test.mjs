@@ -16,93 +16,12 @@
  * Figures are printed (and saved to logs/<test>/figures.json) whether or not they pass.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { describe, test } from 'node:test';
-import { openConnected, sleep, startEnv, waitDecoding, REPO_ROOT } from './harness.mjs';
+import { sleep, startEnv, waitDecoding } from './harness.mjs';
 import { makeNetns, netnsAvailable } from './netns.mjs';
-import { analyse, pageProbe } from '../bench/probe.mjs';
+import { AUTH, HD, figures, metric, playFor, probedViewer, save, startContent } from './links.mjs';
 
-const CONTENT_BIN = process.env.KELPIE_CONTENT_BIN || path.join(REPO_ROOT, 'target/debug/kelpie-content');
 const skip = netnsAvailable();
-const PASSWORD = 'adapt-test-password';
-const AUTH = { serverArgs: ['--auth', 'basic'], serverEnv: { KELPIE_BASIC_PASSWORD: PASSWORD } };
-const VIEWPORT = { width: 1280, height: 720 };
-const HD = { width: 1920, height: 1080 };
-
-function authedFetch(url) {
-  const basic = Buffer.from(`kelpie:${PASSWORD}`).toString('base64');
-  return fetch(url, { headers: { authorization: `Basic ${basic}` }, signal: AbortSignal.timeout(3000) });
-}
-
-/** Samples of `name` from /metrics: [{labels, value}]. */
-async function metric(env, name) {
-  const text = await (await authedFetch(new URL('metrics', env.url))).text();
-  const out = [];
-  for (const line of text.split('\n')) {
-    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) {
-      const value = Number(line.slice(line.lastIndexOf(' ') + 1));
-      out.push({ labels: line.slice(name.length, line.lastIndexOf(' ')), value });
-    }
-  }
-  return out;
-}
-
-/** Starts kelpie-content on the test's display; resolves with its `ready` event. */
-async function startContent(env, fps) {
-  const events = [];
-  const proc = env.spawn('content', CONTENT_BIN, ['--mode', 'moving', '--fps', String(fps)], { env: { DISPLAY: env.display } });
-  proc.readStdout((line) => { try { events.push(JSON.parse(line)); } catch { /* not JSON */ } });
-  for (let i = 0; i < 100 && !events.find((e) => e.ev === 'ready'); i++) await sleep(100);
-  const ready = events.find((e) => e.ev === 'ready');
-  assert.ok(ready, env.why('kelpie-content never became ready'));
-  return ready;
-}
-
-/** The page's inbound-rtp figures that matter here (WebRTC only). */
-async function rtpStats(page) {
-  return page.evaluate(async () => {
-    const pc = window.kelpie.pc;
-    if (!pc) return null;
-    for (const s of (await pc.getStats()).values()) {
-      if (s.type === 'inbound-rtp' && s.kind === 'video') {
-        return {
-          timestamp: s.timestamp, bytesReceived: s.bytesReceived, framesDecoded: s.framesDecoded,
-          freezeCount: s.freezeCount ?? 0, totalFreezesDuration: s.totalFreezesDuration ?? 0,
-          packetsLost: s.packetsLost, nackCount: s.nackCount, pliCount: s.pliCount, framesDropped: s.framesDropped ?? 0,
-        };
-      }
-    }
-    return null;
-  });
-}
-
-/** A viewer in the namespace with the probe installed. */
-async function probedViewer(env, ns, ready) {
-  const b = await env.launchBrowser(ns.browser(env.logDir, new URL(env.url).origin));
-  const ctx = await b.browser.newContext({ viewport: VIEWPORT, httpCredentials: { username: 'kelpie', password: PASSWORD } });
-  await ctx.addInitScript(pageProbe, { width: ready.width, height: ready.height, layout: ready.layout, palette: ready.palette });
-  const page = await openConnected(env, ctx, env.url);
-  return page;
-}
-
-/**
- * Presented-frame figures over [t0, t1] (wall ms), from the probe's records, with the
- * gaps between presented frames counted by length.
- */
-async function figures(page, t0, t1) {
-  const frames = await page.evaluate(() => window.__bench.frames);
-  const out = analyse({ frames, t0, t1 });
-  const times = frames.map((f) => f.disp ?? f.cb).filter((x) => x >= t0 && x <= t1);
-  const gaps = times.slice(1).map((x, i) => x - times[i]);
-  out.gaps_over_ms = Object.fromEntries([150, 200, 300, 500, 1000].map((ms) => [ms, gaps.filter((g) => g > ms).length]));
-  return out;
-}
-
-function save(env, name, data) {
-  fs.writeFileSync(path.join(env.logDir, `${name}.json`), JSON.stringify(data, null, 2));
-  console.log(`# ${name}: ${JSON.stringify(data)}`);
-}
 
 describe('adaptive quality on shaped links', { skip: skip || false, timeout: 300_000 }, () => {
   test('a 3 Mbit/s link with a 200 ms queue and 1 % loss plays 1080p30', async (t) => {
@@ -115,26 +34,7 @@ describe('adaptive quality on shaped links', { skip: skip || false, timeout: 300
     await waitDecoding(env, page, 10, 30_000);
     assert.equal(await page.evaluate(() => window.kelpie.transport?.kind), 'webrtc', 'the page left WebRTC');
     await sleep(5000); // the estimate settles
-    const a = await rtpStats(page);
-    const t0 = Date.now();
-    await sleep(30_000);
-    const t1 = Date.now();
-    const b = await rtpStats(page);
-    const f = await figures(page, t0, t1);
-    const seconds = (b.timestamp - a.timestamp) / 1000;
-    const out = {
-      presented_fps: f.presented_fps,
-      glass_to_glass_ms: f.glass_to_glass_ms,
-      max_frame_gap_ms: f.max_frame_gap_ms,
-      gaps_over_ms: f.gaps_over_ms,
-      freezes: b.freezeCount - a.freezeCount,
-      received_kbps: Math.round(((b.bytesReceived - a.bytesReceived) * 8) / seconds / 1000),
-      packets_lost: b.packetsLost - a.packetsLost,
-      nacks: b.nackCount - a.nackCount,
-      plis: b.pliCount - a.pliCount,
-      estimate_bps: (await metric(env, 'kelpie_viewer_estimate_bps')).map((m) => m.value),
-      target_bps: (await metric(env, 'kelpie_encoder_target_bps')).map((m) => m.value),
-    };
+    const out = await playFor(env, page, 30);
     save(env, 'lossy-link', out);
     assert.ok(out.presented_fps >= 25, env.why(`${out.presented_fps} fps: ${JSON.stringify(out)}`));
     assert.ok(out.glass_to_glass_ms.p95 <= 250, env.why(`g2g p95 ${out.glass_to_glass_ms.p95} ms: ${JSON.stringify(out)}`));
