@@ -64,7 +64,10 @@ export async function rtpStats(page) {
 
 /** A viewer in the namespace with the probe installed. */
 export async function probedViewer(env, ns, ready) {
-  const b = await env.launchBrowser(ns.browser(env.logDir, new URL(env.url).origin));
+  const origin = new URL(env.url).origin;
+  // `ns` null: a browser in the test's own namespace (the server's address is local, so
+  // its traffic takes loopback, unshaped).
+  const b = await env.launchBrowser(ns ? ns.browser(env.logDir, origin) : { args: [`--unsafely-treat-insecure-origin-as-secure=${origin}`] });
   const ctx = await b.browser.newContext({ viewport: VIEWPORT, httpCredentials: { username: 'kelpie', password: PASSWORD } });
   await ctx.addInitScript(pageProbe, { width: ready.width, height: ready.height, layout: ready.layout, palette: ready.palette });
   const page = await openConnected(env, ctx, env.url);
@@ -81,6 +84,8 @@ export async function figures(page, t0, t1) {
   const times = frames.map((f) => f.disp ?? f.cb).filter((x) => x >= t0 && x <= t1);
   const gaps = times.slice(1).map((x, i) => x - times[i]);
   out.gaps_over_ms = Object.fromEntries([150, 200, 300, 500, 1000].map((ms) => [ms, gaps.filter((g) => g > ms).length]));
+  // Where the long ones were: [ms after t0, length ms].
+  out.long_gaps = gaps.map((g, i) => [Math.round(times[i] - t0), Math.round(g)]).filter(([, g]) => g > 500);
   return out;
 }
 
@@ -115,7 +120,9 @@ export async function playFor(env, page, seconds) {
     packets_lost: b.packetsLost - a.packetsLost,
     nacks: b.nackCount - a.nackCount,
     plis: b.pliCount - a.pliCount,
-    estimate_bps: (await metric(env, 'kelpie_viewer_estimate_bps')).map((m) => m.value),
+    estimate_bps: Object.fromEntries((await metric(env, 'kelpie_viewer_estimate_bps')).map((m) => [m.labels, m.value])),
+    queue_s: Object.fromEntries((await metric(env, 'kelpie_viewer_queue_seconds')).map((m) => [m.labels, m.value])),
+    delivered_bps: Object.fromEntries((await metric(env, 'kelpie_viewer_delivered_bps')).map((m) => [m.labels, m.value])),
     target_bps: (await metric(env, 'kelpie_encoder_target_bps')).map((m) => m.value),
   };
 }

@@ -43,15 +43,18 @@ pub const APP_LIMITED: f64 = 0.6;
 /// After a decrease, time for its effect to show before the next decision.
 const HOLD: Duration = Duration::from_millis(300);
 /// Above the last measured capacity, growth stays at [`SLOW_GROWTH`] this long...
-pub const PROBE_GENTLY: Duration = Duration::from_millis(300);
+pub const PROBE_GENTLY: Duration = Duration::from_millis(200);
 /// ...then speeds up by this much per second (per second), up to [`FAST_GROWTH`].
-pub const ACCELERATION: f64 = 5.0;
+pub const ACCELERATION: f64 = 6.0;
 /// The smallest one-way delay is remembered this long (so a route change is learnt).
 const BASE_WINDOW: Duration = Duration::from_secs(10);
 /// Delivered and sent rates are measured over this window.
 const RATE_WINDOW: Duration = Duration::from_millis(500);
 /// Loss is counted over this window.
 const LOSS_WINDOW: Duration = Duration::from_secs(1);
+/// A report that lost more than this share of its packets was a burst (a queue
+/// overflowing), not random loss.
+pub const BURST_LOSS: f64 = 0.2;
 /// Fewer packets than this in the loss window say nothing about loss.
 const LOSS_MIN_PACKETS: usize = 20;
 
@@ -74,6 +77,9 @@ pub struct Snapshot {
     pub queue: Duration,
     pub loss: f64,
     pub state: State,
+    /// The path has been overused at least once: the estimate is a measured limit, not
+    /// only a starting guess still growing.
+    pub congested: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +109,12 @@ pub struct Estimator {
     hold_until: Option<Instant>,
     /// Since when the queue has stayed under [`QUEUE_LOW`].
     clean_since: Option<Instant>,
+    congested: bool,
+    /// A report lost more than [`BURST_LOSS`] of its packets and the queue has not
+    /// drained since: the viewer's picture is likely broken beyond retransmission.
+    burst: bool,
+    /// Set when such a burst has drained: the viewer needs a keyframe.
+    repair: bool,
     last_update: Option<Instant>,
     state: State,
 }
@@ -119,6 +131,9 @@ impl Estimator {
             queue: Duration::ZERO,
             hold_until: None,
             clean_since: None,
+            congested: false,
+            burst: false,
+            repair: false,
             last_update: None,
             state: State::Starting,
         }
@@ -143,6 +158,7 @@ impl Estimator {
             queue: self.queue,
             loss: self.loss(),
             state: self.state,
+            congested: self.congested,
         }
     }
 
@@ -155,6 +171,13 @@ impl Estimator {
 
     /// One feedback report, received at `now`. Returns the new estimate.
     pub fn on_report(&mut self, now: Instant, packets: &[PacketReport]) -> f64 {
+        let lost = packets.iter().filter(|p| p.received_us.is_none()).count();
+        if packets.len() >= 5 && lost as f64 > BURST_LOSS * packets.len() as f64 && !self.burst {
+            // One keyframe now, which may make it through the queue as it drains, and one
+            // once it has (below), which will.
+            self.burst = true;
+            self.repair = true;
+        }
         let mut min_owd: Option<i64> = None;
         for p in packets {
             self.fates.push_back((now, p.received_us.is_none()));
@@ -175,7 +198,18 @@ impl Estimator {
         let standing = Duration::from_micros((report_min - base).max(0) as u64);
         // Smoothed a little: one report's reading can be a lucky packet.
         self.queue = (self.queue + standing) / 2;
+        if self.burst && self.queue < QUEUE_HIGH {
+            self.burst = false;
+            self.repair = true;
+        }
         self.decide(now)
+    }
+
+    /// True when a loss burst starts and once more when it has drained: what was lost is
+    /// too old to retransmit, and a browser waits seconds before it asks for a keyframe
+    /// itself.
+    pub fn take_repair(&mut self) -> bool {
+        std::mem::take(&mut self.repair)
     }
 
     fn remember_base(&mut self, now: Instant, owd: i64) {
@@ -207,9 +241,11 @@ impl Estimator {
         let delivered = rate(&self.delivered);
         if self.queue > QUEUE_HIGH || loss > LOSS_HIGH {
             self.state = State::Overuse;
+            self.congested = true;
             let next = if self.queue > QUEUE_HIGH && delivered > 0.0 {
-                // Drain, not just hold: the longer the queue, the deeper the cut.
-                let factor = (0.9 - self.queue.as_secs_f64()).clamp(0.5, 0.85);
+                // Drain, not just hold: the longer the queue, the deeper the cut (a 300 ms
+                // queue drains in about half a second at 40 % of the path's rate).
+                let factor = (0.9 - 1.6 * self.queue.as_secs_f64()).clamp(0.4, 0.85);
                 // What the path delivered while queueing is its capacity now.
                 self.last_good = delivered;
                 delivered * factor

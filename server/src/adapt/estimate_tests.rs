@@ -173,6 +173,32 @@ fn growth_is_fast_below_the_last_capacity_and_accelerates_above_it() {
 }
 
 #[test]
+fn a_loss_burst_asks_for_a_repair_as_it_starts_and_once_it_has_drained() {
+    let mut e = Estimator::new(4e6);
+    let t = Instant::now();
+    let pkt = |i: u64, q: u64, lost: bool| PacketReport {
+        sent_us: i * 1000,
+        received_us: (!lost).then_some(i * 1000 + 5000 + q),
+        bytes: 1200,
+    };
+    e.on_report(t, &(0..10).map(|i| pkt(i, 0, false)).collect::<Vec<_>>());
+    assert!(!e.take_repair());
+    // A queue of 200 ms that drops half of what arrives.
+    e.on_report(t + Duration::from_millis(100), &(10..20).map(|i| pkt(i, 200_000, i % 2 == 0)).collect::<Vec<_>>());
+    assert!(e.take_repair(), "one as the burst starts");
+    e.on_report(t + Duration::from_millis(150), &(20..30).map(|i| pkt(i, 200_000, i % 2 == 0)).collect::<Vec<_>>());
+    assert!(!e.take_repair(), "not again while the queue is still full");
+    for k in 0..4 {
+        e.on_report(
+            t + Duration::from_millis(200 + 100 * k),
+            &(30 + 10 * k..40 + 10 * k).map(|i| pkt(i, 0, false)).collect::<Vec<_>>(),
+        );
+    }
+    assert!(e.take_repair(), "drained: one more keyframe");
+    assert!(!e.take_repair(), "and only one");
+}
+
+#[test]
 fn reports_with_only_losses_count_as_loss() {
     let mut e = Estimator::new(4e6);
     let t = Instant::now();

@@ -63,6 +63,43 @@ pub fn plan(bounds: Bounds, max_fps: u32, pixels: u64, controller: Option<u64>, 
     Plan { target_bps: target, framerate: framerate_for(target, pixels, max_fps), leader: leader_id, behind }
 }
 
+/// A viewer moved to a rung stays there at least this long before moving up again: each
+/// move costs a keyframe, and a link that just failed the main rate should prove itself.
+pub const STAY_LOW: std::time::Duration = std::time::Duration::from_secs(5);
+/// ...and after moving up, this long before it may be moved down again.
+pub const STAY_MAIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether a viewer that is not the leader should be on the low rung: down as soon as its
+/// estimate is [`BEHIND`] the main target (a joining viewer's starting guess included, so
+/// that a slow link's first keyframe is one it can carry), back up once it carries the
+/// main target whole, at once while its estimate is still only growing (`congested`
+/// false: nothing has limited it yet), after [`STAY_LOW`] once its path has been full.
+pub fn wants_low(
+    on_low: bool,
+    estimate_bps: f64,
+    congested: bool,
+    main_target_bps: f64,
+    since_move: std::time::Duration,
+) -> bool {
+    if on_low {
+        !(estimate_bps >= main_target_bps && (since_move >= STAY_LOW || !congested))
+    } else {
+        estimate_bps < BEHIND * main_target_bps && since_move >= STAY_MAIN
+    }
+}
+
+/// The low rung's bitrate: what its slowest viewer carries, within the bounds and never
+/// above the main encode.
+pub fn low_target(bounds: Bounds, main_target_bps: f64, estimates: impl IntoIterator<Item = f64>) -> f64 {
+    let slowest = estimates.into_iter().fold(f64::INFINITY, f64::min);
+    let top = main_target_bps.min(bounds.ceiling_bps);
+    if slowest.is_finite() {
+        slowest.clamp(bounds.floor_bps.min(top), top)
+    } else {
+        top
+    }
+}
+
 /// The frame rate `bps` can carry at `pixels` per frame ([`FULL_RATE_BITS_PER_PIXEL`]).
 pub fn framerate_for(bps: f64, pixels: u64, max_fps: u32) -> u32 {
     let knee = pixels as f64 * f64::from(max_fps) * FULL_RATE_BITS_PER_PIXEL;
@@ -131,6 +168,27 @@ mod tests {
         assert_eq!(framerate_for(1.0, HD, 30), 10, "never under a third");
         assert_eq!(framerate_for(1e6, 1280 * 720, 30), 30, "a smaller screen needs fewer bits");
         assert_eq!(framerate_for(1e6, 0, 30), 30);
+    }
+
+    #[test]
+    fn a_viewer_moves_down_at_once_and_up_only_after_proving_itself() {
+        use std::time::Duration;
+        let long = Duration::from_secs(60);
+        assert!(wants_low(false, 2e6, false, 8e6, long), "2 of 8 Mbit/s is behind, a starting guess too");
+        assert!(!wants_low(false, 7e6, true, 8e6, long), "7 of 8 is not");
+        assert!(!wants_low(false, 2e6, true, 8e6, Duration::from_millis(500)), "just moved up: not down again yet");
+        assert!(wants_low(true, 8e6, true, 8e6, Duration::from_secs(2)), "a full path stays low a while");
+        assert!(!wants_low(true, 8e6, false, 8e6, Duration::from_secs(2)), "a still-growing estimate moves up at once");
+        assert!(!wants_low(true, 8e6, true, 8e6, STAY_LOW), "carries the main target: up");
+        assert!(wants_low(true, 7.9e6, false, 8e6, long), "not quite the main target: stays");
+    }
+
+    #[test]
+    fn the_low_rung_runs_at_its_slowest_viewer_within_bounds() {
+        assert_eq!(low_target(B, 8e6, [3e6, 2.5e6]), 2.5e6);
+        assert_eq!(low_target(B, 8e6, [0.1e6]), 1e6, "the floor");
+        assert_eq!(low_target(B, 4e6, [6e6]), 4e6, "never above the main encode");
+        assert_eq!(low_target(B, 8e6, []), 8e6);
     }
 
     #[test]

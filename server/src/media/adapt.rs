@@ -39,6 +39,27 @@ pub struct Adaptation {
     /// What was last set on the encoder and capture.
     applied: Option<(u32, u32)>,
     last: Option<Plan>,
+    /// Viewers on the low rung, and when each viewer last moved.
+    low: HashMap<u64, bool>,
+    moved: HashMap<u64, Instant>,
+    /// The low rung's bitrate as last set (kbit/s), `None` while it is idle.
+    low_applied: Option<u32>,
+}
+
+/// What one feedback report calls for at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Feedback {
+    pub keyframe: bool,
+    pub retune: bool,
+}
+
+/// What the shell must do to the low rung after a tick.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Rungs {
+    /// (viewer, to the low rung?) for each viewer to move.
+    pub moves: Vec<(u64, bool)>,
+    /// The low rung's new bitrate (kbit/s) when it changed; `Some(None)`: idle it.
+    pub low_kbps: Option<Option<u32>>,
 }
 
 /// What one viewer is told once a second, and `/metrics` shows.
@@ -47,6 +68,8 @@ pub struct ViewerAdapt {
     pub snapshot: Snapshot,
     pub leader: bool,
     pub behind: bool,
+    /// Served from the low rung.
+    pub low: bool,
 }
 
 impl Adaptation {
@@ -59,6 +82,9 @@ impl Adaptation {
             estimators: HashMap::new(),
             applied: None,
             last: None,
+            low: HashMap::new(),
+            moved: HashMap::new(),
+            low_applied: None,
         }
     }
 
@@ -88,15 +114,85 @@ impl Adaptation {
 
     pub fn remove_viewer(&mut self, id: u64) {
         self.estimators.remove(&id);
+        self.low.remove(&id);
+        self.moved.remove(&id);
     }
 
-    /// One feedback report from viewer `id`.
-    pub fn report(&mut self, id: u64, now: Instant, packets: &[PacketReport]) {
+    /// Moves viewers between rungs for the last plan (`can_move`: the viewers whose
+    /// transport has rungs, i.e. WebRTC ones), and sizes the low rung.
+    pub fn rungs(&mut self, now: Instant, can_move: &[u64]) -> Rungs {
+        let mut out = Rungs::default();
+        let Some(plan) = self.last.clone() else { return out };
+        if !self.enabled {
+            return out;
+        }
+        // The participant in control leads even before its first report.
+        let leader = plan.leader.or(self.controller.filter(|c| self.estimators.contains_key(c)));
+        for &id in can_move {
+            let Some(e) = self.estimators.get(&id) else { continue };
+            let on_low = self.low.get(&id).copied().unwrap_or(false);
+            let want = if leader == Some(id) || self.estimators.len() == 1 {
+                false
+            } else {
+                let since = self.moved.get(&id).map_or(Duration::MAX, |t| now.duration_since(*t));
+                let s = e.snapshot();
+                policy::wants_low(on_low, s.estimate_bps, s.congested, plan.target_bps, since)
+            };
+            if want != on_low {
+                self.low.insert(id, want);
+                self.moved.insert(id, now);
+                out.moves.push((id, want));
+            }
+        }
+        let estimates: Vec<f64> = self
+            .low
+            .iter()
+            .filter(|(_, low)| **low)
+            .filter_map(|(id, _)| self.estimators.get(id).map(|e| e.estimate_bps()))
+            .collect();
+        let kbps = (!estimates.is_empty())
+            .then(|| (policy::low_target(self.bounds, plan.target_bps, estimates) / 1e3).round() as u32);
+        let changed = match (self.low_applied, kbps) {
+            (Some(a), Some(b)) => (f64::from(a) - f64::from(b)).abs() > RETUNE * f64::from(a),
+            (a, b) => a != b,
+        };
+        if changed {
+            self.low_applied = kbps;
+            out.low_kbps = Some(kbps);
+        }
+        out
+    }
+
+    /// Whether `id` is on the low rung.
+    pub fn is_low(&self, id: u64) -> bool {
+        self.low.get(&id).copied().unwrap_or(false)
+    }
+
+    /// One feedback report from viewer `id`: whether the viewer needs a keyframe (a loss
+    /// burst it cannot recover from by retransmission), and whether its estimate just
+    /// fell so far that the encoder should be retuned now rather than at the next tick.
+    pub fn report(&mut self, id: u64, now: Instant, packets: &[PacketReport]) -> Feedback {
         let ceiling = self.bounds.ceiling_bps;
-        if let Some(e) = self.estimators.get_mut(&id) {
+        let Some(e) = self.estimators.get_mut(&id) else { return Feedback::default() };
+        let before = e.estimate_bps();
+        {
             e.on_report(now, packets);
             e.cap(ceiling);
+            let s = e.snapshot();
+            tracing::trace!(
+                viewer = id,
+                packets = packets.len(),
+                estimate = s.estimate_bps as u64,
+                delivered = s.delivered_bps as u64,
+                sent = s.sent_bps as u64,
+                queue_ms = s.queue.as_millis() as u64,
+                loss = s.loss,
+                state = ?s.state,
+                "congestion report"
+            );
         }
+        let fell = e.estimate_bps() < 0.8 * before;
+        Feedback { keyframe: e.take_repair(), retune: fell && self.last.as_ref().is_some_and(|p| p.leader == Some(id)) }
     }
 
     /// Viewers whose transport has reported at least once have an estimate.
@@ -140,6 +236,7 @@ impl Adaptation {
             snapshot: e.snapshot(),
             leader: plan.is_some_and(|p| p.leader == Some(id)),
             behind: plan.is_some_and(|p| p.behind.contains(&id)),
+            low: self.is_low(id),
         })
     }
 
@@ -197,6 +294,7 @@ pub fn net_message(
         "fps": fps,
         "leader": v.is_some_and(|v| v.leader),
         "behind": v.is_some_and(|v| v.behind),
+        "rung": if v.is_some_and(|v| v.low) { "low" } else { "main" },
     })
     .to_string()
 }
@@ -237,16 +335,70 @@ impl Desktop {
         });
     }
 
-    pub(super) fn adapt_now(&self) {
-        let pixels = self
-            .capture
-            .static_pad("src")
-            .and_then(|p| p.current_caps())
-            .and_then(|c| gst_video::VideoInfo::from_caps(&c).ok())
-            .map_or(0, |i| u64::from(i.width()) * u64::from(i.height()));
+    /// Retunes the main encoder for the estimates now, without touching the rungs (safe
+    /// on a GStreamer thread: it never waits for a pad).
+    pub(super) fn retune_now(&self) {
+        let pixels = self.pixels();
         let (_, change) = self.adaptation().tick(pixels);
         if let Some((kbps, fps)) = change {
             apply(&self.encoder, &self.capture, kbps, fps, self.framerate);
+        }
+    }
+
+    fn pixels(&self) -> u64 {
+        self.capture
+            .static_pad("src")
+            .and_then(|p| p.current_caps())
+            .and_then(|c| gst_video::VideoInfo::from_caps(&c).ok())
+            .map_or(0, |i| u64::from(i.width()) * u64::from(i.height()))
+    }
+
+    pub(super) fn adapt_now(&self) {
+        let pixels = self.pixels();
+        let rtc: Vec<u64> =
+            self.viewers().iter().filter(|(_, s)| matches!(s.attached, Attached::Rtc(_))).map(|(id, _)| *id).collect();
+        let (change, rungs, fps) = {
+            let mut a = self.adaptation();
+            let (plan, change) = a.tick(pixels);
+            (change, a.rungs(Instant::now(), &rtc), plan.framerate)
+        };
+        if let Some((kbps, fps)) = change {
+            apply(&self.encoder, &self.capture, kbps, fps, self.framerate);
+        }
+        self.carry_out_rungs(rungs, fps);
+    }
+
+    /// Sizes, opens or idles the low rung and moves viewers onto or off it.
+    fn carry_out_rungs(&self, rungs: Rungs, fps: u32) {
+        let Some(low) = &self.low else { return };
+        if let Some(kbps) = rungs.low_kbps {
+            match kbps {
+                Some(kbps) => {
+                    if low.encoder.find_property("bitrate").is_some() {
+                        low.encoder.set_property("bitrate", encoder_kbps(kbps, fps, self.framerate));
+                    }
+                    if low.valve.property::<bool>("drop") {
+                        tracing::info!(kbps, "low rung started");
+                        low.valve.set_property("drop", false);
+                    }
+                }
+                None => {
+                    tracing::info!("low rung idle: nobody on it");
+                    low.valve.set_property("drop", true);
+                }
+            }
+        }
+        for (id, to_low) in rungs.moves {
+            let viewers = self.viewers();
+            let Some(Attached::Rtc(branch)) = viewers.get(&id).map(|s| &s.attached) else { continue };
+            branch.switch(to_low);
+            drop(viewers);
+            tracing::info!(viewer = id, rung = if to_low { "low" } else { "main" }, "viewer moved between rungs");
+            if to_low {
+                self.request_low_keyframe();
+            } else {
+                self.request_keyframe();
+            }
         }
     }
 

@@ -103,6 +103,20 @@ pub struct LinkSettings {
     pub fec_percent: u32,
 }
 
+/// Asked to get this viewer a keyframe from the rung it is on (runs on a GStreamer thread).
+pub(crate) type KeyframeHandler = Arc<dyn Fn() + Send + Sync>;
+
+/// The low rung's elements.
+struct LowRung {
+    /// Drops frames before its encoder while nobody is on it.
+    valve: gst::Element,
+    encoder: gst::Element,
+    /// Merges its keyframe requests like the main encoder's.
+    keyframes: Arc<Mutex<keyframe::KeyframeGate>>,
+    #[allow(dead_code)] // kept with the others: the branches link to it through their Track
+    tee: gst::Element,
+}
+
 /// What carries one viewer's media.
 enum Attached {
     Rtc(ViewerBranch),
@@ -139,6 +153,8 @@ pub struct Desktop {
     /// The tracks every subscription takes: today the one video track.
     tracks: Vec<viewer::Track>,
     encoder: gst::Element,
+    /// The second, lower-bitrate encode for viewers whose link cannot carry the main one.
+    low: Option<LowRung>,
     capture: gst::Element,
     /// Bytes a viewer's queue may hold: about three frames at the configured bitrate.
     viewer_queue_bytes: u32,
@@ -176,15 +192,26 @@ impl Desktop {
         ice: IceSettings,
         link: LinkSettings,
     ) -> Result<Arc<Self>, MediaError> {
-        let chain = pipeline::desktop_chain(source, display, kind, params);
-        tracing::info!("pipeline: {}", chain.launch_line());
-        let pipeline = gst::parse::launch(&chain.launch_line())
+        let line = pipeline::desktop_launch_line(source, display, kind, params);
+        tracing::info!("pipeline: {line}");
+        let pipeline = gst::parse::launch(&line)
             .map_err(|e| MediaError::Build(e.to_string()))?
             .downcast::<gst::Pipeline>()
             .map_err(|_| MediaError::Build("not a pipeline".into()))?;
         let by_name = |n: &str| pipeline.by_name(n).ok_or_else(|| MediaError::Build(format!("no element {n}")));
-        let tracks = vec![viewer::Track { name: "video", rtp: by_name(pipeline::VIDEO_RTP_TEE)? }];
         let au_tee = by_name(pipeline::VIDEO_AU_TEE)?;
+        let low = LowRung {
+            valve: by_name(pipeline::LOW_VALVE)?,
+            encoder: by_name(pipeline::LOW_ENCODER)?,
+            keyframes: Arc::new(Mutex::new(keyframe::KeyframeGate::new(KEYFRAME_MIN_INTERVAL))),
+            tee: by_name(pipeline::LOW_AU_TEE)?,
+        };
+        let tracks = vec![viewer::Track {
+            name: "video",
+            main: au_tee.clone(),
+            low: Some(low.tee.clone()),
+            caps_from: by_name(pipeline::VIDEO_RTP_TEE)?,
+        }];
         let encoder = by_name("encoder")?;
         let capture = by_name("capture")?;
         let health = Arc::new(Health::new());
@@ -196,6 +223,7 @@ impl Desktop {
             });
         }
         refresh_on_keyframe_requests(&encoder, &capture);
+        refresh_on_keyframe_requests(&low.encoder, &capture);
         let media_stats = Arc::new(stats::MediaStats::default());
         media_stats.attach(&encoder);
         let desktop = Arc::new_cyclic(|me| Self {
@@ -203,6 +231,7 @@ impl Desktop {
             pipeline,
             tracks,
             encoder,
+            low: Some(low),
             capture,
             viewer_queue_bytes: viewer_queue_bytes(params),
             ice,
@@ -270,12 +299,20 @@ impl Desktop {
                     &ice,
                     events.clone(),
                     inbound,
+                    self.keyframe_handler(id),
                 )?;
-                let adaptation = Arc::downgrade(&self.adapt);
+                let me = self.me.clone();
+                let keyframe = self.keyframe_handler(id);
                 branch.watch_feedback(move |s| {
                     let packets = adapt::twcc_packets(s);
-                    if let Some(a) = adaptation.upgrade() {
-                        a.lock().unwrap_or_else(|e| e.into_inner()).report(id, Instant::now(), &packets);
+                    let Some(d) = me.upgrade() else { return };
+                    let feedback = d.adaptation().report(id, Instant::now(), &packets);
+                    if feedback.retune {
+                        d.retune_now();
+                    }
+                    if feedback.keyframe {
+                        tracing::debug!(viewer = id, "keyframe after a loss burst");
+                        keyframe();
                     }
                 });
                 Attached::Rtc(branch)
@@ -437,22 +474,28 @@ impl Desktop {
     /// Asks the encoder for a keyframe; requests closer than [`KEYFRAME_MIN_INTERVAL`] are
     /// merged into one forced at the end of the interval.
     pub fn request_keyframe(&self) {
-        let decision = self.keyframes.lock().unwrap_or_else(|e| e.into_inner()).request(Instant::now());
-        match decision {
-            keyframe::Decision::Now => force_keyframe_on(&self.encoder),
-            keyframe::Decision::AlreadyScheduled => {}
-            keyframe::Decision::After(delay) => {
-                let encoder = self.encoder.downgrade();
-                let gate = Arc::downgrade(&self.keyframes);
-                std::thread::spawn(move || {
-                    std::thread::sleep(delay);
-                    if let (Some(enc), Some(gate)) = (encoder.upgrade(), gate.upgrade()) {
-                        gate.lock().unwrap_or_else(|e| e.into_inner()).fired(Instant::now());
-                        force_keyframe_on(&enc);
-                    }
-                });
-            }
+        request_merged(&self.encoder, &self.keyframes);
+    }
+
+    /// Asks the low rung's encoder for a keyframe, merged like the main one's.
+    fn request_low_keyframe(&self) {
+        if let Some(low) = &self.low {
+            request_merged(&low.encoder, &low.keyframes);
         }
+    }
+
+    /// Viewer `id`'s keyframe requests, sent to the rung it is on.
+    fn keyframe_handler(&self, id: u64) -> KeyframeHandler {
+        let me = self.me.clone();
+        Arc::new(move || {
+            let Some(d) = me.upgrade() else { return };
+            let low = d.viewers().get(&id).is_some_and(|s| s.branch().is_some_and(|b| b.on_low()));
+            if low {
+                d.request_low_keyframe();
+            } else {
+                d.request_keyframe();
+            }
+        })
     }
 
     /// Stops the pipeline and every branch.
@@ -551,6 +594,26 @@ impl Drop for Desktop {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// Forces a keyframe on `encoder` now, or at the end of `gate`'s interval.
+fn request_merged(encoder: &gst::Element, gate: &Arc<Mutex<keyframe::KeyframeGate>>) {
+    let decision = gate.lock().unwrap_or_else(|e| e.into_inner()).request(Instant::now());
+    match decision {
+        keyframe::Decision::Now => force_keyframe_on(encoder),
+        keyframe::Decision::AlreadyScheduled => {}
+        keyframe::Decision::After(delay) => {
+            let encoder = encoder.downgrade();
+            let gate = Arc::downgrade(gate);
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                if let (Some(enc), Some(gate)) = (encoder.upgrade(), gate.upgrade()) {
+                    gate.lock().unwrap_or_else(|e| e.into_inner()).fired(Instant::now());
+                    force_keyframe_on(&enc);
+                }
+            });
+        }
     }
 }
 

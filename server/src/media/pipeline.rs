@@ -42,7 +42,32 @@ pub fn capture_stages(source: CaptureSource, display: &str, framerate: u32) -> V
             format!("video/x-raw,framerate={framerate}/1"),
         ),
     };
-    vec![src, Stage::caps(caps), one_frame_queue("capture-queue")]
+    vec![
+        src,
+        Stage::caps(caps),
+        Stage::element("tee").named(RAW_TEE).prop("allow-not-linked", true),
+        one_frame_queue("capture-queue"),
+    ]
+}
+
+/// The captured frames' tee: the main encode and the low rung both take them.
+pub const RAW_TEE: &str = "raw";
+/// The low rung's encoded access units: viewers whose link cannot carry the main encode
+/// are moved here (same picture size, so pointers map the same; a lower bitrate).
+pub const LOW_AU_TEE: &str = "video-au-low";
+/// Its valve: closed (dropping everything, encoding nothing) while nobody watches it.
+pub const LOW_VALVE: &str = "low-valve";
+/// Its encoder's element name.
+pub const LOW_ENCODER: &str = "low-encoder";
+
+/// The low rung, from the raw tee: a valve that keeps it idle until a viewer needs it,
+/// a one-frame queue (it runs on its own thread and never holds the capture back), a
+/// second encoder of the same kind, and its access-unit tee.
+pub fn low_rung_stages(kind: EncoderKind, p: &EncodeParams, input: RawFormat) -> Vec<Stage> {
+    let mut stages = vec![Stage::element("valve").named(LOW_VALVE).prop("drop", true), one_frame_queue("low-queue")];
+    stages.extend(encoder_stages_from(kind, p, input).into_iter().map(|s| s.renamed("encoder", LOW_ENCODER)));
+    stages.push(Stage::element("tee").named(LOW_AU_TEE).prop("allow-not-linked", true));
+    stages
 }
 
 /// The raw format each capture source produces.
@@ -93,15 +118,23 @@ pub const VIDEO_RTP_TEE: &str = "video-rtp";
 pub fn rtp_stages() -> Vec<Stage> {
     vec![
         Stage::element("tee").named(VIDEO_AU_TEE).prop("allow-not-linked", true),
-        Stage::element("rtph264pay")
-            .named("payloader")
-            .prop("config-interval", -1)
-            .prop("aggregate-mode", "zero-latency")
-            .prop("mtu", RTP_MTU)
-            .prop("pt", H264_PAYLOAD_TYPE),
+        payloader_stage().named("payloader"),
         Stage::caps(rtp_caps()),
         Stage::element("tee").named(VIDEO_RTP_TEE).prop("allow-not-linked", true),
     ]
+}
+
+/// The H.264 payloader: parameter sets with every keyframe (a viewer may join or switch
+/// rungs at any keyframe), one packet per NAL unit as soon as it is complete.
+/// The shared one after the access-unit tee only settles the RTP caps that every viewer's
+/// offer is made from; each WebRTC viewer payloads its own copy of the rung it is on, so
+/// that moving it between rungs keeps its SSRC and sequence numbers.
+pub fn payloader_stage() -> Stage {
+    Stage::element("rtph264pay")
+        .prop("config-interval", -1)
+        .prop("aggregate-mode", "zero-latency")
+        .prop("mtu", RTP_MTU)
+        .prop("pt", H264_PAYLOAD_TYPE)
 }
 
 /// The whole shared pipeline for one desktop.
@@ -109,6 +142,13 @@ pub fn desktop_chain(source: CaptureSource, display: &str, kind: EncoderKind, p:
     Chain(capture_stages(source, display, p.framerate))
         .then(encoder_stages_from(kind, p, raw_format(source)))
         .then(rtp_stages())
+}
+
+/// The launch line of the desktop's pipeline: the main chain and, branching off the raw
+/// tee, the low rung.
+pub fn desktop_launch_line(source: CaptureSource, display: &str, kind: EncoderKind, p: &EncodeParams) -> String {
+    let low = Chain(low_rung_stages(kind, p, raw_format(source)));
+    format!("{} {RAW_TEE}. ! {}", desktop_chain(source, display, kind, p).launch_line(), low.launch_line())
 }
 
 /// Runs `kind`'s chain on a few test frames: an element that exists but cannot open an
@@ -157,23 +197,39 @@ mod tests {
     #[test]
     fn damage_capture_feeds_x264_directly() {
         let c = desktop_chain(CaptureSource::Damage, ":5", EncoderKind::X264, &P);
-        assert_eq!(c.factories(), vec!["kelpiexsrc", "queue", "x264enc", "tee", "rtph264pay", "tee"]);
+        assert_eq!(c.factories(), vec!["kelpiexsrc", "tee", "queue", "x264enc", "tee", "rtph264pay", "tee"]);
         assert!(c
             .launch_line()
-            .starts_with("kelpiexsrc name=capture display=:5 ! video/x-raw,format=I420,framerate=30/1 ! queue"));
+            .starts_with("kelpiexsrc name=capture display=:5 ! video/x-raw,format=I420,framerate=30/1 ! tee name=raw"));
     }
 
     #[test]
     fn desktop_chain_captures_encodes_payloads_and_fans_out() {
         let c = desktop_chain(CaptureSource::Ximagesrc, ":5", EncoderKind::X264, &P);
-        assert_eq!(c.factories(), vec!["ximagesrc", "queue", "videoconvert", "x264enc", "tee", "rtph264pay", "tee"]);
+        assert_eq!(
+            c.factories(),
+            vec!["ximagesrc", "tee", "queue", "videoconvert", "x264enc", "tee", "rtph264pay", "tee"]
+        );
         let line = c.launch_line();
-        assert!(line.starts_with("ximagesrc name=capture display-name=:5 use-damage=false show-pointer=false ! video/x-raw,framerate=30/1 ! queue name=capture-queue max-size-buffers=1"), "{line}");
+        assert!(line.starts_with("ximagesrc name=capture display-name=:5 use-damage=false show-pointer=false ! video/x-raw,framerate=30/1 ! tee name=raw allow-not-linked=true ! queue name=capture-queue max-size-buffers=1"), "{line}");
         assert!(
             line.contains("rtph264pay name=payloader config-interval=-1 aggregate-mode=zero-latency mtu=1200 pt=96"),
             "{line}"
         );
         assert!(line.ends_with("tee name=video-rtp allow-not-linked=true"), "{line}");
+    }
+
+    #[test]
+    fn the_low_rung_branches_off_the_raw_tee_behind_a_closed_valve() {
+        let line = desktop_launch_line(CaptureSource::Damage, ":5", EncoderKind::X264, &P);
+        let low = line.split(" raw. ! ").nth(1).expect("a second branch");
+        assert!(low.starts_with("valve name=low-valve drop=true ! queue name=low-queue max-size-buffers=1"), "{low}");
+        assert!(low.contains("x264enc name=low-encoder"), "{low}");
+        assert!(low.ends_with("tee name=video-au-low allow-not-linked=true"), "{low}");
+        assert_eq!(line.matches("name=encoder ").count(), 1, "one main encoder");
+        gst::init().unwrap();
+        let _ = kelpiegst::plugin_register_static();
+        gst::parse::launch(&line).expect("the launch line parses");
     }
 
     #[test]

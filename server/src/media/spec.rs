@@ -24,6 +24,16 @@ impl Stage {
         self
     }
 
+    /// The same stage under `to` if it is named `from` (one chain reused as another branch).
+    pub fn renamed(self, from: &str, to: &'static str) -> Self {
+        match self {
+            Stage::Element { factory, name: Some(n), props } if n == from => {
+                Stage::Element { factory, name: Some(to), props }
+            }
+            other => other,
+        }
+    }
+
     pub fn prop(mut self, key: &'static str, value: impl ToString) -> Self {
         if let Stage::Element { props, .. } = &mut self {
             props.push((key, value.to_string()));

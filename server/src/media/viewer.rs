@@ -2,6 +2,7 @@
 //! track, in its own bin
 //! named `viewer-N` so it can be added and removed while the desktop keeps streaming.
 
+use std::str::FromStr;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -27,18 +28,21 @@ pub struct IceSettings {
 /// Name prefix of viewer bins; the bus handler uses it to route errors to one viewer.
 pub const BIN_PREFIX: &str = "viewer-";
 
-/// One of the desktop's media tracks, as a branch subscribes to it: the RTP fan-out of
-/// one encode. (The access units before payloading are teed off in the pipeline too, for
-/// transports that do not speak RTP.)
+/// One of the desktop's media tracks, as a branch subscribes to it: the encoded access
+/// units of its rungs, which the branch payloads itself.
 #[derive(Clone, Debug)]
 pub struct Track {
     /// `video` (later `audio`): names the branch's queue for that track.
     pub name: &'static str,
-    /// The tee after the payloader; each subscription takes one of its src pads.
-    pub rtp: gst::Element,
+    /// The main encode's access-unit tee.
+    pub main: gst::Element,
+    /// The low rung's (a lower-bitrate encode of the same picture), when there is one.
+    pub low: Option<gst::Element>,
+    /// The shared payloader's tee, whose caps every offer is made from.
+    pub caps_from: gst::Element,
 }
 
-/// A subscription's link to one track: the tee pad it takes its packets from.
+/// A subscription's link to one track: the tee pad it takes its access units from.
 struct TrackLink {
     tee: gst::Element,
     pad: gst::Pad,
@@ -47,7 +51,14 @@ struct TrackLink {
 pub(super) struct ViewerBranch {
     pub bin: gst::Bin,
     webrtc: gst::Element,
-    links: Vec<TrackLink>,
+    /// Changes when the viewer moves between rungs.
+    links: std::sync::Mutex<Vec<TrackLink>>,
+    tracks: Vec<Track>,
+    /// Set when the branch moved to another rung: its access units are dropped until that
+    /// rung's next keyframe (the decoder has no reference for its other frames).
+    need_key: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// On the low rung now.
+    on_low: std::sync::atomic::AtomicBool,
     /// Each track's pad into webrtcbin: its rtpsession's congestion feedback comes back up
     /// through it as an upstream event.
     into_webrtc: Vec<gst::Pad>,
@@ -70,6 +81,7 @@ impl ViewerBranch {
         servers: &crate::turn::ViewerIce,
         events: UnboundedSender<TransportEvent>,
         on_input: InboundHandler,
+        on_keyframe: super::KeyframeHandler,
     ) -> Result<Self, MediaError> {
         let make = |factory: &str| {
             gst::ElementFactory::make(factory).build().map_err(|_| MediaError::MissingElement(factory.to_string()))
@@ -83,14 +95,24 @@ impl ViewerBranch {
 
         let mut ghosts = Vec::new();
         let mut into_webrtc = Vec::new();
+        let need_key = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         for track in tracks {
+            let pay = element_of(&super::pipeline::payloader_stage())?;
+            let rtp_caps = gst::Caps::from_str(&super::pipeline::rtp_caps())
+                .map_err(|e| MediaError::Build(format!("RTP caps: {e}")))?;
+            let filter = gst::ElementFactory::make("capsfilter")
+                .property("caps", &rtp_caps)
+                .build()
+                .map_err(|_| MediaError::MissingElement("capsfilter".into()))?;
             let queue = make("queue")?;
             // A few frames of packets at most; older packets leak first when a viewer falls behind.
             queue.set_property("max-size-buffers", 0u32);
             queue.set_property("max-size-bytes", queue_bytes);
             queue.set_property("max-size-time", 0u64);
             queue.set_property_from_str("leaky", "downstream");
-            bin.add(&queue).map_err(|e| MediaError::Link(e.to_string()))?;
+            bin.add_many([&pay, &filter, &queue]).map_err(|e| MediaError::Link(e.to_string()))?;
+            gst::Element::link_many([&pay, &filter, &queue])
+                .map_err(|e| MediaError::Link(format!("payloader → queue: {e}")))?;
             let sink = webrtc
                 .request_pad_simple("sink_%u")
                 .ok_or_else(|| MediaError::Link("webrtcbin gave no sink pad".into()))?;
@@ -106,11 +128,13 @@ impl ViewerBranch {
                 transceiver.set_property_from_str("fec-type", "ulp-red");
                 transceiver.set_property("fec-percentage", fec_percent);
             }
-            if let Some(caps) = track.rtp.static_pad("sink").and_then(|p| p.current_caps()) {
+            if let Some(caps) = track.caps_from.static_pad("sink").and_then(|p| p.current_caps()) {
                 transceiver.set_property("codec-preferences", codec_preferences(&caps));
             }
-            let queue_sink = queue.static_pad("sink").ok_or_else(|| MediaError::Link("queue without sink".into()))?;
-            let ghost = gst::GhostPad::builder_with_target(&queue_sink)
+            let pay_sink = pay.static_pad("sink").ok_or_else(|| MediaError::Link("payloader without sink".into()))?;
+            gate_until_keyframe(&pay_sink, need_key.clone());
+            merge_keyframe_requests(&pay_sink, on_keyframe.clone());
+            let ghost = gst::GhostPad::builder_with_target(&pay_sink)
                 .map_err(|e| MediaError::Link(e.to_string()))?
                 .name(track.name)
                 .build();
@@ -119,6 +143,7 @@ impl ViewerBranch {
         }
 
         connect_signals(&webrtc, events.clone());
+        bound_retransmissions(&bin);
 
         pipeline.add(&bin).map_err(|e| MediaError::Link(e.to_string()))?;
         let mut links: Vec<TrackLink> = Vec::new();
@@ -134,21 +159,67 @@ impl ViewerBranch {
             return Err(MediaError::Link(format!("starting viewer: {e}")));
         }
         for (track, ghost) in tracks.iter().zip(&ghosts) {
-            let Some(pad) = track.rtp.request_pad_simple("src_%u") else {
+            let Some(pad) = track.main.request_pad_simple("src_%u") else {
                 undo(&links);
                 return Err(MediaError::Link("tee gave no src pad".into()));
             };
             if let Err(e) = pad.link(ghost) {
-                track.rtp.release_request_pad(&pad);
+                track.main.release_request_pad(&pad);
                 undo(&links);
                 return Err(MediaError::Link(format!("{} track → viewer: {e:?}", track.name)));
             }
-            links.push(TrackLink { tee: track.rtp.clone(), pad });
+            links.push(TrackLink { tee: track.main.clone(), pad });
         }
 
         let channel = create_input_channel(&webrtc, on_input, events.clone());
         create_offer(&webrtc, events);
-        Ok(Self { bin, webrtc, links, into_webrtc, channel })
+        Ok(Self {
+            bin,
+            webrtc,
+            links: std::sync::Mutex::new(links),
+            tracks: tracks.to_vec(),
+            need_key,
+            on_low: std::sync::atomic::AtomicBool::new(false),
+            into_webrtc,
+            channel,
+        })
+    }
+
+    pub fn on_low(&self) -> bool {
+        self.on_low.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Moves the branch to the low rung or back: each track's link is swapped at a moment
+    /// no buffer passes through it, and access units are dropped until the new rung's next
+    /// keyframe (which the caller asks for). Blocking for at most 2 s.
+    pub fn switch(&self, low: bool) {
+        use std::sync::atomic::Ordering;
+        if self.on_low() == low {
+            return;
+        }
+        self.on_low.store(low, Ordering::Relaxed);
+        self.need_key.store(true, Ordering::SeqCst);
+        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        for (link, track) in links.iter_mut().zip(&self.tracks) {
+            let Some(to) = (if low { track.low.clone() } else { Some(track.main.clone()) }) else { continue };
+            let Some(ghost) = link.pad.peer() else { continue };
+            let (done_tx, done_rx) = mpsc::channel();
+            let from = link.tee.clone();
+            link.pad.add_probe(gst::PadProbeType::IDLE, move |pad, _| {
+                let _ = pad.unlink(&ghost);
+                from.release_request_pad(pad);
+                let linked = to.request_pad_simple("src_%u").filter(|p| p.link(&ghost).is_ok());
+                let _ = done_tx.send(linked.map(|p| (to.clone(), p)));
+                gst::PadProbeReturn::Remove
+            });
+            match done_rx.recv_timeout(Duration::from_secs(2)) {
+                Ok(Some((tee, pad))) => *link = TrackLink { tee, pad },
+                Ok(None) => tracing::warn!(viewer = %self.bin.name(), "could not link the viewer to the other rung"),
+                Err(_) => {
+                    tracing::warn!(viewer = %self.bin.name(), "the rung's tee pad never went idle; viewer not moved")
+                }
+            }
+        }
     }
 
     /// Hands each transport-wide congestion-control report of this viewer to `on_report`
@@ -239,7 +310,8 @@ impl ViewerBranch {
     /// while before dropping it (see `media::grave`). Blocking: call from a
     /// blocking-friendly thread.
     pub fn stop(&self, pipeline: &gst::Pipeline) {
-        for link in &self.links {
+        let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        for link in links.iter() {
             let (done_tx, done_rx) = mpsc::channel();
             let tee = link.tee.clone();
             link.pad.add_probe(gst::PadProbeType::IDLE, move |pad, _| {
@@ -260,6 +332,73 @@ impl ViewerBranch {
         let _ = self.bin.set_state(gst::State::Null);
         let _ = pipeline.remove(&self.bin);
     }
+}
+
+/// How old a packet webrtcbin may still retransmit (NACK/RTX). Retransmission is for the
+/// quick repair of random loss on a path whose queue adaptation keeps short; a packet
+/// asked for later than this would arrive too late to matter, and resending it into a
+/// full queue is how a link that just got slower collapses: every retransmission is lost
+/// too and asked for again (seen: 15 Mbit/s of retransmissions into a 2 Mbit/s link for
+/// seconds after a drop from 20).
+pub const RTX_HISTORY_MS: u32 = 200;
+
+/// Bounds the history of each retransmission sender webrtcbin makes for this branch.
+fn bound_retransmissions(bin: &gst::Bin) {
+    bin.connect_deep_element_added(|_, _, element| {
+        if element.factory().is_some_and(|f| f.name() == "rtprtxsend") {
+            element.set_property("max-size-time", RTX_HISTORY_MS);
+        }
+    });
+}
+
+/// Hands each keyframe request (a browser's PLI or FIR, which webrtcbin turns into an
+/// upstream force-key-unit event) to `on_request` instead of the encoder: requests from
+/// every viewer are merged there, so a lossy link cannot make the shared encoder send a
+/// keyframe per request.
+fn merge_keyframe_requests(pad: &gst::Pad, on_request: super::KeyframeHandler) {
+    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+        let is_request = info.event().is_some_and(|e| {
+            e.type_() == gst::EventType::CustomUpstream && e.structure().is_some_and(|s| s.name() == "GstForceKeyUnit")
+        });
+        if is_request {
+            on_request();
+            return gst::PadProbeReturn::Drop;
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Drops access units while `need_key` is set, until a keyframe (which clears it).
+fn gate_until_keyframe(pad: &gst::Pad, need_key: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::Ordering;
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if !need_key.load(Ordering::SeqCst) {
+            return gst::PadProbeReturn::Ok;
+        }
+        match info.buffer() {
+            Some(b) if !b.flags().contains(gst::BufferFlags::DELTA_UNIT) => {
+                need_key.store(false, Ordering::SeqCst);
+                gst::PadProbeReturn::Ok
+            }
+            _ => gst::PadProbeReturn::Drop,
+        }
+    });
+}
+
+/// A GStreamer element made from its pure description.
+fn element_of(stage: &super::spec::Stage) -> Result<gst::Element, MediaError> {
+    let super::spec::Stage::Element { factory, name, props } = stage else {
+        return Err(MediaError::Build("a caps stage is not an element".into()));
+    };
+    let mut b = gst::ElementFactory::make(factory);
+    if let Some(n) = name {
+        b = b.name(*n);
+    }
+    let e = b.build().map_err(|_| MediaError::MissingElement(factory.to_string()))?;
+    for (k, v) in props {
+        e.set_property_from_str(k, v);
+    }
+    Ok(e)
 }
 
 /// The stream's RTP caps without the parameter sets: those change with every resize (new
