@@ -10,7 +10,7 @@
  * HTTP, a firewall without UDP and no TURN), the session asks the server to carry media
  * on this same socket instead (socket-media.js): no reload, no second login, same seat.
  */
-import { SocketChannel, SocketMedia, parseFrame } from './socket-media.js';
+import { SocketChannel, SocketMedia, ackFrame, parseFrame } from './socket-media.js';
 
 const BACKOFF_START_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
@@ -336,6 +336,8 @@ export class Session {
     } else if (frame.kind === 'channel') {
       this.socketChannel?.deliver(frame.text);
     } else if (this.media) {
+      // Acknowledged on arrival, before decoding: the server measures the path, not us.
+      if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(ackFrame(frame.seq, performance.now() * 1000));
       this.media.video(frame);
     }
   }

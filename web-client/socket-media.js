@@ -14,6 +14,7 @@
 
 export const KIND_CHANNEL = 1;
 export const KIND_VIDEO = 2;
+export const KIND_ACK = 3;
 const FLAG_KEY = 1;
 export const VIDEO_HEADER = 14;
 /** More decodes than this waiting means the decoder cannot keep up: skip to a keyframe. */
@@ -51,6 +52,20 @@ export function parseFrame(buffer) {
     };
   }
   return null;
+}
+
+/**
+ * The acknowledgement of video frame `seq`, received `atUs` microseconds into this page
+ * (kind 3, u32 sequence, u64 µs, big-endian): the server's bandwidth estimate for this
+ * socket reads the delay between its send times and these.
+ */
+export function ackFrame(seq, atUs) {
+  const out = new Uint8Array(13);
+  const view = new DataView(out.buffer);
+  out[0] = KIND_ACK;
+  view.setUint32(1, seq >>> 0);
+  view.setBigUint64(5, BigInt(Math.max(0, Math.round(atUs))));
+  return out;
 }
 
 /** A data-channel message as a browser frame: kind 1, then the UTF-8 text. */

@@ -143,25 +143,33 @@ impl Status for DesktopStatus {
             socket_frames.samples.push((vec![("viewer", viewer), ("result", "skipped".into())], skipped as f64));
         }
         let figures = d.adaptation_figures();
-        let per_viewer = |name, help, f: &dyn Fn(&crate::media::ViewerAdapt) -> Option<f64>| {
-            let mut m = Metric::gauge(name, help, 0.0);
+        let per_viewer = |mut m: Metric, f: &dyn Fn(&crate::media::ViewerAdapt) -> Option<f64>| {
             m.samples =
                 figures.iter().filter_map(|(id, v)| Some((vec![("viewer", format!("v{id}"))], f(v)?))).collect();
             m
         };
         let estimate = per_viewer(
-            "kelpie_viewer_estimate_bps",
-            "Bandwidth estimate of each viewer's link (WebRTC congestion feedback), bits per second.",
+            Metric::gauge(
+                "kelpie_viewer_estimate_bps",
+                "Bandwidth estimate of each viewer's link (congestion feedback), bits per second.",
+                0.0,
+            ),
             &|v| (v.snapshot.state != crate::adapt::estimate::State::Starting).then_some(v.snapshot.estimate_bps),
         );
         let delivered = per_viewer(
-            "kelpie_viewer_delivered_bps",
-            "What each viewer's link delivered over the last half second, bits per second.",
+            Metric::gauge(
+                "kelpie_viewer_delivered_bps",
+                "What each viewer's link delivered over the last half second, bits per second.",
+                0.0,
+            ),
             &|v| Some(v.snapshot.delivered_bps),
         );
         let queue = per_viewer(
-            "kelpie_viewer_queue_seconds",
-            "Standing queue on each viewer's link, from its packets' one-way delay.",
+            Metric::gauge(
+                "kelpie_viewer_queue_seconds",
+                "Standing queue on each viewer's link, from its packets' one-way delay.",
+                0.0,
+            ),
             &|v| Some(v.snapshot.queue.as_secs_f64()),
         );
         let (_, _, adapted) = d.stream_settings();

@@ -101,8 +101,9 @@ describe('adaptive quality on shaped links', { skip: skip || false, timeout: 300
   test('two viewers, one behind a 3 Mbit/s link: the other keeps full quality, the slow one ≥ 20 fps', async (t) => {
     // The slow viewer in a namespace behind the shaped veth; the fast one in the test's own
     // namespace, where the server's veth address is local and traffic takes loopback.
+    // 720p: two encoders, two decoding browsers and the content share two cores.
     const slow = makeNetns(t);
-    const env = await startEnv(t, { ...HD, framerate: 30, host: slow.hostIp, ...AUTH });
+    const env = await startEnv(t, { width: 1280, height: 720, framerate: 30, host: slow.hostIp, ...AUTH });
     const ready = await startContent(env, 30.6);
     slow.throttle('3mbit', { burst: '16kb', latency: '200ms' });
     const first = await probedViewer(env, null, ready); // joins first: holds control

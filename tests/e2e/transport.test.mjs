@@ -177,6 +177,9 @@ describe('transports between network namespaces', { skip: skip || false }, () =>
     assert.ok(a.rate >= MIN_FPS && b.rate >= MIN_FPS, env.why(`both at full rate: webrtc ${a.rate}, websocket ${b.rate}`));
 
     const wsId = await ws.evaluate(() => window.kelpie.room.you);
+    // The socket viewer's acknowledgements give it a bandwidth estimate of its own.
+    const estimate = async () => (await metric(env, 'kelpie_viewer_estimate_bps'))[`{viewer="${wsId}"}`];
+    await waitFor('an estimate for the socket viewer', async () => (await estimate()) > 0, { timeoutMs: 10_000 });
     const skippedBefore = (await metric(env, 'kelpie_socket_frames_total'))[`{viewer="${wsId}",result="skipped"}`] ?? 0;
     wsNs.throttle('300kbit');
     await sleep(1000);
@@ -187,6 +190,9 @@ describe('transports between network namespaces', { skip: skip || false }, () =>
     assert.ok(skipped > skippedBefore, env.why(`the throttled socket's feed skipped no frames: ${JSON.stringify(frames)}`));
     const throttled = await decodeRate(ws, 3000);
     assert.ok(throttled.rate < MIN_FPS, `the throttled viewer still decodes ${throttled.rate} fps: the link was not the limit`);
+    let est = null;
+    await waitFor('the socket viewer\'s estimate to fall under 1 Mbit/s', async () => (est = await estimate()) < 1e6,
+      { timeoutMs: 15_000 }).catch(() => { throw new Error(env.why(`socket viewer's estimate ${est} bit/s behind 300 kbit/s`)); });
 
     wsNs.unthrottle();
     let rate = 0;

@@ -9,7 +9,7 @@ import test from 'node:test';
 import { keysymFor } from '../../web-client/keysyms.js';
 import { toRemote } from '../../web-client/input.js';
 import { backoffMs, signallingUrl, wantedTransport } from '../../web-client/signalling.js';
-import { VIDEO_HEADER, channelFrame, codecOf, nalUnits, parseFrame } from '../../web-client/socket-media.js';
+import { VIDEO_HEADER, ackFrame, channelFrame, codecOf, nalUnits, parseFrame } from '../../web-client/socket-media.js';
 
 test('printable keys map to Latin-1 or Unicode keysyms', () => {
   assert.equal(keysymFor({ key: 'a', code: 'KeyA' }), 0x61);
@@ -333,6 +333,12 @@ test('the WebSocket transport parses the server\'s frames as docs/protocol.md de
   assert.equal(parseFrame(new Uint8Array([2, 0, 0]).buffer), null, 'a video frame shorter than its header');
   assert.equal(parseFrame(new Uint8Array([1, 0xff, 0xfe]).buffer), null, 'not UTF-8');
   assert.equal(parseFrame(new Uint8Array([7, 1]).buffer), null, 'unknown kind');
+});
+
+test('a video frame is acknowledged as kind 3, its sequence number and the arrival in µs', () => {
+  assert.deepEqual([...ackFrame(258, 4096.4)], [3, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0x10, 0x00]);
+  assert.equal(ackFrame(0xffffffff, 0)[4], 0xff, 'the whole u32 range');
+  assert.equal(ackFrame(1, -5)[12], 0, 'never negative');
 });
 
 test('a page asks for the WebSocket at connect time only when told to or after WebRTC failed', () => {

@@ -86,6 +86,7 @@ async fn execute(actions: Vec<Action>, p: &mut Participant) -> bool {
             Action::RequestKeyframe => room.transports().request_keyframe(),
             Action::Control { action, to } => room.control(p.id, action, to.as_deref()),
             Action::Inbound(text) => room.on_inbound(p.id, &text),
+            Action::Ack { seq, at_us } => p.writer.ack(seq, at_us),
             Action::Switch { kind, reason } => {
                 let why = if reason.is_empty() { "asked by the page" } else { reason.as_str() };
                 tracing::info!(transport = %kind, "switching transport: {why}");

@@ -48,6 +48,13 @@ impl Writer {
     pub fn set_feed(&self, feed: Option<Arc<Feed>>) {
         self.feed.send_replace(feed);
     }
+
+    /// The page acknowledged video frame `seq` (arrived at `at_us` on its clock).
+    pub fn ack(&self, seq: u32, at_us: u64) {
+        if let Some(feed) = self.feed.borrow().as_ref() {
+            feed.ack(seq, at_us);
+        }
+    }
 }
 
 async fn send(sink: &mut Sink, msg: Message) -> bool {

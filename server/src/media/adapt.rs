@@ -354,6 +354,15 @@ impl Desktop {
     }
 
     pub(super) fn adapt_now(&self) {
+        // WebSocket viewers' acknowledgements are their congestion feedback.
+        let acks = self.sockets.take_acks();
+        if !acks.is_empty() {
+            let now = Instant::now();
+            let mut a = self.adaptation();
+            for (id, reports) in acks {
+                a.report(id, now, &reports);
+            }
+        }
         let pixels = self.pixels();
         let rtc: Vec<u64> =
             self.viewers().iter().filter(|(_, s)| matches!(s.attached, Attached::Rtc(_))).map(|(id, _)| *id).collect();

@@ -88,4 +88,9 @@ impl Sockets {
     pub fn len(&self) -> usize {
         self.feeds().len()
     }
+
+    /// Each feed's acknowledgements since the last call, for the bandwidth estimates.
+    pub fn take_acks(&self) -> Vec<(u64, Vec<crate::adapt::estimate::PacketReport>)> {
+        self.feeds().iter().map(|(id, f)| (*id, f.take_acks())).filter(|(_, a)| !a.is_empty()).collect()
+    }
 }

@@ -81,6 +81,11 @@ pub enum Action {
     },
     /// A data-channel message that arrived on the socket: hand it to the room.
     Inbound(String),
+    /// The page received video frame `seq` at `at_us`: hand it to the socket's feed.
+    Ack {
+        seq: u32,
+        at_us: u64,
+    },
     /// Close the current transport and open one of `kind` (the actions after this one
     /// assume it is open).
     Switch {
@@ -161,10 +166,13 @@ impl Session {
                 Err(e) => self.fail(e.code, e.message),
             },
             Event::ClientBinary(bytes) if self.state == State::Socket => match frame::parse_client(&bytes) {
-                Ok(text) => vec![Action::Inbound(text.to_owned())],
+                Ok(frame::ClientFrame::Channel(text)) => vec![Action::Inbound(text.to_owned())],
+                Ok(frame::ClientFrame::Ack { seq, at_us }) => vec![Action::Ack { seq, at_us }],
                 Err(e @ FrameError::TooLarge(_)) => self.fail(ErrorCode::TooLarge, e.to_string()),
                 Err(e) => self.fail(ErrorCode::BadFrame, e.to_string()),
             },
+            // The page acknowledged frames that were on their way when media moved.
+            Event::ClientBinary(bytes) if frame::is_ack(&bytes) => Vec::new(),
             Event::ClientBinary(bytes) => self.fail(
                 if bytes.len() > MAX_MESSAGE_BYTES { ErrorCode::TooLarge } else { ErrorCode::BinaryUnsupported },
                 format!("binary frame of {} bytes: media is on WebRTC, and signalling is JSON text", bytes.len()),

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::frame;
+use crate::adapt::estimate::PacketReport;
 
 /// Which video frames a viewer gets. Generic over the frame so the rule is tested alone.
 #[derive(Debug)]
@@ -125,14 +126,32 @@ struct Inner {
     channel: VecDeque<Bytes>,
     channel_bytes: u64,
     closed: bool,
+    /// (sequence, µs since the feed began when the writer took it, bytes) of video frames
+    /// not yet acknowledged, oldest first.
+    in_flight: VecDeque<(u32, u64, u32)>,
+    /// Acknowledged frames, for the bandwidth estimate to take.
+    acked: Vec<PacketReport>,
 }
+
+/// Frames remembered for acknowledgement: over a second of video at 60 fps.
+const IN_FLIGHT: usize = 128;
+/// Acknowledgements kept until the estimate takes them (ten times a second).
+const ACKED: usize = 256;
 
 /// One WebSocket viewer's outgoing frames; shared by the media side (pushing) and the
 /// viewer's socket writer (taking).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Feed {
     inner: Mutex<Inner>,
     ready: Notify,
+    /// The clock of the send times reported with acknowledgements.
+    epoch: std::time::Instant,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Self { inner: Mutex::default(), ready: Notify::new(), epoch: std::time::Instant::now() }
+    }
 }
 
 impl Feed {
@@ -174,6 +193,24 @@ impl Feed {
         true
     }
 
+    /// The page received video frame `seq` at `at_us` (its own clock). Unknown or
+    /// repeated sequence numbers are ignored.
+    pub fn ack(&self, seq: u32, at_us: u64) {
+        let mut inner = self.lock();
+        let Some(at) = inner.in_flight.iter().position(|(s, _, _)| *s == seq) else { return };
+        // Frames before it that were never acknowledged did not arrive either way: the
+        // socket is ordered, so they were skipped by the page, not lost in the network.
+        let (_, sent_us, bytes) = inner.in_flight.drain(..=at).last().unwrap_or((seq, 0, 0));
+        if inner.acked.len() < ACKED {
+            inner.acked.push(PacketReport { sent_us, received_us: Some(at_us), bytes });
+        }
+    }
+
+    /// Acknowledgements since the last call, as reports for the bandwidth estimate.
+    pub fn take_acks(&self) -> Vec<PacketReport> {
+        std::mem::take(&mut self.lock().acked)
+    }
+
     /// Bytes of data-channel messages not yet handed to the socket.
     pub fn channel_buffered(&self) -> u64 {
         self.lock().channel_bytes
@@ -193,6 +230,13 @@ impl Feed {
                     return Some(Out::Channel(f));
                 }
                 if let Some(f) = inner.pacer.take() {
+                    if let Some(seq) = frame::video_seq(&f) {
+                        if inner.in_flight.len() >= IN_FLIGHT {
+                            inner.in_flight.pop_front();
+                        }
+                        let now = self.epoch.elapsed().as_micros() as u64;
+                        inner.in_flight.push_back((seq, now, f.len() as u32));
+                    }
                     return Some(Out::Video(f));
                 }
             }
@@ -221,6 +265,22 @@ impl Feed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn acknowledged_frames_become_reports_with_their_send_time_and_size() {
+        let feed = Feed::new();
+        feed.push_video(frame::video(7, 0, true, &[0; 100]), true);
+        let Some(Out::Video(f)) = feed.next().await else { panic!("a video frame") };
+        feed.video_written();
+        feed.ack(99, 5); // never sent: ignored
+        feed.ack(7, 123_456);
+        feed.ack(7, 123_999); // repeated: ignored
+        let acks = feed.take_acks();
+        assert_eq!(acks.len(), 1);
+        assert_eq!(acks[0].received_us, Some(123_456));
+        assert_eq!(acks[0].bytes as usize, f.len());
+        assert!(feed.take_acks().is_empty(), "taken once");
+    }
 
     #[test]
     fn a_new_viewer_waits_for_the_first_keyframe() {

@@ -13,6 +13,12 @@ pub const CHANNEL: u8 = 1;
 /// One H.264 access unit (Annex B byte-stream), server to browser.
 pub const VIDEO: u8 = 2;
 
+/// A browser's acknowledgement of a video frame: its sequence number and when it arrived
+/// (µs on the page's clock), for the socket viewer's bandwidth estimate.
+pub const ACK: u8 = 3;
+/// kind (1) + sequence (4) + arrival in µs (8).
+pub const ACK_LEN: usize = 13;
+
 /// Bit 0 of a video frame's flags: the access unit is a keyframe (IDR with SPS/PPS).
 pub const FLAG_KEY: u8 = 1;
 
@@ -35,6 +41,11 @@ pub fn video(seq: u32, pts_us: u64, key: bool, au: &[u8]) -> Bytes {
     b.freeze()
 }
 
+/// The sequence number of a video frame built by [`video`].
+pub fn video_seq(f: &[u8]) -> Option<u32> {
+    (f.len() >= VIDEO_HEADER && f[0] == VIDEO).then(|| u32::from_be_bytes([f[2], f[3], f[4], f[5]]))
+}
+
 /// A data-channel message as a binary frame.
 pub fn channel(text: &str) -> Bytes {
     let mut b = BytesMut::with_capacity(1 + text.len());
@@ -51,22 +62,48 @@ pub enum FrameError {
     Empty,
     #[error("binary frame of {0} bytes exceeds the {MAX_CLIENT_FRAME} byte limit")]
     TooLarge(usize),
-    #[error("binary frame of kind {0}: a browser may only send kind 1 (a data-channel message)")]
+    #[error(
+        "binary frame of kind {0}: a browser may only send kind 1 (a data-channel message) or 3 (an acknowledgement)"
+    )]
     UnknownKind(u8),
+    #[error("acknowledgement of {0} bytes: it has {ACK_LEN}")]
+    BadAck(usize),
     #[error("data-channel frame is not UTF-8 text")]
     NotText,
 }
 
-/// A browser's binary frame: the data-channel message it carries.
-pub fn parse_client(frame: &[u8]) -> Result<&str, FrameError> {
+/// What a browser's binary frame carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFrame<'a> {
+    /// A data-channel message.
+    Channel(&'a str),
+    /// Video frame `seq` arrived at `at_us` (the page's clock).
+    Ack { seq: u32, at_us: u64 },
+}
+
+/// A browser's binary frame.
+pub fn parse_client(frame: &[u8]) -> Result<ClientFrame<'_>, FrameError> {
     if frame.len() > MAX_CLIENT_FRAME {
         return Err(FrameError::TooLarge(frame.len()));
     }
     let (&kind, rest) = frame.split_first().ok_or(FrameError::Empty)?;
-    if kind != CHANNEL {
-        return Err(FrameError::UnknownKind(kind));
+    match kind {
+        CHANNEL => std::str::from_utf8(rest).map(ClientFrame::Channel).map_err(|_| FrameError::NotText),
+        ACK if frame.len() == ACK_LEN => {
+            let seq = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+            let mut at = [0u8; 8];
+            at.copy_from_slice(&rest[4..12]);
+            Ok(ClientFrame::Ack { seq, at_us: u64::from_be_bytes(at) })
+        }
+        ACK => Err(FrameError::BadAck(frame.len())),
+        other => Err(FrameError::UnknownKind(other)),
     }
-    std::str::from_utf8(rest).map_err(|_| FrameError::NotText)
+}
+
+/// Whether `frame` is an acknowledgement (which may still arrive just after the page
+/// moved its media off the socket, and is then ignored).
+pub fn is_ack(frame: &[u8]) -> bool {
+    frame.len() == ACK_LEN && frame[0] == ACK
 }
 
 #[cfg(test)]
@@ -79,19 +116,25 @@ mod tests {
         assert_eq!(&f[..VIDEO_HEADER], &[2, 1, 1, 2, 3, 4, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]);
         assert_eq!(&f[VIDEO_HEADER..], &[0, 0, 0, 1, 0x65]);
         assert_eq!(video(1, 0, false, &[])[1], 0);
+        assert_eq!(video_seq(&f), Some(0x0102_0304));
+        assert_eq!(video_seq(&channel("x")), None);
     }
 
     #[test]
     fn channel_frames_round_trip() {
         let f = channel(r#"{"t":"k"}"#);
         assert_eq!(f[0], CHANNEL);
-        assert_eq!(parse_client(&f), Ok(r#"{"t":"k"}"#));
+        assert_eq!(parse_client(&f), Ok(ClientFrame::Channel(r#"{"t":"k"}"#)));
     }
 
     #[test]
     fn malformed_client_frames_are_refused_with_their_reason() {
         assert_eq!(parse_client(&[]), Err(FrameError::Empty));
         assert_eq!(parse_client(&[2, 0, 0]), Err(FrameError::UnknownKind(2)));
+        assert_eq!(parse_client(&[3, 0, 0]), Err(FrameError::BadAck(3)));
+        let ack = [3, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0x10, 0x00];
+        assert_eq!(parse_client(&ack), Ok(ClientFrame::Ack { seq: 258, at_us: 4096 }));
+        assert!(is_ack(&ack) && !is_ack(&[3, 0]));
         assert_eq!(parse_client(&[1, 0xff, 0xfe]), Err(FrameError::NotText));
         let big = vec![1u8; MAX_CLIENT_FRAME + 1];
         assert_eq!(parse_client(&big), Err(FrameError::TooLarge(MAX_CLIENT_FRAME + 1)));
