@@ -200,7 +200,7 @@ impl Feed {
         let Some(at) = inner.in_flight.iter().position(|(s, _, _)| *s == seq) else { return };
         // Frames before it that were never acknowledged did not arrive either way: the
         // socket is ordered, so they were skipped by the page, not lost in the network.
-        let (_, sent_us, bytes) = inner.in_flight.drain(..=at).last().unwrap_or((seq, 0, 0));
+        let (_, sent_us, bytes) = inner.in_flight.drain(..=at).next_back().unwrap_or((seq, 0, 0));
         if inner.acked.len() < ACKED {
             inner.acked.push(PacketReport { sent_us, received_us: Some(at_us), bytes });
         }
