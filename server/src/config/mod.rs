@@ -91,8 +91,9 @@ pub struct Config {
     pub adapt: bool,
 
     /// Forward error correction for WebRTC video, as parity packets per 100 media packets
-    /// (ULPFEC): repairs random loss without waiting a round trip for a retransmission, for
-    /// this much more bandwidth (counted in the estimate). 0 turns it off.
+    /// (ULPFEC), for viewers whose link loses packets (none until it does, and again after
+    /// 10 s without loss): repairs random loss without waiting a round trip for a
+    /// retransmission, for this much more bandwidth (counted in the estimate). 0: never.
     #[arg(long, env = "KELPIE_FEC", default_value_t = 15, value_name = "PERCENT",
           value_parser = clap::value_parser!(u32).range(0..=50))]
     pub fec: u32,

@@ -44,6 +44,11 @@ pub struct Adaptation {
     moved: HashMap<u64, Instant>,
     /// The low rung's bitrate as last set (kbit/s), `None` while it is idle.
     low_applied: Option<u32>,
+    /// When each viewer's link last lost packets ([`policy::LOSSY`]), and the FEC it has.
+    lossy_at: HashMap<u64, Instant>,
+    fec: HashMap<u64, u32>,
+    /// `--fec`: the parity share a lossy link gets.
+    fec_configured: u32,
 }
 
 /// What one feedback report calls for at once.
@@ -85,7 +90,33 @@ impl Adaptation {
             low: HashMap::new(),
             moved: HashMap::new(),
             low_applied: None,
+            lossy_at: HashMap::new(),
+            fec: HashMap::new(),
+            fec_configured: 0,
         }
+    }
+
+    /// The parity share a lossy viewer's link gets (`--fec`).
+    pub fn set_fec(&mut self, percent: u32) {
+        self.fec_configured = percent;
+    }
+
+    /// (viewer, FEC percent) for the viewers among `ids` whose FEC should change now.
+    pub fn fec_changes(&mut self, now: Instant, ids: &[u64]) -> Vec<(u64, u32)> {
+        let mut out = Vec::new();
+        for &id in ids {
+            let Some(e) = self.estimators.get(&id) else { continue };
+            if e.snapshot().loss > policy::LOSSY {
+                self.lossy_at.insert(id, now);
+            }
+            let since = self.lossy_at.get(&id).map(|t| now.duration_since(*t));
+            let want = policy::fec_percent(self.fec_configured, since);
+            if self.fec.get(&id).copied().unwrap_or(0) != want {
+                self.fec.insert(id, want);
+                out.push((id, want));
+            }
+        }
+        out
     }
 
     pub fn bounds(&self) -> Bounds {
@@ -114,6 +145,8 @@ impl Adaptation {
 
     pub fn remove_viewer(&mut self, id: u64) {
         self.estimators.remove(&id);
+        self.lossy_at.remove(&id);
+        self.fec.remove(&id);
         self.low.remove(&id);
         self.moved.remove(&id);
     }
@@ -366,13 +399,25 @@ impl Desktop {
         let pixels = self.pixels();
         let rtc: Vec<u64> =
             self.viewers().iter().filter(|(_, s)| matches!(s.attached, Attached::Rtc(_))).map(|(id, _)| *id).collect();
-        let (change, rungs, fps) = {
+        let (change, rungs, fps, fec) = {
             let mut a = self.adaptation();
             let (plan, change) = a.tick(pixels);
-            (change, a.rungs(Instant::now(), &rtc), plan.framerate)
+            let now = Instant::now();
+            (change, a.rungs(now, &rtc), plan.framerate, a.fec_changes(now, &rtc))
         };
         if let Some((kbps, fps)) = change {
             apply(&self.encoder, &self.capture, kbps, fps, self.framerate);
+        }
+        for (id, percent) in fec {
+            if let Some(Attached::Rtc(b)) = self.viewers().get(&id).map(|s| &s.attached) {
+                b.set_fec(percent);
+                tracing::info!(
+                    viewer = id,
+                    percent,
+                    "forward error correction {}",
+                    if percent > 0 { "on: the link loses packets" } else { "off: no loss for 10 s" }
+                );
+            }
         }
         self.carry_out_rungs(rungs, fps);
     }

@@ -245,7 +245,11 @@ impl Desktop {
             framerate: params.framerate,
             fec_percent: link.fec_percent,
             probes: selftest::Probes::default(),
-            adapt: Arc::new(Mutex::new(adapt::Adaptation::new(link.adapt, params.bitrate_kbps, params.framerate))),
+            adapt: Arc::new(Mutex::new({
+                let mut a = adapt::Adaptation::new(link.adapt, params.bitrate_kbps, params.framerate);
+                a.set_fec(link.fec_percent);
+                a
+            })),
             stop: Arc::new(AtomicBool::new(false)),
             fatal: tokio::sync::watch::channel(None).0,
         });

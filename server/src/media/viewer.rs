@@ -59,6 +59,8 @@ pub(super) struct ViewerBranch {
     need_key: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// On the low rung now.
     on_low: std::sync::atomic::AtomicBool,
+    /// webrtcbin's ULPFEC encoders for this branch (made once the answer is applied).
+    fec: std::sync::Arc<std::sync::Mutex<Vec<gst::Element>>>,
     /// Each track's pad into webrtcbin: its rtpsession's congestion feedback comes back up
     /// through it as an upstream event.
     into_webrtc: Vec<gst::Pad>,
@@ -143,7 +145,8 @@ impl ViewerBranch {
         }
 
         connect_signals(&webrtc, events.clone());
-        bound_retransmissions(&bin);
+        let fec = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        watch_repair_elements(&bin, fec.clone());
 
         pipeline.add(&bin).map_err(|e| MediaError::Link(e.to_string()))?;
         let mut links: Vec<TrackLink> = Vec::new();
@@ -179,10 +182,19 @@ impl ViewerBranch {
             links: std::sync::Mutex::new(links),
             tracks: tracks.to_vec(),
             need_key,
+            fec,
             on_low: std::sync::atomic::AtomicBool::new(false),
             into_webrtc,
             channel,
         })
+    }
+
+    /// Sets the parity share of this viewer's video (0: none; FEC was negotiated at
+    /// `--fec`, so turning it on needs no renegotiation).
+    pub fn set_fec(&self, percent: u32) {
+        for e in self.fec.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            e.set_property("percentage", percent);
+        }
     }
 
     pub fn on_low(&self) -> bool {
@@ -342,12 +354,16 @@ impl ViewerBranch {
 /// seconds after a drop from 20).
 pub const RTX_HISTORY_MS: u32 = 200;
 
-/// Bounds the history of each retransmission sender webrtcbin makes for this branch.
-fn bound_retransmissions(bin: &gst::Bin) {
-    bin.connect_deep_element_added(|_, _, element| {
-        if element.factory().is_some_and(|f| f.name() == "rtprtxsend") {
-            element.set_property("max-size-time", RTX_HISTORY_MS);
+/// Bounds the history of each retransmission sender webrtcbin makes for this branch, and
+/// keeps its FEC encoders (in `fec`) with no parity until the link proves lossy.
+fn watch_repair_elements(bin: &gst::Bin, fec: std::sync::Arc<std::sync::Mutex<Vec<gst::Element>>>) {
+    bin.connect_deep_element_added(move |_, _, element| match element.factory().map(|f| f.name()) {
+        Some(n) if n == "rtprtxsend" => element.set_property("max-size-time", RTX_HISTORY_MS),
+        Some(n) if n == "rtpulpfecenc" => {
+            element.set_property("percentage", 0u32);
+            fec.lock().unwrap_or_else(|e| e.into_inner()).push(element.clone());
         }
+        _ => {}
     });
 }
 
