@@ -114,6 +114,7 @@ export async function playFor(env, page, seconds) {
     glass_to_glass_ms: f.glass_to_glass_ms,
     max_frame_gap_ms: f.max_frame_gap_ms,
     gaps_over_ms: f.gaps_over_ms,
+    long_gaps: f.long_gaps,
     freezes: b.freezeCount - a.freezeCount,
     freeze_seconds: Math.round((b.totalFreezesDuration - a.totalFreezesDuration) * 100) / 100,
     received_kbps: Math.round(((b.bytesReceived - a.bytesReceived) * 8) / s / 1000),

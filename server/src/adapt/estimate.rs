@@ -43,9 +43,9 @@ pub const APP_LIMITED: f64 = 0.6;
 /// After a decrease, time for its effect to show before the next decision.
 const HOLD: Duration = Duration::from_millis(300);
 /// Above the last measured capacity, growth stays at [`SLOW_GROWTH`] this long...
-pub const PROBE_GENTLY: Duration = Duration::from_millis(200);
+pub const PROBE_GENTLY: Duration = Duration::from_millis(150);
 /// ...then speeds up by this much per second (per second), up to [`FAST_GROWTH`].
-pub const ACCELERATION: f64 = 6.0;
+pub const ACCELERATION: f64 = 8.0;
 /// The smallest one-way delay is remembered this long (so a route change is learnt).
 const BASE_WINDOW: Duration = Duration::from_secs(10);
 /// Delivered and sent rates are measured over this window.

@@ -7,6 +7,7 @@ pub mod encoder;
 pub mod grave;
 mod health;
 pub mod keyframe;
+mod nack;
 pub mod pipeline;
 mod ports;
 mod selftest;

@@ -146,7 +146,7 @@ impl ViewerBranch {
 
         connect_signals(&webrtc, events.clone());
         let fec = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        watch_repair_elements(&bin, fec.clone());
+        watch_repair_elements(&bin, fec.clone(), on_keyframe.clone());
 
         pipeline.add(&bin).map_err(|e| MediaError::Link(e.to_string()))?;
         let mut links: Vec<TrackLink> = Vec::new();
@@ -354,14 +354,48 @@ impl ViewerBranch {
 /// seconds after a drop from 20).
 pub const RTX_HISTORY_MS: u32 = 200;
 
-/// Bounds the history of each retransmission sender webrtcbin makes for this branch, and
-/// keeps its FEC encoders (in `fec`) with no parity until the link proves lossy.
-fn watch_repair_elements(bin: &gst::Bin, fec: std::sync::Arc<std::sync::Mutex<Vec<gst::Element>>>) {
+/// Bounds the history of each retransmission sender webrtcbin makes for this branch,
+/// keeps its FEC encoders (in `fec`) with no parity until the link proves lossy, and
+/// watches its RTP session's NACKs: a packet asked for twice was not repaired by the
+/// first retransmission (lost again, or older than the history), and the browser would
+/// wait about three seconds before asking for a keyframe itself, so one is asked for now.
+fn watch_repair_elements(
+    bin: &gst::Bin,
+    fec: std::sync::Arc<std::sync::Mutex<Vec<gst::Element>>>,
+    on_keyframe: super::KeyframeHandler,
+) {
     bin.connect_deep_element_added(move |_, _, element| match element.factory().map(|f| f.name()) {
         Some(n) if n == "rtprtxsend" => element.set_property("max-size-time", RTX_HISTORY_MS),
         Some(n) if n == "rtpulpfecenc" => {
             element.set_property("percentage", 0u32);
             fec.lock().unwrap_or_else(|e| e.into_inner()).push(element.clone());
+        }
+        Some(n) if n == "rtpsession" && element.find_property("internal-session").is_some() => {
+            let session = element.property::<gst::glib::Object>("internal-session");
+            if gst::glib::subclass::signal::SignalId::lookup("on-feedback-rtcp", session.type_()).is_none() {
+                tracing::warn!(
+                    "this GStreamer's RTP session has no on-feedback-rtcp signal: repeated NACKs go unnoticed"
+                );
+                return;
+            }
+            let nacks = std::sync::Mutex::new(super::nack::Repeats::default());
+            let on_keyframe = on_keyframe.clone();
+            session.connect("on-feedback-rtcp", false, move |values| {
+                let kind = values.get(1).and_then(|v| v.get::<u32>().ok());
+                let fmt = values.get(2).and_then(|v| v.get::<u32>().ok());
+                let fci = values.get(5).and_then(|v| v.get::<Option<gst::Buffer>>().ok()).flatten();
+                if let (Some(super::nack::RTPFB), Some(super::nack::GENERIC_NACK), Some(fci)) = (kind, fmt, fci) {
+                    if let Ok(map) = fci.map_readable() {
+                        let repeated =
+                            nacks.lock().unwrap_or_else(|e| e.into_inner()).nacked(&map, std::time::Instant::now());
+                        if repeated {
+                            tracing::debug!("a packet was asked for twice: keyframe");
+                            on_keyframe();
+                        }
+                    }
+                }
+                None
+            });
         }
         _ => {}
     });
