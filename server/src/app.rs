@@ -154,7 +154,7 @@ impl Status for DesktopStatus {
                 "Bandwidth estimate of each viewer's link (congestion feedback), bits per second.",
                 0.0,
             ),
-            &|v| (v.snapshot.state != crate::adapt::estimate::State::Starting).then_some(v.snapshot.estimate_bps),
+            &|v| v.snapshot.measured_bps(),
         );
         let delivered = per_viewer(
             Metric::gauge(

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { openConnected, sleep, REPO_ROOT } from './harness.mjs';
+import { parseMetrics } from '../bench/lib.mjs';
 import { analyse, pageProbe } from '../bench/probe.mjs';
 
 export const CONTENT_BIN = process.env.KELPIE_CONTENT_BIN || path.join(REPO_ROOT, 'target/debug/kelpie-content');
@@ -20,17 +21,11 @@ export function authedFetch(url) {
   return fetch(url, { headers: { authorization: `Basic ${basic}` }, signal: AbortSignal.timeout(3000) });
 }
 
-/** Samples of `name` from /metrics: [{labels, value}]. */
+/** Samples of `name` from /metrics: [{labels, value}] (labels '' when it has none). */
 export async function metric(env, name) {
-  const text = await (await authedFetch(new URL('metrics', env.url))).text();
-  const out = [];
-  for (const line of text.split('\n')) {
-    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) {
-      const value = Number(line.slice(line.lastIndexOf(' ') + 1));
-      out.push({ labels: line.slice(name.length, line.lastIndexOf(' ')), value });
-    }
-  }
-  return out;
+  const m = parseMetrics(await (await authedFetch(new URL('metrics', env.url))).text());
+  const labelled = m.samples.filter((x) => x.name === name).map(({ labels, value }) => ({ labels, value }));
+  return labelled.length || !(name in m) ? labelled : [{ labels: '', value: m[name] }];
 }
 
 /** Starts kelpie-content on the test's display; resolves with its `ready` event. */

@@ -15,6 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Env, openConnected, sleep, waitDecoding, waitFor } from './harness.mjs';
+import { parseMetrics } from '../bench/lib.mjs';
 
 const W = 1920;
 const H = 1080;
@@ -102,8 +103,7 @@ async function fetchGrab(page, name) {
 }
 
 async function framesEncoded(env) {
-  const text = await (await fetch(new URL('metrics', env.url))).text();
-  return Number(/^kelpie_frames_encoded_total (\S+)/m.exec(text)?.[1]);
+  return parseMetrics(await (await fetch(new URL('metrics', env.url))).text()).kelpie_frames_encoded_total;
 }
 
 describe('sharp text when still', { timeout: 180_000 }, () => {

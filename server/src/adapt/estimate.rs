@@ -119,6 +119,14 @@ pub struct Estimator {
     state: State,
 }
 
+impl Snapshot {
+    /// The estimate once the viewer's transport has reported at least once (before, it
+    /// is only the starting guess).
+    pub fn measured_bps(&self) -> Option<f64> {
+        (self.state != State::Starting).then_some(self.estimate_bps)
+    }
+}
+
 impl Estimator {
     pub fn new(initial_bps: f64) -> Self {
         Self {

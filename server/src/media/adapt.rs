@@ -3,11 +3,9 @@
 //! capture's frame rate. Once a second it tells each viewer where it stands (`net`).
 
 use std::collections::HashMap;
-use std::time::Instant;
-
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
@@ -26,6 +24,11 @@ pub const INITIAL_ESTIMATE_BPS: f64 = 2.0e6;
 /// The encoder is retuned only for changes bigger than this share (each retune costs the
 /// encoder a reconfiguration; tiny steps buy nothing).
 const RETUNE: f64 = 0.04;
+
+/// Whether bitrate `to` is far enough from `from` (both kbit/s) to retune for.
+fn differs(from: u32, to: u32) -> bool {
+    (f64::from(to) - f64::from(from)).abs() > RETUNE * f64::from(from)
+}
 
 #[derive(Debug)]
 pub struct Adaptation {
@@ -99,6 +102,11 @@ impl Adaptation {
     /// The parity share a lossy viewer's link gets (`--fec`).
     pub fn set_fec(&mut self, percent: u32) {
         self.fec_configured = percent;
+    }
+
+    /// What FEC is negotiated at with each WebRTC viewer (`--fec`).
+    pub fn fec_percent(&self) -> u32 {
+        self.fec_configured
     }
 
     /// (viewer, FEC percent) for the viewers among `ids` whose FEC should change now.
@@ -186,7 +194,7 @@ impl Adaptation {
         let kbps = (!estimates.is_empty())
             .then(|| (policy::low_target(self.bounds, plan.target_bps, estimates) / 1e3).round() as u32);
         let changed = match (self.low_applied, kbps) {
-            (Some(a), Some(b)) => (f64::from(a) - f64::from(b)).abs() > RETUNE * f64::from(a),
+            (Some(a), Some(b)) => differs(a, b),
             (a, b) => a != b,
         };
         if changed {
@@ -230,13 +238,7 @@ impl Adaptation {
 
     /// Viewers whose transport has reported at least once have an estimate.
     fn viewers(&self) -> Vec<Viewer> {
-        self.estimators
-            .iter()
-            .map(|(id, e)| Viewer {
-                id: *id,
-                estimate_bps: (e.snapshot().state != crate::adapt::estimate::State::Starting).then(|| e.estimate_bps()),
-            })
-            .collect()
+        self.estimators.iter().map(|(id, e)| Viewer { id: *id, estimate_bps: e.snapshot().measured_bps() }).collect()
     }
 
     /// The plan now, and the (kbps, fps) to set if they differ enough from what is set.
@@ -249,9 +251,7 @@ impl Adaptation {
         let want = ((plan.target_bps / 1e3).round() as u32, plan.framerate);
         let change = match self.applied {
             None => true,
-            Some((kbps, fps)) => {
-                fps != want.1 || (f64::from(want.0) - f64::from(kbps)).abs() > RETUNE * f64::from(kbps)
-            }
+            Some((kbps, fps)) => fps != want.1 || differs(kbps, want.0),
         };
         let apply = change.then(|| {
             self.applied = Some(want);
@@ -289,11 +289,16 @@ pub fn encoder_kbps(kbps: u32, fps: u32, full_fps: u32) -> u32 {
     (u64::from(kbps) * u64::from(full_fps) / u64::from(fps)).min(u64::from(u32::MAX)) as u32
 }
 
-/// Sets the encoder's bitrate and the capture's frame-rate cap.
-pub fn apply(encoder: &gst::Element, capture: &gst::Element, kbps: u32, fps: u32, full_fps: u32) {
+/// Sets an encoder's bitrate for `kbps` at `fps` (see [`encoder_kbps`]), if it has one.
+fn set_bitrate(encoder: &gst::Element, kbps: u32, fps: u32, full_fps: u32) {
     if encoder.find_property("bitrate").is_some() {
         encoder.set_property("bitrate", encoder_kbps(kbps, fps, full_fps));
     }
+}
+
+/// Sets the encoder's bitrate and the capture's frame-rate cap.
+pub fn apply(encoder: &gst::Element, capture: &gst::Element, kbps: u32, fps: u32, full_fps: u32) {
+    set_bitrate(encoder, kbps, fps, full_fps);
     if capture.find_property("max-framerate").is_some() {
         capture.set_property("max-framerate", if fps >= full_fps { 0 } else { fps });
     }
@@ -308,7 +313,6 @@ pub fn net_message(
     transport: &str,
     encoder: &str,
     rtt: Option<f64>,
-    loss: Option<f64>,
 ) -> String {
     let (kbps, fps) = applied.unwrap_or(((b.ceiling_bps / 1e3) as u32, 0));
     let s = v.map(|v| v.snapshot);
@@ -319,11 +323,11 @@ pub fn net_message(
         "target_kbps": kbps,
         "ceiling_kbps": (b.ceiling_bps / 1e3).round(),
         "floor_kbps": (b.floor_bps / 1e3).round(),
-        "estimate_kbps": s.filter(|s| s.state != crate::adapt::estimate::State::Starting).map(|s| (s.estimate_bps / 1e3).round()),
+        "estimate_kbps": s.and_then(|s| s.measured_bps()).map(|e| (e / 1e3).round()),
         "delivered_kbps": s.map(|s| (s.delivered_bps / 1e3).round()),
         "queue_ms": s.map(|s| s.queue.as_millis() as u64),
         "rtt_ms": rtt.map(|r| (r * 1e3).round()),
-        "loss_pct": loss.or(s.map(|s| s.loss)).map(|l| (l * 1000.0).round() / 10.0),
+        "loss_pct": s.map(|s| (s.loss * 1000.0).round() / 10.0),
         "fps": fps,
         "leader": v.is_some_and(|v| v.leader),
         "behind": v.is_some_and(|v| v.behind),
@@ -389,27 +393,22 @@ impl Desktop {
     pub(super) fn adapt_now(&self) {
         // WebSocket viewers' acknowledgements are their congestion feedback.
         let acks = self.sockets.take_acks();
-        if !acks.is_empty() {
-            let now = Instant::now();
+        let pixels = self.pixels();
+        let rtc: Vec<u64> = self.viewers().iter().filter(|(_, s)| s.branch().is_some()).map(|(id, _)| *id).collect();
+        let (change, rungs, fps, fec) = {
             let mut a = self.adaptation();
+            let now = Instant::now();
             for (id, reports) in acks {
                 a.report(id, now, &reports);
             }
-        }
-        let pixels = self.pixels();
-        let rtc: Vec<u64> =
-            self.viewers().iter().filter(|(_, s)| matches!(s.attached, Attached::Rtc(_))).map(|(id, _)| *id).collect();
-        let (change, rungs, fps, fec) = {
-            let mut a = self.adaptation();
             let (plan, change) = a.tick(pixels);
-            let now = Instant::now();
             (change, a.rungs(now, &rtc), plan.framerate, a.fec_changes(now, &rtc))
         };
         if let Some((kbps, fps)) = change {
             apply(&self.encoder, &self.capture, kbps, fps, self.framerate);
         }
         for (id, percent) in fec {
-            if let Some(Attached::Rtc(b)) = self.viewers().get(&id).map(|s| &s.attached) {
+            if let Some(b) = self.viewers().get(&id).and_then(|s| s.branch()) {
                 b.set_fec(percent);
                 tracing::info!(
                     viewer = id,
@@ -424,13 +423,11 @@ impl Desktop {
 
     /// Sizes, opens or idles the low rung and moves viewers onto or off it.
     fn carry_out_rungs(&self, rungs: Rungs, fps: u32) {
-        let Some(low) = &self.low else { return };
+        let low = &self.low;
         if let Some(kbps) = rungs.low_kbps {
             match kbps {
                 Some(kbps) => {
-                    if low.encoder.find_property("bitrate").is_some() {
-                        low.encoder.set_property("bitrate", encoder_kbps(kbps, fps, self.framerate));
-                    }
+                    set_bitrate(&low.encoder, kbps, fps, self.framerate);
                     if low.valve.property::<bool>("drop") {
                         tracing::info!(kbps, "low rung started");
                         low.valve.set_property("drop", false);
@@ -444,7 +441,7 @@ impl Desktop {
         }
         for (id, to_low) in rungs.moves {
             let viewers = self.viewers();
-            let Some(Attached::Rtc(branch)) = viewers.get(&id).map(|s| &s.attached) else { continue };
+            let Some(branch) = viewers.get(&id).and_then(|s| s.branch()) else { continue };
             branch.switch(to_low);
             drop(viewers);
             tracing::info!(viewer = id, rung = if to_low { "low" } else { "main" }, "viewer moved between rungs");
@@ -479,7 +476,6 @@ impl Desktop {
                 kind.as_str(),
                 self.encoder_kind.factory(),
                 net.and_then(|n| n.rtt_seconds),
-                None,
             );
             slot.send_text(&text);
         }
@@ -582,7 +578,6 @@ mod tests {
             "webrtc",
             "x264enc",
             Some(0.012),
-            None,
         ))
         .unwrap();
         assert_eq!(m["t"], "net");

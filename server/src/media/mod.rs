@@ -63,16 +63,19 @@ fn refresh_on_keyframe_requests(encoder: &gst::Element, capture: &gst::Element) 
     let Some(pad) = encoder.static_pad("src") else { return };
     let capture = capture.downgrade();
     pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
-        let is_request = info.event().is_some_and(|e| {
-            e.type_() == gst::EventType::CustomUpstream && e.structure().is_some_and(|s| s.name() == "GstForceKeyUnit")
-        });
-        if is_request {
+        if info.event().is_some_and(|e| is_keyframe_request(e)) {
             if let Some(cap) = capture.upgrade() {
                 cap.emit_by_name::<()>("refresh", &[]);
             }
         }
         gst::PadProbeReturn::Ok
     });
+}
+
+/// Whether `event` asks an encoder for a keyframe (ours, or a browser's PLI/FIR that
+/// webrtcbin turned into an upstream force-key-unit event).
+fn is_keyframe_request(event: &gst::EventRef) -> bool {
+    event.type_() == gst::EventType::CustomUpstream && event.structure().is_some_and(|s| s.name() == "GstForceKeyUnit")
 }
 
 /// A viewer's data channel may hold this much unsent data before further messages to it
@@ -107,15 +110,13 @@ pub struct LinkSettings {
 /// Asked to get this viewer a keyframe from the rung it is on (runs on a GStreamer thread).
 pub(crate) type KeyframeHandler = Arc<dyn Fn() + Send + Sync>;
 
-/// The low rung's elements.
+/// The low rung's elements (its access-unit tee is in each viewer's `Track`).
 struct LowRung {
     /// Drops frames before its encoder while nobody is on it.
     valve: gst::Element,
     encoder: gst::Element,
     /// Merges its keyframe requests like the main encoder's.
     keyframes: Arc<Mutex<keyframe::KeyframeGate>>,
-    #[allow(dead_code)] // kept with the others: the branches link to it through their Track
-    tee: gst::Element,
 }
 
 /// What carries one viewer's media.
@@ -155,7 +156,7 @@ pub struct Desktop {
     tracks: Vec<viewer::Track>,
     encoder: gst::Element,
     /// The second, lower-bitrate encode for viewers whose link cannot carry the main one.
-    low: Option<LowRung>,
+    low: LowRung,
     capture: gst::Element,
     /// Bytes a viewer's queue may hold: about three frames at the configured bitrate.
     viewer_queue_bytes: u32,
@@ -171,8 +172,6 @@ pub struct Desktop {
     pub encoder_kind: EncoderKind,
     /// The frame rate the pipeline was built for; viewers may only ask for less.
     framerate: u32,
-    /// Share of forward error correction each WebRTC viewer's video gets (0: none).
-    fec_percent: u32,
     /// When each viewer last ran the connection probe.
     probes: selftest::Probes,
     /// Bandwidth estimates and the bitrate policy (`crate::adapt`).
@@ -205,12 +204,11 @@ impl Desktop {
             valve: by_name(pipeline::LOW_VALVE)?,
             encoder: by_name(pipeline::LOW_ENCODER)?,
             keyframes: Arc::new(Mutex::new(keyframe::KeyframeGate::new(KEYFRAME_MIN_INTERVAL))),
-            tee: by_name(pipeline::LOW_AU_TEE)?,
         };
         let tracks = vec![viewer::Track {
             name: "video",
             main: au_tee.clone(),
-            low: Some(low.tee.clone()),
+            low: by_name(pipeline::LOW_AU_TEE)?,
             caps_from: by_name(pipeline::VIDEO_RTP_TEE)?,
         }];
         let encoder = by_name("encoder")?;
@@ -232,7 +230,7 @@ impl Desktop {
             pipeline,
             tracks,
             encoder,
-            low: Some(low),
+            low,
             capture,
             viewer_queue_bytes: viewer_queue_bytes(params),
             ice,
@@ -244,7 +242,6 @@ impl Desktop {
             stats: media_stats,
             encoder_kind: kind,
             framerate: params.framerate,
-            fec_percent: link.fec_percent,
             probes: selftest::Probes::default(),
             adapt: Arc::new(Mutex::new({
                 let mut a = adapt::Adaptation::new(link.adapt, params.bitrate_kbps, params.framerate);
@@ -299,7 +296,7 @@ impl Desktop {
                     &self.pipeline,
                     &self.tracks,
                     self.viewer_queue_bytes,
-                    self.fec_percent,
+                    self.adaptation().fec_percent(),
                     &self.ice,
                     &ice,
                     events.clone(),
@@ -379,9 +376,10 @@ impl Desktop {
     }
 
     /// Applies stream settings from a client's settings panel while streaming: the bitrate
-    /// becomes the adaptation's ceiling (the encoder itself at once when adaptation is
-    /// off) and the frame rate its limit, up to the one Kelpie started with (`--framerate`).
-    /// The adaptation thread carries them out on its next tick.
+    /// becomes the adaptation's ceiling and the frame rate its limit, up to the one Kelpie
+    /// started with (`--framerate`). The encoder is retuned at once; the low rung follows
+    /// on the adaptation thread's next tick (moving viewers waits for pads, and this runs
+    /// under the room's lock).
     pub fn apply_settings(&self, framerate: Option<u32>, bitrate_kbps: Option<u32>) {
         if let Some(kbps) = bitrate_kbps {
             if self.encoder.find_property("bitrate").is_some() {
@@ -401,7 +399,7 @@ impl Desktop {
                 tracing::warn!(fps, "the frame rate can only change while streaming with --capture damage");
             }
         }
-        self.adapt_now();
+        self.retune_now();
     }
 
     /// The stream settings in force: the bitrate ceiling (kbit/s, `None` for an encoder
@@ -484,9 +482,7 @@ impl Desktop {
 
     /// Asks the low rung's encoder for a keyframe, merged like the main one's.
     fn request_low_keyframe(&self) {
-        if let Some(low) = &self.low {
-            request_merged(&low.encoder, &low.keyframes);
-        }
+        request_merged(&self.low.encoder, &self.low.keyframes);
     }
 
     /// Viewer `id`'s keyframe requests, sent to the rung it is on.

@@ -36,8 +36,8 @@ pub struct Track {
     pub name: &'static str,
     /// The main encode's access-unit tee.
     pub main: gst::Element,
-    /// The low rung's (a lower-bitrate encode of the same picture), when there is one.
-    pub low: Option<gst::Element>,
+    /// The low rung's (a lower-bitrate encode of the same picture).
+    pub low: gst::Element,
     /// The shared payloader's tee, whose caps every offer is made from.
     pub caps_from: gst::Element,
 }
@@ -213,7 +213,7 @@ impl ViewerBranch {
         self.need_key.store(true, Ordering::SeqCst);
         let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
         for (link, track) in links.iter_mut().zip(&self.tracks) {
-            let Some(to) = (if low { track.low.clone() } else { Some(track.main.clone()) }) else { continue };
+            let to = if low { track.low.clone() } else { track.main.clone() };
             let Some(ghost) = link.pad.peer() else { continue };
             let (done_tx, done_rx) = mpsc::channel();
             let from = link.tee.clone();
@@ -407,10 +407,7 @@ fn watch_repair_elements(
 /// keyframe per request.
 fn merge_keyframe_requests(pad: &gst::Pad, on_request: super::KeyframeHandler) {
     pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
-        let is_request = info.event().is_some_and(|e| {
-            e.type_() == gst::EventType::CustomUpstream && e.structure().is_some_and(|s| s.name() == "GstForceKeyUnit")
-        });
-        if is_request {
+        if info.event().is_some_and(|e| super::is_keyframe_request(e)) {
             on_request();
             return gst::PadProbeReturn::Drop;
         }
