@@ -33,7 +33,7 @@ const MAX_CREDIT: f64 = 1.5;
 /// the picture it last sent (a P-frame of an unchanged image spends its bits on the
 /// quantisation error), so text that moved turns sharp within a fraction of a second
 /// instead of one idle repeat a second. Then nothing, until something changes.
-const DEFAULT_STILL_REFRESH: u32 = 10;
+const DEFAULT_STILL_REFRESH: u32 = 20;
 /// Frame rate used when downstream does not ask for one.
 const DEFAULT_FPS: i32 = 30;
 
