@@ -12,7 +12,8 @@
 # Environment it reads (besides every KELPIE_* setting, which kelpie itself reads):
 #   KELPIE_BIN          kelpie binary (default: kelpie on PATH)
 #   KELPIE_ALLOW_ROOT   1 to allow running as root (never needed; refused otherwise)
-#   KELPIE_PULSEAUDIO   0 to not start PulseAudio (default: start it if installed)
+#   KELPIE_PULSEAUDIO   0 to not start PulseAudio for an existing display (default: start
+#                       it if installed; kelpie starts its own for its embedded desktop)
 #   KELPIE_CONTAINER    set by the OCI image to "oci": then KELPIE_LISTEN defaults to
 #                       0.0.0.0:8080 (except under Apptainer, which shares the host network)
 set -eu
@@ -110,8 +111,12 @@ if [ -z "${KELPIE_LISTEN:-}" ] && [ "${KELPIE_CONTAINER:-}" = oci ] \
   esac
 fi
 
-# PulseAudio for the session's sound, if installed. Without it the desktop still works.
-if [ "${KELPIE_PULSEAUDIO:-1}" != 0 ] && command -v pulseaudio >/dev/null 2>&1; then
+# PulseAudio for an existing display's session (KELPIE_DISPLAY or --display), if installed.
+# Kelpie's embedded desktop gets its own PulseAudio from kelpie itself (private socket,
+# stopped with it), so none is started here for it. Without one the desktop still works.
+attached=${KELPIE_DISPLAY:-}
+case " $* " in *" --display"*) attached=1 ;; esac
+if [ -n "$attached" ] && [ "${KELPIE_PULSEAUDIO:-1}" != 0 ] && command -v pulseaudio >/dev/null 2>&1; then
   PULSE_RUNTIME_PATH="$XDG_RUNTIME_DIR/pulse"
   export PULSE_RUNTIME_PATH
   if ! pulseaudio --check >/dev/null 2>&1; then

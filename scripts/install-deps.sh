@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Kelpie needs, and only the missing ones.
 #   install-deps.sh build   GStreamer + X development files, to compile
-#   install-deps.sh run     build + Xvfb and a light XFCE desktop, to stream
-#   install-deps.sh test    build + Xvfb, xterm, Chromium and Node.js, to run every test
+#   install-deps.sh run     build + Xvfb, PulseAudio and a light XFCE desktop, to stream
+#   install-deps.sh test    build + Xvfb, PulseAudio, xterm, Chromium and Node.js, to run every test
 set -euo pipefail
 
 profile="${1:-run}"
@@ -10,11 +10,12 @@ build=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrea
        gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
        gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-x gstreamer1.0-libav)
 x=(xvfb x11-utils xauth)
+sound=(pulseaudio pulseaudio-utils)
 case "$profile" in
   build) want=("${build[@]}") ;;
-  run)   want=("${build[@]}" "${x[@]}" xterm dbus-x11 xfce4-session xfwm4 xfce4-panel xfdesktop4 xfce4-terminal
+  run)   want=("${build[@]}" "${x[@]}" "${sound[@]}" xterm dbus-x11 xfce4-session xfwm4 xfce4-panel xfdesktop4 xfce4-terminal
                 thunar xfce4-settings adwaita-icon-theme fonts-dejavu-core) ;;
-  test)  want=("${build[@]}" "${x[@]}" x11-xserver-utils xterm xdotool xclip chromium nodejs npm fonts-dejavu-core
+  test)  want=("${build[@]}" "${x[@]}" "${sound[@]}" x11-xserver-utils xterm xdotool xclip chromium nodejs npm fonts-dejavu-core
                 iproute2 iptables openssl) ;;
   *) echo "usage: $0 build|run|test" >&2; exit 2 ;;
 esac

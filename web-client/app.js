@@ -7,6 +7,7 @@
  * `send` gated on this page holding control, so a participant without it sends nothing
  * the server would refuse. Gaining control (or a fresh channel while holding it) is the
  * one moment this page tells the server its size, stream settings and clipboard.
+ * The microphone (mic.js) follows control too: only the controller may talk.
  */
 import { Session } from './signalling.js';
 import { attachInput } from './input.js';
@@ -21,6 +22,8 @@ import { attachPeople } from './people.js';
 import { attachStatsOverlay } from './stats-overlay.js';
 import { keepKeys } from './dom.js';
 import { showNotice } from './notice.js';
+import { attachAudio } from './audio.js';
+import { attachMic } from './mic.js';
 
 /** The "you are only watching" hint comes back at most this often. */
 const REFUSED_HINT_EVERY_MS = 30_000;
@@ -91,6 +94,12 @@ const session = new Session(location.href, {
   },
   onChannel: channel.setChannel,
   onTransport: () => settings?.showTransport(),
+  onAudioTrack: (track) => audio.playTrack(track),
+  onAudioFrame: (frame) => audio.socketFrame(frame),
+  onAudioRoute: (route) => {
+    audio.setRoute(route);
+    mic.setRoute(route);
+  },
 }, { transport: loadSettings().transport });
 
 const input = attachInput(video, send);
@@ -128,6 +137,7 @@ room.onChange((r, { gained, lost }) => {
   }
   if (gained && channel.isOpen()) controlStarted();
   settings.setControl(r.hasControl());
+  mic.setControl(r.hasControl());
   clipboard.setAccess({ role: r.role, control: r.hasControl() });
   renderBadge();
 });
@@ -147,6 +157,19 @@ const statsOverlay = attachStatsOverlay({
   transport: () => session.transport,
   pc: () => session.pc,
   videoStats: () => session.videoStats(),
+});
+// Sound and microphone, last on the toolbar; the session's audio hooks above feed them.
+const audio = attachAudio({
+  element: document.getElementById('remote-audio'),
+  notice: showNotice,
+  pc: () => session.pc,
+});
+const mic = attachMic({
+  hasControl: () => room.hasControl(),
+  route: () => session.audioRoute,
+  sender: () => session.audioSender,
+  sendFrame: (bytes, maxBuffered) => session.sendFrame(bytes, maxBuffered),
+  notice: showNotice,
 });
 // Toolbar buttons are operated with Enter and Space, which must not reach the desktop.
 const toolbar = document.getElementById('toolbar');
@@ -182,6 +205,12 @@ window.kelpie = {
   statsOverlay,
   cursor: cursorInfo,
   video,
+  /** The desktop's sound: {state: 'off'|'blocked'|'playing', muted, volume, setMuted(bool),
+   *  setVolume(0..1), element (the WebRTC <audio>), stats()}. */
+  audio: audio.api,
+  /** The microphone: {state: 'off'|'on'|'denied'|'unavailable'|'no-control', reason,
+   *  start(): Promise<void>, stop()}. */
+  mic: mic.api,
 };
 
 session.start();

@@ -9,6 +9,12 @@
  * no WebRTC media arrives within FALLBACK_MS of the offer (a front door that carries only
  * HTTP, a firewall without UDP and no TURN), the session asks the server to carry media
  * on this same socket instead (socket-media.js): no reload, no second login, same seat.
+ *
+ * Sound: the offer may carry a second m-line, audio (Opus), sendrecv. Its transceiver is
+ * answered sendrecv, so the microphone can later go out on it with `replaceTrack` and no
+ * renegotiation (mic.js). On the WebSocket, kind-4 frames carry the sound down and kind-5
+ * frames the microphone up. `audioRoute` says which of the two carries audio now, and
+ * `onAudioRoute` fires whenever that may have changed.
  */
 import { SocketChannel, SocketMedia, ackFrame, parseFrame } from './socket-media.js';
 
@@ -67,6 +73,20 @@ export function controlMessage(action, to) {
   return { type: 'control', action, to };
 }
 
+/**
+ * The offer's audio transceiver, set to answer `sendrecv` (the browser would answer
+ * `recvonly`, having no track yet), or null when the offer has no audio. Found by kind:
+ * the first transceiver whose receiver's track is audio and that is not stopped, so the
+ * m-line's position and mid do not matter.
+ */
+export function answerAudioSendrecv(pc) {
+  const t = pc.getTransceivers().find((x) => x.receiver?.track?.kind === 'audio'
+    && x.direction !== 'stopped' && x.currentDirection !== 'stopped');
+  if (!t) return null;
+  t.direction = 'sendrecv';
+  return t;
+}
+
 export class Session {
   /**
    * @param {string} url WebSocket URL
@@ -78,6 +98,9 @@ export class Session {
    *   onRoom(room)            who is here and who has control (after welcome and every change)
    *   onNotice(notice)        a human-readable event for the user ({text})
    *   onTransport({kind, reason})  media moved to another transport
+   *   onAudioTrack(MediaStreamTrack)  the desktop's sound over WebRTC
+   *   onAudioFrame(frame)     one kind-4 frame (an Opus packet) over the WebSocket
+   *   onAudioRoute(route)     audioRoute may have changed: 'webrtc', 'websocket' or null
    */
   constructor(href, hooks, { transport = 'auto' } = {}) {
     this.href = href;
@@ -89,11 +112,17 @@ export class Session {
     /** {kind, reason}: what carries media now and why (null before the welcome). */
     this.transport = null;
     this.offered = [];
+    /** The welcome's `audio: true`: this server's socket media carries sound. */
+    this.welcomeAudio = false;
     this.media = null;
     this.socketChannel = null;
     this.pending = null;
     this.state = 'connecting';
     this.pc = null;
+    /** The offer's audio transceiver (answered sendrecv), null without one. */
+    this.audioTransceiver = null;
+    /** On the WebSocket: the welcome said it carries sound, or a kind-4 frame came. */
+    this.socketAudio = false;
     this.channel = null;
     this.ws = null;
     this.attempt = 0; // failed attempts since the last success, drives the backoff
@@ -129,6 +158,37 @@ export class Session {
     this.hooks.onState?.(state, detail);
   }
 
+  /**
+   * Where the desktop's sound travels now: 'webrtc' (the peer connection has an audio
+   * transceiver), 'websocket' (media is on the socket and it carries sound) or null.
+   */
+  get audioRoute() {
+    if (this.pc && this.audioTransceiver) return 'webrtc';
+    if (this.media && this.socketAudio) return 'websocket';
+    return null;
+  }
+
+  /** The WebRTC sender the microphone goes out on, or null. */
+  get audioSender() {
+    return this.pc && this.audioTransceiver ? this.audioTransceiver.sender : null;
+  }
+
+  #audioRouteMayHaveChanged() {
+    this.hooks.onAudioRoute?.(this.audioRoute);
+  }
+
+  /**
+   * Sends a binary frame (the microphone's kind 5) on the socket while media is on it.
+   * Returns false when it did not go out: no socket media, a closed socket, or more than
+   * `maxBuffered` bytes already waiting to be sent (real-time data is better dropped).
+   */
+  sendFrame(bytes, maxBuffered = Infinity) {
+    const ws = this.ws;
+    if (!this.media || !ws || ws.readyState !== WebSocket.OPEN || ws.bufferedAmount > maxBuffered) return false;
+    ws.send(bytes);
+    return true;
+  }
+
   #setChannel(channel) {
     this.channel = channel;
     this.hooks.onChannel?.(channel);
@@ -153,6 +213,7 @@ export class Session {
     this.#closePeer(pc);
     this.#closeSocketMedia();
     if (this.channel) this.#setChannel(null);
+    this.#audioRouteMayHaveChanged();
   }
 
   #closePeer(pc) {
@@ -160,13 +221,17 @@ export class Session {
     pc.onicecandidate = pc.ontrack = pc.ondatachannel = null;
     pc.onconnectionstatechange = pc.oniceconnectionstatechange = null;
     pc.close();
-    if (this.pc === pc) this.pc = null;
+    if (this.pc === pc) {
+      this.pc = null;
+      this.audioTransceiver = null;
+    }
   }
 
   #closeSocketMedia() {
     this.media?.close();
     this.socketChannel?.close();
     this.media = this.socketChannel = null;
+    this.socketAudio = false;
   }
 
   /** Inbound video statistics of whichever transport is in use (null before any). */
@@ -233,6 +298,7 @@ export class Session {
         this.iceServers = msg.ice_servers || [];
         this.icePolicy = msg.ice_transport_policy === 'relay' ? 'relay' : 'all';
         this.offered = Array.isArray(msg.transports) ? msg.transports : ['webrtc'];
+        this.welcomeAudio = msg.audio === true;
         const kind = msg.transport === 'websocket' ? 'websocket' : 'webrtc';
         this.hooks.onWelcome?.(msg);
         if (kind === 'websocket' && !SocketMedia.supported()) this.#fail(ws, `The server sends media over the WebSocket, but ${NO_SOCKET_MEDIA}`);
@@ -253,10 +319,12 @@ export class Session {
         this.#armFallback(ws);
         const pc = this.#requirePeer();
         await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+        this.audioTransceiver = answerAudioSendrecv(pc);
         const answer = await pc.createAnswer();
         await pc.setLocalDescription(answer);
         this.#send(ws, { type: 'answer', sdp: pc.localDescription.sdp });
         this.mark('answer_sent');
+        this.#audioRouteMayHaveChanged();
         break;
       }
       case 'ice':
@@ -299,6 +367,7 @@ export class Session {
     if (this.channel) this.#setChannel(null);
     this.transport = { kind: 'webrtc', reason };
     this.hooks.onTransport?.(this.transport);
+    this.#audioRouteMayHaveChanged();
     this.#createPeer(ws, this.iceServers || [], this.icePolicy || 'all');
   }
 
@@ -322,20 +391,31 @@ export class Session {
         try { channel.send(JSON.stringify({ t: 'kf' })); } catch { /* socket closing */ }
       },
     });
+    this.socketAudio = this.welcomeAudio === true;
     this.#setChannel(channel);
     this.attempt = 0;
     this.#clearTimers();
     this.#setState('connected');
+    this.#audioRouteMayHaveChanged();
   }
 
-  /** A binary frame: the WebSocket transport's video or data-channel message. */
+  /** A binary frame: the WebSocket transport's video, sound or data-channel message. */
   #binary(data) {
     const frame = parseFrame(data);
     if (!frame) {
       console.warn('kelpie: ignoring a malformed binary frame');
     } else if (frame.kind === 'channel') {
       this.socketChannel?.deliver(frame.text);
-    } else if (this.media) {
+    } else if (!this.media) {
+      // Media is not on the socket (any more): a frame still in flight from before.
+    } else if (frame.kind === 'audio') {
+      // Not acknowledged: the bandwidth estimate reads the video's acknowledgements only.
+      if (!this.socketAudio) {
+        this.socketAudio = true;
+        this.#audioRouteMayHaveChanged();
+      }
+      this.hooks.onAudioFrame?.(frame);
+    } else {
       // Acknowledged on arrival, before decoding: the server measures the path, not us.
       if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(ackFrame(frame.seq, performance.now() * 1000));
       this.media.video(frame);
@@ -415,6 +495,12 @@ export class Session {
       if (pc.connectionState === 'connected') this.mark('dtls_connected');
     });
     pc.ontrack = (ev) => {
+      // The sound has its own stream (not the video's, so no lip-sync delay is added to
+      // the picture) and its own element (audio.js): the video stays muted-autoplayable.
+      if (ev.track.kind === 'audio') {
+        this.hooks.onAudioTrack?.(ev.track);
+        return;
+      }
       this.mark('track');
       // A desktop wants the newest frame, not smooth playback: ask the receiver for no
       // extra jitter buffering (Chromium's default adds tens of milliseconds).

@@ -1,7 +1,8 @@
 /**
  * The WebSocket transport's browser side (docs/protocol.md, "Media over the WebSocket"):
- * binary frames on the signalling socket carry H.264 access units down and data-channel
- * messages both ways.
+ * binary frames on the signalling socket carry H.264 access units and Opus packets down,
+ * the microphone's Opus packets up, and data-channel messages both ways. Audio is played
+ * by socket-audio.js and captured by mic-encoder.js; this module only spells its frames.
  *
  * Video is decoded with WebCodecs and shown in the page's own <video>: through a
  * MediaStreamTrackGenerator where the browser has one (Chromium), else through a canvas's
@@ -15,8 +16,12 @@
 export const KIND_CHANNEL = 1;
 export const KIND_VIDEO = 2;
 export const KIND_ACK = 3;
+export const KIND_AUDIO = 4;
+export const KIND_MIC = 5;
 const FLAG_KEY = 1;
 export const VIDEO_HEADER = 14;
+/** Audio (4) and microphone (5) frames: kind, flags, seq u32, timestamp µs u64. */
+export const AUDIO_HEADER = 14;
 /** More decodes than this waiting means the decoder cannot keep up: skip to a keyframe. */
 const MAX_DECODE_QUEUE = 3;
 
@@ -30,7 +35,10 @@ function arrivalUs() {
   return lastArrival;
 }
 
-/** Parses a server frame: {kind:'channel', text} | {kind:'video', key, seq, timestamp, data} | null. */
+/**
+ * Parses a server frame: {kind:'channel', text} | {kind:'video', key, seq, timestamp, data}
+ * | {kind:'audio', seq, timestamp, data} (one Opus packet, 48 kHz stereo) | null.
+ */
 export function parseFrame(buffer) {
   const bytes = new Uint8Array(buffer);
   if (bytes.length < 1) return null;
@@ -51,7 +59,33 @@ export function parseFrame(buffer) {
       data: bytes.subarray(VIDEO_HEADER),
     };
   }
+  // An Opus packet is never empty (its TOC byte), so a bare header is malformed.
+  if (bytes[0] === KIND_AUDIO && bytes.length > AUDIO_HEADER) {
+    const view = new DataView(buffer, bytes.byteOffset);
+    return {
+      kind: 'audio',
+      seq: view.getUint32(2),
+      timestamp: Number(view.getBigUint64(6)),
+      data: bytes.subarray(AUDIO_HEADER),
+    };
+  }
   return null;
+}
+
+/**
+ * One microphone Opus packet as a browser frame (kind 5): flags 0, `seq` (u32, consecutive
+ * per packet), `tsUs` (u64, µs of the capture on the page's clock), big-endian, then the
+ * packet: the same header as the server's audio frames.
+ */
+export function micFrame(seq, tsUs, packet) {
+  const out = new Uint8Array(AUDIO_HEADER + packet.length);
+  const view = new DataView(out.buffer);
+  out[0] = KIND_MIC;
+  out[1] = 0;
+  view.setUint32(2, seq >>> 0);
+  view.setBigUint64(6, BigInt(Math.max(0, Math.round(tsUs))));
+  out.set(packet, AUDIO_HEADER);
+  return out;
 }
 
 /**

@@ -176,6 +176,21 @@ def test_other_commands_are_execed_for_debugging(sandbox):
     assert rec["env"]["XDG_RUNTIME_DIR"].endswith(f"kelpie-runtime-{uid_used()}")
 
 
+# PulseAudio is the entrypoint's job only for an existing display: kelpie starts its own
+# for the embedded one.
+ATTACHED = {"KELPIE_DISPLAY": ":7"}
+
+
+def test_embedded_desktops_get_pulseaudio_from_kelpie_not_here(sandbox):
+    standin(sandbox, "kelpie")
+    standin(sandbox, "pulseaudio")
+    r = run(sandbox)
+    assert r.returncode == 0, r.stderr
+    assert [rec["prog"] for rec in records(sandbox)] == ["kelpie"]
+    r = run(sandbox, ["--display", ":3"])
+    assert "pulseaudio" in [rec["prog"] for rec in records(sandbox)], "attached: the entrypoint starts it"
+
+
 def test_starts_pulseaudio_in_the_runtime_dir(sandbox):
     standin(sandbox, "kelpie")
     standin(sandbox, "pulseaudio-record")
@@ -183,7 +198,7 @@ def test_starts_pulseaudio_in_the_runtime_dir(sandbox):
     # Not running yet (--check fails), so the entrypoint must --start it.
     pa.write_text('#!/bin/sh\n[ "$1" = --check ] && exit 1\nexec pulseaudio-record "$@"\n')
     pa.chmod(0o755)
-    r = run(sandbox)
+    r = run(sandbox, env=ATTACHED)
     assert r.returncode == 0, r.stderr
     calls = [rec for rec in records(sandbox) if rec["prog"] == "pulseaudio-record"]
     assert len(calls) == 1 and calls[0]["args"] == ["--start", "--exit-idle-time=-1"]
@@ -195,7 +210,7 @@ def test_starts_pulseaudio_in_the_runtime_dir(sandbox):
 def test_running_pulseaudio_is_left_alone(sandbox):
     standin(sandbox, "kelpie")
     standin(sandbox, "pulseaudio")  # --check succeeds: already running
-    r = run(sandbox)
+    r = run(sandbox, env=ATTACHED)
     assert r.returncode == 0, r.stderr
     assert [rec["args"] for rec in records(sandbox) if rec["prog"] == "pulseaudio"] == [["--check"]]
 
@@ -205,7 +220,7 @@ def test_pulseaudio_failure_is_only_a_warning(sandbox):
     pa.write_text("#!/bin/sh\nexit 1\n")
     pa.chmod(0o755)
     standin(sandbox, "kelpie")
-    r = run(sandbox)
+    r = run(sandbox, env=ATTACHED)
     assert r.returncode == 0, r.stderr
     assert "PulseAudio did not start" in r.stderr
     assert [rec["prog"] for rec in records(sandbox)] == ["kelpie"]
@@ -214,7 +229,7 @@ def test_pulseaudio_failure_is_only_a_warning(sandbox):
 def test_pulseaudio_can_be_disabled(sandbox):
     standin(sandbox, "kelpie")
     standin(sandbox, "pulseaudio")
-    r = run(sandbox, env={"KELPIE_PULSEAUDIO": "0"})
+    r = run(sandbox, env={**ATTACHED, "KELPIE_PULSEAUDIO": "0"})
     assert r.returncode == 0, r.stderr
     assert [rec["prog"] for rec in records(sandbox)] == ["kelpie"]
 

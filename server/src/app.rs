@@ -99,6 +99,11 @@ impl Status for DesktopStatus {
                 + self.room.malformed.load(Ordering::Relaxed),
             "input_refused": self.room.refused().iter().map(|(_, n)| n).sum::<u64>(),
         });
+        // Sound is reported, never a reason for /health to fail: video streams without it.
+        body["audio"] = match d.audio_status() {
+            Some(report) => serde_json::to_value(report).unwrap_or_default(),
+            None => serde_json::to_value(crate::media::AudioState::Off).unwrap_or_default(),
+        };
         match d.health.check() {
             Ok(()) => Ok(body),
             Err(reason) => {

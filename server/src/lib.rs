@@ -29,6 +29,7 @@ pub mod outbox;
 pub mod room;
 pub mod screen;
 pub mod signalling;
+pub mod sound;
 pub mod transport;
 pub mod turn;
 pub mod web;
@@ -123,6 +124,19 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
     media::xlib::install_io_error_handler();
     media::warm_up_dtls();
 
+    // The embedded desktop's sound server starts first: the session is pointed at it.
+    let pulse = if config.audio && config.display.is_none() {
+        match tokio::task::block_in_place(sound::pulse::Daemon::start) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!("{e}; the desktop has no sound (video streams anyway)");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let session_env: Vec<(&str, String)> = pulse.iter().map(|p| ("PULSE_SERVER", p.server())).collect();
     let screen = tokio::task::block_in_place(|| match &config.display {
         Some(name) => Display::attach(name),
         None => {
@@ -130,7 +144,7 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
                 Some(c) => c,
                 None => display::prepare_embedded()?,
             };
-            Display::spawn_embedded(config.size, config.max_size, config.session.as_deref(), cookie)
+            Display::spawn_embedded(config.size, config.max_size, config.session.as_deref(), &session_env, cookie)
         }
     })?;
     tracing::info!(x_display = %screen.name, width = screen.width, height = screen.height, "capturing display");
@@ -146,6 +160,10 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
         &params,
         ice,
         media::LinkSettings { adapt: config.adapt, fec_percent: config.fec },
+        config.audio.then(|| media::AudioSettings {
+            bitrate_kbps: config.audio_bitrate,
+            server: pulse.as_ref().map(sound::pulse::Daemon::server),
+        }),
     )?;
     let input = input::InputInjector::start(screen.name.clone());
     let outbox: Arc<dyn outbox::Outbox> = desktop.clone();
@@ -231,6 +249,7 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
     tracing::info!("shutting down");
     desktop.shutdown();
     drop(screen);
+    drop(pulse);
     match lost {
         Some(why) => Err(RunError::DisplayLost(why)),
         None => Ok(()),

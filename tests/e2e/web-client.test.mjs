@@ -1,15 +1,17 @@
 /**
  * Unit tests of the web client's pure functions (no browser, no server): keysyms,
  * the letterbox mapping, the signalling URL, the reconnect backoff, and who may do what
- * when several people share a desktop (control, share links), and the WebSocket
- * transport's frame format and transport choice.
+ * when several people share a desktop (control, share links), the WebSocket
+ * transport's frame format and transport choice, and sound: the audio and microphone
+ * frames, the playback jitter buffer, the capture worklet's blocks, the remembered
+ * volume, and when the microphone may be used.
  */
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import { keysymFor } from '../../web-client/keysyms.js';
 import { toRemote } from '../../web-client/input.js';
 import { backoffMs, signallingUrl, wantedTransport } from '../../web-client/signalling.js';
-import { VIDEO_HEADER, ackFrame, channelFrame, codecOf, nalUnits, parseFrame } from '../../web-client/socket-media.js';
+import { AUDIO_HEADER, VIDEO_HEADER, ackFrame, channelFrame, codecOf, micFrame, nalUnits, parseFrame } from '../../web-client/socket-media.js';
 
 test('printable keys map to Latin-1 or Unicode keysyms', () => {
   assert.equal(keysymFor({ key: 'a', code: 'KeyA' }), 0x61);
@@ -347,4 +349,207 @@ test('a page asks for the WebSocket at connect time only when told to or after W
   assert.equal(wantedTransport('webrtc', true), 'webrtc');
   assert.equal(wantedTransport('websocket', false), 'websocket');
   assert.equal(signallingUrl('https://proxy.example/desk/', 'websocket'), 'wss://proxy.example/desk/ws?transport=websocket');
+});
+
+// --- sound: frames, jitter buffer, capture blocks, preferences, microphone rules -------
+
+test('an audio frame (kind 4) parses to its sequence, µs timestamp and one Opus packet', () => {
+  const packet = [0xfc, 0xff, 0xfe];
+  const bytes = new Uint8Array(AUDIO_HEADER + packet.length);
+  bytes.set([4, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0x0f, 0x42, 0x40]);
+  bytes.set(packet, AUDIO_HEADER);
+  const f = parseFrame(bytes.buffer);
+  assert.deepEqual({ ...f, data: [...f.data] }, { kind: 'audio', seq: 258, timestamp: 1_000_000, data: packet });
+  assert.equal(parseFrame(bytes.subarray(0, AUDIO_HEADER).slice().buffer), null, 'a header without a packet');
+  assert.equal(parseFrame(new Uint8Array([4, 0, 0, 1]).buffer), null, 'shorter than its header');
+});
+
+test('a microphone frame is kind 5, flags 0, seq u32 and capture µs u64 big-endian, then the packet', () => {
+  assert.deepEqual([...micFrame(258, 1_000_000.4, new Uint8Array([0x78, 0x01]))],
+    [5, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0x0f, 0x42, 0x40, 0x78, 0x01]);
+  assert.deepEqual([...micFrame(2 ** 32 + 3, 0, new Uint8Array([1])).subarray(2, 6)], [0, 0, 0, 3], 'seq wraps at 2^32');
+  assert.deepEqual([...micFrame(1, -20, new Uint8Array([1])).subarray(6, 14)], [0, 0, 0, 0, 0, 0, 0, 0], 'never negative');
+  const round = parseFrame(Uint8Array.from(micFrame(7, 123456, new Uint8Array([9, 8])), (b, i) => (i === 0 ? 4 : b)).buffer);
+  assert.deepEqual([round.seq, round.timestamp, [...round.data]], [7, 123456, [9, 8]], 'the same header as kind 4');
+});
+
+const ramp = (from, n) => Float32Array.from({ length: n }, (_, i) => from + i);
+const pullN = (buffer, n, channels = 2) => {
+  const out = Array.from({ length: channels }, () => new Float32Array(n).fill(-1));
+  const played = buffer.pull(out);
+  return { played, out: out.map((c) => [...c]) };
+};
+
+test('the jitter buffer plays silence until it holds its target, then sound in order across chunks', async () => {
+  const { JitterBuffer } = await import('../../web-client/pcm.js');
+  const b = new JitterBuffer({ target: 6, max: 20 });
+  b.push([ramp(0, 4), ramp(100, 4)]);
+  assert.deepEqual(pullN(b, 3), { played: 0, out: [[0, 0, 0], [0, 0, 0]] }, 'below target: silence, nothing consumed');
+  b.push([ramp(4, 4), ramp(104, 4)]);
+  assert.deepEqual(pullN(b, 5), { played: 5, out: [[0, 1, 2, 3, 4], [100, 101, 102, 103, 104]] });
+  assert.equal(b.buffered, 3);
+  assert.equal(b.underruns, 0);
+});
+
+test('a jitter buffer that runs dry pads with silence, counts an underrun and primes again', async () => {
+  const { JitterBuffer } = await import('../../web-client/pcm.js');
+  const b = new JitterBuffer({ target: 4, max: 20 });
+  b.push([ramp(1, 4)]);
+  assert.deepEqual(pullN(b, 6, 1), { played: 4, out: [[1, 2, 3, 4, 0, 0]] });
+  assert.equal(b.underruns, 1);
+  b.push([ramp(10, 2)]);
+  assert.deepEqual(pullN(b, 2, 1).played, 0, 'two frames are below the target again');
+  b.push([ramp(12, 2)]);
+  assert.deepEqual(pullN(b, 2, 1).out, [[10, 11]]);
+});
+
+test('a jitter buffer grown past its maximum drops its oldest frames down to the target', async () => {
+  const { JitterBuffer } = await import('../../web-client/pcm.js');
+  const b = new JitterBuffer({ target: 4, max: 8 });
+  b.push([ramp(0, 5)]);
+  b.push([ramp(5, 3)]);
+  assert.equal(b.buffered, 8, 'at the maximum nothing is dropped');
+  b.push([ramp(8, 2)]);
+  assert.equal(b.buffered, 4);
+  assert.equal(b.trimmed, 6);
+  assert.deepEqual(pullN(b, 4, 1).out, [[6, 7, 8, 9]], 'the newest sound is kept');
+  b.clear();
+  assert.equal(b.buffered, 0);
+  assert.equal(pullN(b, 2, 1).played, 0, 'cleared: primes afresh');
+});
+
+test('a mono chunk feeds both output channels', async () => {
+  const { JitterBuffer } = await import('../../web-client/pcm.js');
+  const b = new JitterBuffer({ target: 2, max: 10 });
+  b.push([ramp(1, 2)]);
+  assert.deepEqual(pullN(b, 2).out, [[1, 2], [1, 2]]);
+});
+
+test('the microphone downmix averages channels so stereo gets no louder', async () => {
+  const { downmix } = await import('../../web-client/pcm.js');
+  assert.deepEqual([...downmix([Float32Array.of(1, 0.5), Float32Array.of(0, 0.5)])], [0.5, 0.5]);
+  const out = new Float32Array(2);
+  assert.equal(downmix([Float32Array.of(0.25, -1)], out), out, 'reuses the given buffer');
+  assert.deepEqual([...out], [0.25, -1]);
+});
+
+test('the capture worklet hands over 20 ms mono blocks stamped with their first sample\'s time', async () => {
+  const registered = new Map();
+  const posted = [];
+  Object.assign(globalThis, {
+    sampleRate: 48_000,
+    currentTime: 0,
+    registerProcessor: (name, cls) => registered.set(name, cls),
+    AudioWorkletProcessor: class { constructor() { this.port = { postMessage: (m) => posted.push(m) }; } },
+  });
+  await import('../../web-client/audio-worklet.js');
+  assert.deepEqual([...registered.keys()], ['kelpie-playback', 'kelpie-capture']);
+  const capture = new (registered.get('kelpie-capture'))();
+  for (let q = 0; q < 8; q++) {
+    globalThis.currentTime = (q * 128) / 48_000;
+    const left = new Float32Array(128).fill(q);
+    const right = new Float32Array(128).fill(q + 1);
+    assert.equal(capture.process([[left, right]]), true);
+  }
+  assert.equal(posted.length, 1, '1024 frames: one 960-frame block, 64 frames waiting');
+  assert.equal(posted[0].samples.length, 960);
+  assert.equal(posted[0].time, 0);
+  assert.equal(posted[0].samples[0], 0.5);
+  assert.equal(posted[0].samples[959], 7.5, 'the average of the two channels');
+  assert.equal(capture.process([[]]), true, 'an unconnected input is skipped');
+  for (let q = 8; q < 16; q++) {
+    globalThis.currentTime = (q * 128) / 48_000;
+    capture.process([[new Float32Array(128)]]);
+  }
+  assert.equal(posted.length, 2);
+  assert.equal(posted[1].time, 960 / 48_000, 'the second block starts where the first ended');
+
+  const playback = new (registered.get('kelpie-playback'))({ processorOptions: { targetMs: 1, maxMs: 10 } });
+  playback.port.onmessage({ data: { type: 'pcm', planes: [new Float32Array(48).fill(0.25)] } });
+  const out = [new Float32Array(128), new Float32Array(128)];
+  playback.process([], [out]);
+  assert.deepEqual([out[0][47], out[1][47], out[0][48]], [0.25, 0.25, 0], 'then silence: an underrun');
+});
+
+test('sound preferences are validated, remembered, and volumes clamped to 0..1', async () => {
+  const { loadAudioPrefs, saveAudioPrefs, AUDIO_DEFAULTS, clampVolume } = await import('../../web-client/audio.js');
+  const store = (v) => ({ getItem: () => v });
+  assert.deepEqual(loadAudioPrefs(store(null)), AUDIO_DEFAULTS);
+  assert.deepEqual(AUDIO_DEFAULTS, { muted: false, volume: 1 });
+  assert.deepEqual(loadAudioPrefs(store('{"muted":true,"volume":0.4}')), { muted: true, volume: 0.4 });
+  assert.deepEqual(loadAudioPrefs(store('{"muted":"yes","volume":7}')), AUDIO_DEFAULTS);
+  assert.deepEqual(loadAudioPrefs(store('nope')), AUDIO_DEFAULTS);
+  assert.deepEqual(loadAudioPrefs({ getItem: () => { throw new Error('blocked'); } }), AUDIO_DEFAULTS);
+  const saved = new Map();
+  saveAudioPrefs({ muted: true, volume: 0.25, extra: 1 }, { setItem: (k, v) => saved.set(k, v) });
+  assert.deepEqual(loadAudioPrefs(store(saved.get('kelpie.audio'))), { muted: true, volume: 0.25 });
+  assert.deepEqual([clampVolume(1.5), clampVolume(-1), clampVolume('0.5'), clampVolume('loud')], [1, 0, 0.5, null]);
+});
+
+test('the sound state is only blocked or playing once the browser has answered', async () => {
+  const { publicState } = await import('../../web-client/audio.js');
+  assert.deepEqual(['off', 'starting', 'blocked', 'playing'].map(publicState), ['off', 'off', 'blocked', 'playing']);
+});
+
+const micFacts = { secure: true, capture: true, encoder: true, route: 'webrtc', control: true, active: false, denied: false };
+
+test('the microphone needs a secure page before anything else, and says so', async () => {
+  const { micState } = await import('../../web-client/mic.js');
+  assert.deepEqual(micState({ ...micFacts, secure: false, control: false }), { state: 'unavailable',
+    reason: 'The microphone needs HTTPS (or localhost): ask your administrator to serve Kelpie over HTTPS' });
+  assert.equal(micState({ ...micFacts, capture: false }).state, 'unavailable');
+});
+
+test('the microphone is only for the participant in control, even while it is on', async () => {
+  const { micState } = await import('../../web-client/mic.js');
+  assert.equal(micState({ ...micFacts, control: false }).state, 'no-control');
+  assert.equal(micState({ ...micFacts, control: false, active: true }).state, 'no-control');
+  assert.match(micState({ ...micFacts, control: false }).reason, /in control of the keyboard and mouse/);
+});
+
+test('the microphone needs a route for sound, and an encoder on the WebSocket', async () => {
+  const { micState } = await import('../../web-client/mic.js');
+  assert.equal(micState({ ...micFacts, route: null }).state, 'unavailable', 'a desktop without sound');
+  assert.equal(micState({ ...micFacts, route: null, active: true }).state, 'on', 'stays on while media moves');
+  assert.equal(micState({ ...micFacts, route: 'websocket', encoder: false }).state, 'unavailable');
+  assert.equal(micState({ ...micFacts, route: 'webrtc', encoder: false }).state, 'off', 'WebRTC encodes it itself');
+});
+
+test('a refused microphone shows as denied until it is asked again and granted', async () => {
+  const { micState, captureError } = await import('../../web-client/mic.js');
+  assert.equal(micState({ ...micFacts, denied: true }).state, 'denied');
+  assert.match(micState({ ...micFacts, denied: true }).reason, /site settings/);
+  assert.equal(micState({ ...micFacts, active: true }).state, 'on');
+  assert.equal(micState(micFacts).state, 'off');
+  assert.match(captureError({ name: 'NotFoundError' }), /No microphone found/);
+  assert.match(captureError({ name: 'NotReadableError' }), /another application/);
+});
+
+test('the answer takes the offer\'s audio transceiver sendrecv, found by kind, and works without one', async () => {
+  const { answerAudioSendrecv } = await import('../../web-client/signalling.js');
+  const transceiver = (kind, extra = {}) => ({ receiver: { track: { kind } }, direction: 'recvonly', ...extra });
+  const video = transceiver('video');
+  const stopped = transceiver('audio', { currentDirection: 'stopped' });
+  const audio = transceiver('audio');
+  assert.equal(answerAudioSendrecv({ getTransceivers: () => [video, stopped, audio] }), audio);
+  assert.deepEqual([video.direction, stopped.direction, audio.direction], ['recvonly', 'recvonly', 'sendrecv']);
+  assert.equal(answerAudioSendrecv({ getTransceivers: () => [transceiver('video')] }), null, 'an offer without audio');
+});
+
+test('microphone frames go out on the socket only while media is on it and the socket keeps up', async () => {
+  const { Session } = await import('../../web-client/signalling.js');
+  globalThis.WebSocket ??= { OPEN: 1 };
+  const session = new Session('http://h/', {});
+  const sent = [];
+  const ws = { readyState: 1, bufferedAmount: 0, send: (b) => sent.push(b) };
+  session.ws = ws;
+  assert.equal(session.sendFrame(new Uint8Array([5])), false, 'media on WebRTC');
+  session.media = {};
+  assert.equal(session.sendFrame(new Uint8Array([5]), 100), true);
+  ws.bufferedAmount = 101;
+  assert.equal(session.sendFrame(new Uint8Array([5]), 100), false, 'behind: dropped, not queued');
+  assert.equal(sent.length, 1);
+  assert.equal(session.audioRoute, null, 'no sound seen on the socket yet');
+  session.socketAudio = true;
+  assert.equal(session.audioRoute, 'websocket');
 });

@@ -98,6 +98,21 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(0..=50))]
     pub fec: u32,
 
+    /// Stream the desktop's sound (the default PulseAudio sink's monitor, as Opus) and
+    /// take the microphone of the participant in control (into the default source). The
+    /// embedded desktop gets its own PulseAudio; with --display, the one PULSE_SERVER (or
+    /// the user's default) names. Without PulseAudio, video streams alone and audio is
+    /// retried.
+    #[arg(long, env = "KELPIE_AUDIO", default_value = "on", value_name = "on|off",
+          value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set,
+          hide_possible_values = true)]
+    pub audio: bool,
+
+    /// Opus bitrate of the desktop's sound in kbit/s (stereo, 10 ms frames, in-band FEC).
+    #[arg(long, env = "KELPIE_AUDIO_BITRATE", default_value_t = crate::media::audio::DEFAULT_BITRATE_KBPS,
+          value_name = "KBPS", value_parser = clap::value_parser!(u32).range(16..=510))]
+    pub audio_bitrate: u32,
+
     /// Screen capture: `damage` (Kelpie's XDamage/XShm source: converts only what changed,
     /// sends nothing while the screen is still) or `ximagesrc` (GStreamer's, for comparison).
     #[arg(long, env = "KELPIE_CAPTURE", value_enum, default_value_t = CaptureSource::Damage)]
@@ -282,6 +297,10 @@ mod tests {
         assert_eq!(c.size, ScreenSize { width: 1920, height: 1080 });
         assert_eq!(c.encoder, EncoderPreference::Auto);
         assert!(c.validate().is_ok());
+        assert!(c.audio, "sound is on by default");
+        assert_eq!(c.audio_bitrate, 128);
+        assert!(!parse(&["--audio", "off"]).unwrap().audio);
+        assert!(parse(&["--audio-bitrate", "8"]).is_err(), "below Opus's useful range");
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub use xauth::XCookie;
 
 /// Kelpie's secrets: never passed on to the X server or the desktop session, where any
 /// program (or `env` typed into a shared terminal) would see them.
-const SECRET_VARIABLES: [&str; 4] =
+pub const SECRET_VARIABLES: [&str; 4] =
     ["KELPIE_BASIC_PASSWORD", "KELPIE_TOKEN_SECRET", "KELPIE_TURN_SECRET", "KELPIE_TURN_PASSWORD"];
 
 /// How long an X server may take to accept connections.
@@ -64,6 +64,7 @@ impl Display {
         size: ScreenSize,
         max_size: ScreenSize,
         session: Option<&str>,
+        session_env: &[(&str, String)],
         cookie: XCookie,
     ) -> Result<Self, DisplayError> {
         let frame = ScreenSize { width: size.width.max(max_size.width), height: size.height.max(max_size.height) };
@@ -101,7 +102,7 @@ impl Display {
             Some(c) => c.to_owned(),
             None => default_session(),
         };
-        display.session = Some(spawn_session(&display.name, &cmd, cookie.path())?);
+        display.session = Some(spawn_session(&display.name, &cmd, cookie.path(), session_env)?);
         display.cookie = Some(cookie);
         Ok(display)
     }
@@ -183,7 +184,13 @@ impl ClearSecrets for Command {
     }
 }
 
-fn spawn_session(display: &str, cmd: &str, xauthority: &std::path::Path) -> Result<Child, DisplayError> {
+/// `env`: more variables for the session (its sound server).
+fn spawn_session(
+    display: &str,
+    cmd: &str,
+    xauthority: &std::path::Path,
+    env: &[(&str, String)],
+) -> Result<Child, DisplayError> {
     // Desktop sessions are chatty on stderr; keep that out of Kelpie's own log.
     // The user id in the name: /tmp is shared, and another user's log of the same display
     // number would not be writable.
@@ -200,6 +207,7 @@ fn spawn_session(display: &str, cmd: &str, xauthority: &std::path::Path) -> Resu
         .env("DISPLAY", display)
         .env("XAUTHORITY", xauthority)
         .env_remove("WAYLAND_DISPLAY")
+        .envs(env.iter().map(|(k, v)| (*k, v)))
         .env_clear_secrets()
         .stdin(Stdio::null())
         .stdout(log)

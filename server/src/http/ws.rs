@@ -87,6 +87,7 @@ async fn execute(actions: Vec<Action>, p: &mut Participant) -> bool {
             Action::Control { action, to } => room.control(p.id, action, to.as_deref()),
             Action::Inbound(text) => room.on_inbound(p.id, &text),
             Action::Ack { seq, at_us } => p.writer.ack(seq, at_us),
+            Action::Mic(packet) => p.writer.mic(&packet),
             Action::Switch { kind, reason } => {
                 let why = if reason.is_empty() { "asked by the page" } else { reason.as_str() };
                 tracing::info!(transport = %kind, "switching transport: {why}");

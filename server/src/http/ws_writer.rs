@@ -50,6 +50,13 @@ impl Writer {
     }
 
     /// The page acknowledged video frame `seq` (arrived at `at_us` on its clock).
+    /// A microphone packet from the page, for the feed's microphone sink.
+    pub fn mic(&self, packet: &[u8]) {
+        if let Some(feed) = self.feed.borrow().as_ref() {
+            feed.mic(packet);
+        }
+    }
+
     pub fn ack(&self, seq: u32, at_us: u64) {
         if let Some(feed) = self.feed.borrow().as_ref() {
             feed.ack(seq, at_us);
@@ -99,6 +106,11 @@ async fn run(
                 Some(Out::Channel(bytes)) => {
                     if !send(&mut sink, Message::Binary(bytes)).await {
                         return "sending failed or timed out".into();
+                    }
+                }
+                Some(Out::Audio(bytes)) => {
+                    if !send(&mut sink, Message::Binary(bytes)).await {
+                        return "sending audio failed or timed out".into();
                     }
                 }
                 Some(Out::Video(bytes)) => {

@@ -3,10 +3,13 @@
 
 mod adapt;
 pub mod annexb;
+pub mod audio;
+mod audio_out;
 pub mod encoder;
 pub mod grave;
 mod health;
 pub mod keyframe;
+mod mic;
 mod nack;
 pub mod pipeline;
 mod ports;
@@ -28,6 +31,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::transport::feed::Feed;
 use crate::transport::{Kind, TransportEvent, Wire};
 pub use adapt::ViewerAdapt;
+pub use audio::{AudioSettings, AudioState};
 pub use encoder::{EncodeParams, EncoderChoice, EncoderKind, EncoderPreference};
 pub use health::Health;
 pub use pipeline::CaptureSource;
@@ -98,6 +102,23 @@ pub enum MediaError {
     NoEncoder(#[from] encoder::NoEncoder),
 }
 
+/// The audio track, for `/health`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AudioReport {
+    #[serde(flatten)]
+    pub state: AudioState,
+    /// Opus packets captured and handed to the subscriptions.
+    pub packets: u64,
+    /// Times the capture came back after PulseAudio failed.
+    pub recoveries: u64,
+    /// Opus encoders running, in the capture and in every viewer's branch: one, however
+    /// many listen.
+    pub opus_encoders: usize,
+    /// Microphone packets played into the desktop, and refused (sender not in control).
+    pub mic_accepted: u64,
+    pub mic_refused: u64,
+}
+
 /// How the stream meets each viewer's link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkSettings {
@@ -152,8 +173,12 @@ pub struct Desktop {
     /// For work that outlives a call (the connection probe's sender thread).
     me: std::sync::Weak<Desktop>,
     pipeline: gst::Pipeline,
-    /// The tracks every subscription takes: today the one video track.
+    /// The tracks every subscription takes: video, and audio unless `--audio off`.
     tracks: Vec<viewer::Track>,
+    /// The audio capture, once the pipeline plays (`None` without audio).
+    audio_out: Mutex<Option<audio_out::AudioOut>>,
+    /// The browser microphone's way into the desktop (`None` without audio).
+    mic: Option<Arc<mic::Mic>>,
     encoder: gst::Element,
     /// The second, lower-bitrate encode for viewers whose link cannot carry the main one.
     low: LowRung,
@@ -191,8 +216,12 @@ impl Desktop {
         params: &EncodeParams,
         ice: IceSettings,
         link: LinkSettings,
+        sound: Option<AudioSettings>,
     ) -> Result<Arc<Self>, MediaError> {
-        let line = pipeline::desktop_launch_line(source, display, kind, params);
+        let mut line = pipeline::desktop_launch_line(source, display, kind, params);
+        if sound.is_some() {
+            line = format!("{line} {}", spec::Chain(audio::track_stages()).launch_line());
+        }
         tracing::info!("pipeline: {line}");
         let pipeline = gst::parse::launch(&line)
             .map_err(|e| MediaError::Build(e.to_string()))?
@@ -205,12 +234,22 @@ impl Desktop {
             encoder: by_name(pipeline::LOW_ENCODER)?,
             keyframes: Arc::new(Mutex::new(keyframe::KeyframeGate::new(KEYFRAME_MIN_INTERVAL))),
         };
-        let tracks = vec![viewer::Track {
+        let mut tracks = vec![viewer::Track {
             name: "video",
+            media: viewer::Media::Video,
             main: au_tee.clone(),
-            low: by_name(pipeline::LOW_AU_TEE)?,
-            caps_from: by_name(pipeline::VIDEO_RTP_TEE)?,
+            low: Some(by_name(pipeline::LOW_AU_TEE)?),
+            caps_from: Some(by_name(pipeline::VIDEO_RTP_TEE)?),
         }];
+        if sound.is_some() {
+            tracks.push(viewer::Track {
+                name: "audio",
+                media: viewer::Media::Audio,
+                main: by_name(audio::AUDIO_AU_TEE)?,
+                low: None,
+                caps_from: None,
+            });
+        }
         let encoder = by_name("encoder")?;
         let capture = by_name("capture")?;
         let health = Arc::new(Health::new());
@@ -229,6 +268,8 @@ impl Desktop {
             me: me.clone(),
             pipeline,
             tracks,
+            audio_out: Mutex::new(None),
+            mic: sound.as_ref().map(|s| Arc::new(mic::Mic::new(s.server.clone()))),
             encoder,
             low,
             capture,
@@ -261,6 +302,9 @@ impl Desktop {
                 }
             });
         });
+        if let Some(tee) = desktop.tracks.iter().find(|t| t.media == viewer::Media::Audio) {
+            desktop.sockets.attach_audio(&tee.main);
+        }
         desktop.spawn_bus_thread();
         desktop.spawn_stats_thread();
         desktop.spawn_adapt_thread();
@@ -271,7 +315,52 @@ impl Desktop {
             .pipeline
             .set_state(gst::State::Playing)
             .map_err(|_| MediaError::Build("the pipeline refused to start (see the errors above)".into()))?;
+        match sound {
+            Some(settings) => desktop.start_audio(settings),
+            None => tracing::info!("audio off (--audio off): streaming video only"),
+        }
         Ok(desktop)
+    }
+
+    /// Starts the audio capture once the pipeline has its clock and base time (which the
+    /// capture shares), waiting for that at most a few seconds.
+    fn start_audio(&self, settings: AudioSettings) {
+        let _ = self.pipeline.state(gst::ClockTime::from_seconds(5));
+        let Some(src) = self.pipeline.by_name(audio::AUDIO_SRC).and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+        else {
+            tracing::error!("the pipeline has no audio source: streaming without sound");
+            return;
+        };
+        tracing::info!(
+            kbps = settings.bitrate_kbps,
+            server = settings.server.as_deref().unwrap_or("libpulse default"),
+            "audio: capturing the default sink's monitor"
+        );
+        *self.audio_out.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(audio_out::AudioOut::start(settings, &self.pipeline, src));
+    }
+
+    /// The audio track now (`None` with `--audio off`).
+    pub fn audio_status(&self) -> Option<AudioReport> {
+        let mic = self.mic.as_ref()?;
+        let out = self.audio_out.lock().unwrap_or_else(|e| e.into_inner());
+        let (state, packets, capture_encoders, recoveries) = match out.as_ref() {
+            Some(o) => (
+                o.status.state(),
+                o.status.packets.load(Ordering::Relaxed),
+                o.status.opus_encoders(),
+                o.status.recoveries.load(Ordering::Relaxed),
+            ),
+            None => (AudioState::Starting, 0, 0, 0),
+        };
+        Some(AudioReport {
+            state,
+            packets,
+            recoveries,
+            opus_encoders: capture_encoders + audio_out::count_factory(self.pipeline.upcast_ref(), "opusenc"),
+            mic_accepted: mic.accepted.load(Ordering::Relaxed),
+            mic_refused: mic.refused.load(Ordering::Relaxed),
+        })
     }
 
     fn graves(&self) -> std::sync::MutexGuard<'_, grave::Graves<ViewerBranch>> {
@@ -302,6 +391,12 @@ impl Desktop {
                     events.clone(),
                     inbound,
                     self.keyframe_handler(id),
+                    self.mic.as_ref().map(|mic| {
+                        let mic = mic.clone();
+                        Arc::new(move |buffer: gst::Buffer, caps: &gst::Caps| {
+                            mic.push(id, buffer, caps);
+                        }) as viewer::MicHandler
+                    }),
                 )?;
                 let me = self.me.clone();
                 let keyframe = self.keyframe_handler(id);
@@ -320,6 +415,12 @@ impl Desktop {
                 Attached::Rtc(branch)
             }
             Wire::Websocket { feed } => {
+                if let Some(mic) = &self.mic {
+                    let (mic, caps) = (mic.clone(), mic::socket_caps());
+                    feed.set_mic(Arc::new(move |packet: &[u8]| {
+                        mic.push(id, gst::Buffer::from_slice(packet.to_vec()), &caps);
+                    }));
+                }
                 self.sockets.add(id, feed.clone());
                 let _ = events.send(TransportEvent::ChannelOpen);
                 let _ = events.send(TransportEvent::Connected);
@@ -332,8 +433,12 @@ impl Desktop {
     }
 
     /// The participant holding control changed: the encoder follows its estimate.
+    /// Only it may speak into the desktop's microphone.
     pub fn set_leader(&self, id: Option<u64>) {
         self.adaptation().set_controller(id);
+        if let Some(mic) = &self.mic {
+            mic.set_controller(id);
+        }
     }
 
     /// Each WebSocket viewer's video frames: (id, sent, skipped).
@@ -502,6 +607,7 @@ impl Desktop {
     /// Stops the pipeline and every branch.
     pub fn shutdown(&self) {
         self.stop.store(true, Ordering::Relaxed);
+        drop(self.audio_out.lock().unwrap_or_else(|e| e.into_inner()).take());
         let _ = self.pipeline.set_state(gst::State::Null);
         for slot in self.viewers().drain().map(|(_, s)| s) {
             if let Attached::Socket(feed) = slot.attached {

@@ -1,5 +1,5 @@
-//! The WebSocket viewers' subscription to the video track: one pad probe on the
-//! access-unit tee copies each access unit once into a shared frame
+//! The WebSocket viewers' subscription to the tracks: one pad probe on each track's
+//! tee (video's access units, audio's Opus packets) copies each access unit once into a shared frame
 //! ([`crate::transport::frame::video`]) and offers it to every socket viewer's feed. No
 //! GStreamer element per viewer: a socket viewer costs a reference count per frame, and
 //! joining or leaving never touches the running pipeline.
@@ -59,6 +59,32 @@ impl Sockets {
             }
             if ask {
                 ask_keyframe();
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+
+    /// Starts offering the audio track's Opus packets (`tee`'s) to the feeds.
+    pub fn attach_audio(self: &Arc<Self>, tee: &gst::Element) {
+        let Some(pad) = tee.static_pad("sink") else {
+            tracing::warn!("the audio tee has no sink pad: WebSocket viewers will get no sound");
+            return;
+        };
+        let sockets = Arc::downgrade(self);
+        let seq = AtomicU32::new(0);
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let (Some(sockets), Some(buffer)) = (sockets.upgrade(), info.buffer()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let n = seq.fetch_add(1, Ordering::Relaxed);
+            let feeds = sockets.feeds().clone();
+            if feeds.is_empty() {
+                return gst::PadProbeReturn::Ok;
+            }
+            let Ok(map) = buffer.map_readable() else { return gst::PadProbeReturn::Ok };
+            let f = frame::audio(n, buffer.pts().map_or(0, |t| t.useconds()), &map);
+            for (_, feed) in &feeds {
+                feed.push_audio(f.clone());
             }
             gst::PadProbeReturn::Ok
         });

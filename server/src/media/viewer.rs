@@ -28,19 +28,47 @@ pub struct IceSettings {
 /// Name prefix of viewer bins; the bus handler uses it to route errors to one viewer.
 pub const BIN_PREFIX: &str = "viewer-";
 
+/// What a track carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Media {
+    Video,
+    Audio,
+}
+
 /// One of the desktop's media tracks, as a branch subscribes to it: the encoded access
-/// units of its rungs, which the branch payloads itself.
+/// units (or Opus packets) of its rungs, which the branch payloads itself.
 #[derive(Clone, Debug)]
 pub struct Track {
-    /// `video` (later `audio`): names the branch's queue for that track.
+    /// `video` or `audio`: names the branch's pad for that track, and its stream id.
     pub name: &'static str,
+    pub media: Media,
     /// The main encode's access-unit tee.
     pub main: gst::Element,
-    /// The low rung's (a lower-bitrate encode of the same picture).
-    pub low: gst::Element,
-    /// The shared payloader's tee, whose caps every offer is made from.
-    pub caps_from: gst::Element,
+    /// The low rung's (a lower-bitrate encode of the same picture); audio has one rung.
+    pub low: Option<gst::Element>,
+    /// The shared payloader's tee, whose caps every offer is made from; `None`: the
+    /// track's caps are fixed ([`super::audio::rtp_caps`]).
+    pub caps_from: Option<gst::Element>,
 }
+
+impl Track {
+    fn payloader(&self) -> super::spec::Stage {
+        match self.media {
+            Media::Video => super::pipeline::payloader_stage(),
+            Media::Audio => super::audio::payloader_stage(),
+        }
+    }
+
+    fn rtp_caps(&self) -> String {
+        match self.media {
+            Media::Video => super::pipeline::rtp_caps(),
+            Media::Audio => super::audio::rtp_caps(),
+        }
+    }
+}
+
+/// Receives the Opus packets of a participant's microphone (on a GStreamer thread).
+pub type MicHandler = std::sync::Arc<dyn Fn(gst::Buffer, &gst::Caps) + Send + Sync>;
 
 /// A subscription's link to one track: the tee pad it takes its access units from.
 struct TrackLink {
@@ -84,6 +112,7 @@ impl ViewerBranch {
         events: UnboundedSender<TransportEvent>,
         on_input: InboundHandler,
         on_keyframe: super::KeyframeHandler,
+        on_mic: Option<MicHandler>,
     ) -> Result<Self, MediaError> {
         let make = |factory: &str| {
             gst::ElementFactory::make(factory).build().map_err(|_| MediaError::MissingElement(factory.to_string()))
@@ -99,17 +128,26 @@ impl ViewerBranch {
         let mut into_webrtc = Vec::new();
         let need_key = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         for track in tracks {
-            let pay = element_of(&super::pipeline::payloader_stage())?;
-            let rtp_caps = gst::Caps::from_str(&super::pipeline::rtp_caps())
-                .map_err(|e| MediaError::Build(format!("RTP caps: {e}")))?;
+            let pay = element_of(&track.payloader())?;
+            let rtp_caps =
+                gst::Caps::from_str(&track.rtp_caps()).map_err(|e| MediaError::Build(format!("RTP caps: {e}")))?;
             let filter = gst::ElementFactory::make("capsfilter")
                 .property("caps", &rtp_caps)
                 .build()
                 .map_err(|_| MediaError::MissingElement("capsfilter".into()))?;
             let queue = make("queue")?;
             // A few frames of packets at most; older packets leak first when a viewer falls behind.
-            queue.set_property("max-size-buffers", 0u32);
-            queue.set_property("max-size-bytes", queue_bytes);
+            match track.media {
+                Media::Video => {
+                    queue.set_property("max-size-buffers", 0u32);
+                    queue.set_property("max-size-bytes", queue_bytes);
+                }
+                // 200 ms of Opus frames; older ones would be played too late anyway.
+                Media::Audio => {
+                    queue.set_property("max-size-buffers", 20u32);
+                    queue.set_property("max-size-bytes", 0u32);
+                }
+            }
             queue.set_property("max-size-time", 0u64);
             queue.set_property_from_str("leaky", "downstream");
             bin.add_many([&pay, &filter, &queue]).map_err(|e| MediaError::Link(e.to_string()))?;
@@ -119,23 +157,43 @@ impl ViewerBranch {
                 .request_pad_simple("sink_%u")
                 .ok_or_else(|| MediaError::Link("webrtcbin gave no sink pad".into()))?;
             let queue_src = queue.static_pad("src").ok_or_else(|| MediaError::Link("queue without src pad".into()))?;
+            // Its own stream id per track: browsers then play audio as it comes instead of
+            // holding video back to lip-sync it with audio's deeper jitter buffer.
+            sink.set_property("msid", format!("kelpie-{}", track.name));
             queue_src.link(&sink).map_err(|e| MediaError::Link(format!("queue → webrtcbin: {e:?}")))?;
-            into_webrtc.push(queue_src);
             let transceiver = sink.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
-            transceiver.set_property("direction", WebRTCRTPTransceiverDirection::Sendonly);
-            transceiver.set_property("do-nack", true);
-            if fec_percent > 0 {
-                // Parity packets (ULPFEC in RED) repair a random loss without a round trip;
-                // retransmission (NACK/RTX) repairs what they cannot.
-                transceiver.set_property_from_str("fec-type", "ulp-red");
-                transceiver.set_property("fec-percentage", fec_percent);
-            }
-            if let Some(caps) = track.caps_from.static_pad("sink").and_then(|p| p.current_caps()) {
-                transceiver.set_property("codec-preferences", codec_preferences(&caps));
-            }
             let pay_sink = pay.static_pad("sink").ok_or_else(|| MediaError::Link("payloader without sink".into()))?;
-            gate_until_keyframe(&pay_sink, need_key.clone());
-            merge_keyframe_requests(&pay_sink, on_keyframe.clone());
+            match track.media {
+                Media::Video => {
+                    into_webrtc.push(queue_src);
+                    transceiver.set_property("direction", WebRTCRTPTransceiverDirection::Sendonly);
+                    transceiver.set_property("do-nack", true);
+                    if fec_percent > 0 {
+                        // Parity packets (ULPFEC in RED) repair a random loss without a round
+                        // trip; retransmission (NACK/RTX) repairs what they cannot.
+                        transceiver.set_property_from_str("fec-type", "ulp-red");
+                        transceiver.set_property("fec-percentage", fec_percent);
+                    }
+                    if let Some(caps) =
+                        track.caps_from.as_ref().and_then(|t| t.static_pad("sink")).and_then(|p| p.current_caps())
+                    {
+                        transceiver.set_property("codec-preferences", codec_preferences(&caps));
+                    }
+                    gate_until_keyframe(&pay_sink, need_key.clone());
+                    merge_keyframe_requests(&pay_sink, on_keyframe.clone());
+                }
+                Media::Audio => {
+                    // Send and receive: the browser's microphone comes back on the same
+                    // m-line once it is turned on, without renegotiating.
+                    let direction = if on_mic.is_some() {
+                        WebRTCRTPTransceiverDirection::Sendrecv
+                    } else {
+                        WebRTCRTPTransceiverDirection::Sendonly
+                    };
+                    transceiver.set_property("direction", direction);
+                    transceiver.set_property("codec-preferences", &rtp_caps);
+                }
+            }
             let ghost = gst::GhostPad::builder_with_target(&pay_sink)
                 .map_err(|e| MediaError::Link(e.to_string()))?
                 .name(track.name)
@@ -145,6 +203,9 @@ impl ViewerBranch {
         }
 
         connect_signals(&webrtc, events.clone());
+        if let Some(on_mic) = on_mic {
+            receive_microphone(&webrtc, &bin, on_mic);
+        }
         let fec = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         watch_repair_elements(&bin, fec.clone(), on_keyframe.clone());
 
@@ -213,7 +274,8 @@ impl ViewerBranch {
         self.need_key.store(true, Ordering::SeqCst);
         let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
         for (link, track) in links.iter_mut().zip(&self.tracks) {
-            let to = if low { track.low.clone() } else { track.main.clone() };
+            let Some(low_tee) = &track.low else { continue };
+            let to = if low { low_tee.clone() } else { track.main.clone() };
             let Some(ghost) = link.pad.peer() else { continue };
             let (done_tx, done_rx) = mpsc::channel();
             let from = link.tee.clone();
@@ -398,6 +460,51 @@ fn watch_repair_elements(
             });
         }
         _ => {}
+    });
+}
+
+/// Links the browser's microphone stream, when it arrives on the audio m-line, to
+/// `on_mic`: depayloaded Opus packets, handed over in an appsink's callback.
+fn receive_microphone(webrtc: &gst::Element, bin: &gst::Bin, on_mic: MicHandler) {
+    let bin = bin.downgrade();
+    webrtc.connect_pad_added(move |_, pad| {
+        if pad.direction() != gst::PadDirection::Src {
+            return;
+        }
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let audio = caps.structure(0).is_some_and(|s| s.get::<&str>("media").ok() == Some("audio"));
+        let Some(bin) = bin.upgrade() else { return };
+        if !audio {
+            tracing::debug!(viewer = %bin.name(), %caps, "a stream from the browser that is not audio: ignored");
+            return;
+        }
+        let linked = (|| -> Result<(), String> {
+            let depay = gst::ElementFactory::make("rtpopusdepay").build().map_err(|_| "no rtpopusdepay")?;
+            let sink = gst_app::AppSink::builder().sync(false).max_buffers(25).drop(true).build();
+            let on_mic = on_mic.clone();
+            sink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |s| {
+                        let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        if let (Some(buffer), Some(caps)) = (sample.buffer_owned(), sample.caps()) {
+                            on_mic(buffer, &caps.to_owned());
+                        }
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+            bin.add_many([&depay, sink.upcast_ref()]).map_err(|e| e.to_string())?;
+            depay.link(&sink).map_err(|e| e.to_string())?;
+            depay.sync_state_with_parent().map_err(|e| e.to_string())?;
+            sink.sync_state_with_parent().map_err(|e| e.to_string())?;
+            let into = depay.static_pad("sink").ok_or("depayloader without sink")?;
+            pad.link(&into).map_err(|e| format!("{e:?}"))?;
+            Ok(())
+        })();
+        match linked {
+            Ok(()) => tracing::info!(viewer = %bin.name(), "the browser's microphone stream arrived"),
+            Err(e) => tracing::warn!(viewer = %bin.name(), "cannot take the browser's microphone stream: {e}"),
+        }
     });
 }
 

@@ -86,6 +86,8 @@ pub enum Action {
         seq: u32,
         at_us: u64,
     },
+    /// A microphone packet that arrived on the socket: hand it to the socket's feed.
+    Mic(bytes::Bytes),
     /// Close the current transport and open one of `kind` (the actions after this one
     /// assume it is open).
     Switch {
@@ -168,11 +170,12 @@ impl Session {
             Event::ClientBinary(bytes) if self.state == State::Socket => match frame::parse_client(&bytes) {
                 Ok(frame::ClientFrame::Channel(text)) => vec![Action::Inbound(text.to_owned())],
                 Ok(frame::ClientFrame::Ack { seq, at_us }) => vec![Action::Ack { seq, at_us }],
+                Ok(frame::ClientFrame::Mic { packet, .. }) => vec![Action::Mic(bytes::Bytes::copy_from_slice(packet))],
                 Err(e @ FrameError::TooLarge(_)) => self.fail(ErrorCode::TooLarge, e.to_string()),
                 Err(e) => self.fail(ErrorCode::BadFrame, e.to_string()),
             },
             // The page acknowledged frames that were on their way when media moved.
-            Event::ClientBinary(bytes) if frame::is_ack(&bytes) => Vec::new(),
+            Event::ClientBinary(bytes) if frame::is_ack(&bytes) || frame::is_mic(&bytes) => Vec::new(),
             Event::ClientBinary(bytes) => self.fail(
                 if bytes.len() > MAX_MESSAGE_BYTES { ErrorCode::TooLarge } else { ErrorCode::BinaryUnsupported },
                 format!("binary frame of {} bytes: media is on WebRTC, and signalling is JSON text", bytes.len()),

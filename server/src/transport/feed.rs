@@ -118,12 +118,24 @@ pub enum Out {
     Channel(Bytes),
     /// A video frame; call [`Feed::video_written`] once it is written.
     Video(Bytes),
+    /// An audio frame (never acknowledged, never waits for a keyframe).
+    Audio(Bytes),
 }
+
+/// Where a socket viewer's microphone packets go (the media side decides whether they
+/// are admitted); runs on the socket's task and must not block.
+pub type MicSink = std::sync::Arc<dyn Fn(&[u8]) + Send + Sync>;
+
+/// Audio frames that may wait for the socket: 100 ms at 10 ms frames. A socket slower
+/// than that drops the oldest; audio played late is worse than a short gap.
+const AUDIO_WAITING: usize = 10;
 
 #[derive(Debug, Default)]
 struct Inner {
     pacer: Pacer<Bytes>,
     channel: VecDeque<Bytes>,
+    audio: VecDeque<Bytes>,
+    audio_dropped: u64,
     channel_bytes: u64,
     closed: bool,
     /// (sequence, µs since the feed began when the writer took it, bytes) of video frames
@@ -140,17 +152,23 @@ const ACKED: usize = 256;
 
 /// One WebSocket viewer's outgoing frames; shared by the media side (pushing) and the
 /// viewer's socket writer (taking).
-#[derive(Debug)]
 pub struct Feed {
     inner: Mutex<Inner>,
     ready: Notify,
     /// The clock of the send times reported with acknowledgements.
     epoch: std::time::Instant,
+    mic: Mutex<Option<MicSink>>,
+}
+
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feed").field("inner", &self.inner).finish_non_exhaustive()
+    }
 }
 
 impl Default for Feed {
     fn default() -> Self {
-        Self { inner: Mutex::default(), ready: Notify::new(), epoch: std::time::Instant::now() }
+        Self { inner: Mutex::default(), ready: Notify::new(), epoch: std::time::Instant::now(), mic: Mutex::new(None) }
     }
 }
 
@@ -175,6 +193,41 @@ impl Feed {
         };
         self.ready.notify_one();
         ask
+    }
+
+    /// An audio frame ([`frame::audio`]). Never blocks; the oldest waiting one is dropped
+    /// when too many wait.
+    pub fn push_audio(&self, frame: Bytes) {
+        {
+            let mut inner = self.lock();
+            if inner.closed {
+                return;
+            }
+            if inner.audio.len() >= AUDIO_WAITING {
+                inner.audio.pop_front();
+                inner.audio_dropped += 1;
+            }
+            inner.audio.push_back(frame);
+        }
+        self.ready.notify_one();
+    }
+
+    /// Audio frames dropped because the socket was too slow for them.
+    pub fn audio_dropped(&self) -> u64 {
+        self.lock().audio_dropped
+    }
+
+    /// Where this viewer's microphone packets go from now on.
+    pub fn set_mic(&self, sink: MicSink) {
+        *self.mic.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+    }
+
+    /// A microphone packet from the page; dropped when nothing takes microphone audio.
+    pub fn mic(&self, packet: &[u8]) {
+        let sink = self.mic.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(sink) = sink {
+            sink(packet);
+        }
     }
 
     /// Queues a data-channel message; false when the feed is closed or more than `limit`
@@ -228,6 +281,9 @@ impl Feed {
                 if let Some(f) = inner.channel.pop_front() {
                     inner.channel_bytes -= f.len() as u64;
                     return Some(Out::Channel(f));
+                }
+                if let Some(f) = inner.audio.pop_front() {
+                    return Some(Out::Audio(f));
                 }
                 if let Some(f) = inner.pacer.take() {
                     if let Some(seq) = frame::video_seq(&f) {
@@ -365,6 +421,33 @@ mod tests {
         feed.close();
         assert_eq!(feed.next().await, None);
         assert!(!feed.push_channel("x", 1024), "closed feeds refuse");
+    }
+
+    #[tokio::test]
+    async fn audio_goes_before_video_and_a_slow_socket_drops_the_oldest() {
+        let feed = Feed::new();
+        feed.push_video(frame::video(1, 0, true, b"k"), true);
+        for i in 0..(AUDIO_WAITING as u32 + 3) {
+            feed.push_audio(frame::audio(i, 0, b"o"));
+        }
+        assert_eq!(feed.audio_dropped(), 3);
+        let Some(Out::Audio(first)) = feed.next().await else { panic!("audio first") };
+        assert_eq!(&first[2..6], &3u32.to_be_bytes(), "the three oldest were dropped");
+        for _ in 1..AUDIO_WAITING {
+            assert!(matches!(feed.next().await, Some(Out::Audio(_))));
+        }
+        assert!(matches!(feed.next().await, Some(Out::Video(_))));
+    }
+
+    #[test]
+    fn microphone_packets_reach_the_sink_once_one_is_set() {
+        let feed = Feed::new();
+        feed.mic(b"lost"); // no sink yet: dropped, no panic
+        let got = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let g = got.clone();
+        feed.set_mic(std::sync::Arc::new(move |p: &[u8]| g.lock().unwrap().push(p.to_vec())));
+        feed.mic(b"opus");
+        assert_eq!(*got.lock().unwrap(), vec![b"opus".to_vec()]);
     }
 
     #[test]

@@ -19,6 +19,16 @@ pub const ACK: u8 = 3;
 /// kind (1) + sequence (4) + arrival in µs (8).
 pub const ACK_LEN: usize = 13;
 
+/// One Opus packet of the desktop's sound (48 kHz stereo), server to browser, with the
+/// video header's layout (flags 0).
+pub const AUDIO: u8 = 4;
+/// One Opus packet of the browser's microphone (48 kHz, one frame), browser to server,
+/// with the same header layout.
+pub const MIC: u8 = 5;
+/// The largest Opus packet a microphone frame may carry: one 120 ms frame at 510 kbit/s,
+/// Opus's maximum, is 7650 bytes.
+pub const MAX_MIC_PACKET: usize = 8 * 1024;
+
 /// Bit 0 of a video frame's flags: the access unit is a keyframe (IDR with SPS/PPS).
 pub const FLAG_KEY: u8 = 1;
 
@@ -38,6 +48,17 @@ pub fn video(seq: u32, pts_us: u64, key: bool, au: &[u8]) -> Bytes {
     b.put_u32(seq);
     b.put_u64(pts_us);
     b.put_slice(au);
+    b.freeze()
+}
+
+/// An audio frame: the video header's layout (no flags), then one Opus packet.
+pub fn audio(seq: u32, pts_us: u64, packet: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(VIDEO_HEADER + packet.len());
+    b.put_u8(AUDIO);
+    b.put_u8(0);
+    b.put_u32(seq);
+    b.put_u64(pts_us);
+    b.put_slice(packet);
     b.freeze()
 }
 
@@ -63,11 +84,14 @@ pub enum FrameError {
     #[error("binary frame of {0} bytes exceeds the {MAX_CLIENT_FRAME} byte limit")]
     TooLarge(usize),
     #[error(
-        "binary frame of kind {0}: a browser may only send kind 1 (a data-channel message) or 3 (an acknowledgement)"
+        "binary frame of kind {0}: a browser may only send kind 1 (a data-channel message), 3 (an acknowledgement) \
+or 5 (microphone audio)"
     )]
     UnknownKind(u8),
     #[error("acknowledgement of {0} bytes: it has {ACK_LEN}")]
     BadAck(usize),
+    #[error("microphone frame of {0} bytes: it needs a {VIDEO_HEADER}-byte header and at most {MAX_MIC_PACKET} bytes of Opus")]
+    BadMic(usize),
     #[error("data-channel frame is not UTF-8 text")]
     NotText,
 }
@@ -79,6 +103,8 @@ pub enum ClientFrame<'a> {
     Channel(&'a str),
     /// Video frame `seq` arrived at `at_us` (the page's clock).
     Ack { seq: u32, at_us: u64 },
+    /// One Opus packet of the microphone.
+    Mic { seq: u32, packet: &'a [u8] },
 }
 
 /// A browser's binary frame.
@@ -96,6 +122,11 @@ pub fn parse_client(frame: &[u8]) -> Result<ClientFrame<'_>, FrameError> {
             Ok(ClientFrame::Ack { seq, at_us: u64::from_be_bytes(at) })
         }
         ACK => Err(FrameError::BadAck(frame.len())),
+        MIC if frame.len() > VIDEO_HEADER && frame.len() - VIDEO_HEADER <= MAX_MIC_PACKET => Ok(ClientFrame::Mic {
+            seq: u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]),
+            packet: &frame[VIDEO_HEADER..],
+        }),
+        MIC => Err(FrameError::BadMic(frame.len())),
         other => Err(FrameError::UnknownKind(other)),
     }
 }
@@ -104,6 +135,12 @@ pub fn parse_client(frame: &[u8]) -> Result<ClientFrame<'_>, FrameError> {
 /// moved its media off the socket, and is then ignored).
 pub fn is_ack(frame: &[u8]) -> bool {
     frame.len() == ACK_LEN && frame[0] == ACK
+}
+
+/// Whether `frame` is microphone audio (which may still arrive just after the page moved
+/// its media off the socket, and is then dropped).
+pub fn is_mic(frame: &[u8]) -> bool {
+    frame.first() == Some(&MIC)
 }
 
 #[cfg(test)]
@@ -118,6 +155,16 @@ mod tests {
         assert_eq!(video(1, 0, false, &[])[1], 0);
         assert_eq!(video_seq(&f), Some(0x0102_0304));
         assert_eq!(video_seq(&channel("x")), None);
+    }
+
+    #[test]
+    fn audio_and_mic_frames_share_the_video_header_layout() {
+        let f = audio(7, 20_000, &[0xfc, 1, 2]);
+        assert_eq!(&f[..VIDEO_HEADER], &[4, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0x4e, 0x20]);
+        assert_eq!(&f[VIDEO_HEADER..], &[0xfc, 1, 2]);
+        let mut mic = f.to_vec();
+        mic[0] = MIC;
+        assert_eq!(parse_client(&mic), Ok(ClientFrame::Mic { seq: 7, packet: &[0xfc, 1, 2] }));
     }
 
     #[test]
@@ -136,6 +183,10 @@ mod tests {
         assert_eq!(parse_client(&ack), Ok(ClientFrame::Ack { seq: 258, at_us: 4096 }));
         assert!(is_ack(&ack) && !is_ack(&[3, 0]));
         assert_eq!(parse_client(&[1, 0xff, 0xfe]), Err(FrameError::NotText));
+        assert_eq!(parse_client(&[5, 0, 0, 0, 0, 1]), Err(FrameError::BadMic(6)), "short header");
+        assert_eq!(parse_client(&[5; VIDEO_HEADER]), Err(FrameError::BadMic(VIDEO_HEADER)), "no packet");
+        let huge = vec![5u8; VIDEO_HEADER + MAX_MIC_PACKET + 1];
+        assert_eq!(parse_client(&huge), Err(FrameError::BadMic(huge.len())));
         let big = vec![1u8; MAX_CLIENT_FRAME + 1];
         assert_eq!(parse_client(&big), Err(FrameError::TooLarge(MAX_CLIENT_FRAME + 1)));
         // Exactly at the limit is fine.
