@@ -251,6 +251,11 @@ export function attachAudio({ element, notice, pc = () => null }) {
     /** The <audio> the WebRTC track plays in (its srcObject is null on the WebSocket). */
     get element() { return element; },
     stats,
+    /**
+     * An AnalyserNode on what the WebSocket player plays (after the volume), for
+     * diagnostics and tests; null on WebRTC (analyse the received track instead).
+     */
+    analyser() { return player ? player.analyser() : null; },
   };
   return { api, playTrack, socketFrame, setRoute };
 }

@@ -130,6 +130,13 @@ export class SocketAudio {
     }
   }
 
+  /** An AnalyserNode fed by the output (after the gain); the caller disconnects it. */
+  analyser() {
+    const node = this.context.createAnalyser();
+    this.gain.connect(node);
+    return node;
+  }
+
   /** The counts in the shape the statistics read: packets and the playout buffer. */
   stats() {
     return {

@@ -140,6 +140,34 @@ test('the controller\'s microphone reaches the desktop\'s default source; anothe
   await sleep(100);
 });
 
+test('on the WebSocket transport the page plays the tone through WebCodecs and its microphone reaches the desktop', { timeout: 180_000 }, async (t) => {
+  const env = await startEnv(t, { width: 640, height: 480, framerate: 30, startServer: false });
+  const { pulseServer } = await startEmbedded(env, { session: toneSession(440), args: ['--transport', 'websocket'] });
+  const wav = path.join(env.logDir, 'mic-880.wav');
+  writeTone(wav, 880);
+  const browser = await env.launchBrowser({ args: fakeMicArgs(wav) });
+  const page = await env.openViewer(browser, { viewport: VIEWPORT });
+  await waitDecoding(env, page, 1);
+  assert.equal(await page.evaluate(() => window.kelpie.transport?.kind), 'websocket');
+
+  let last = null;
+  await waitFor('the socket player to decode sound', async () => {
+    last = await page.evaluate(() => window.kelpie.audio.stats());
+    return last && last.packetsDecoded > 100;
+  }, { timeoutMs: 15_000 }).catch((e) => { throw new Error(env.why(`${e.message}; ${JSON.stringify(last)}`)); });
+  assert.equal(await page.evaluate(() => window.kelpie.audio.state), 'playing');
+  const peak = await assertHears(env, page, 440, 'the socket page');
+  t.diagnostic(`socket audio: ${last.packetsDecoded} packets decoded, peak ${peak.hz.toFixed(1)} Hz, buffered ${last.bufferedMs} ms`);
+
+  // The microphone goes up the same socket as kind-5 frames.
+  await page.evaluate(() => window.kelpie.mic.start());
+  await env.waitHealth('socket microphone packets to reach the desktop', (h) => h.audio.mic_accepted > 50, 15_000);
+  const heard = await recordDefaultSource(pulseServer, 1.5);
+  const share = toneShare(heard, 880);
+  t.diagnostic(`default source from the socket microphone: 880 Hz share ${share.toFixed(2)}`);
+  assert.ok(share > 0.2, env.why(`the desktop records the socket page's tone (share ${share.toFixed(3)})`));
+});
+
 test('--audio off offers no audio and the page says so', { timeout: 120_000 }, async (t) => {
   const env = await startEnv(t, { width: 640, height: 480, framerate: 30, startServer: false });
   await startEmbedded(env, { session: toneSession(440), args: ['--audio', 'off'] });

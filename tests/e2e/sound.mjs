@@ -134,15 +134,21 @@ export async function audioStats(page) {
  */
 export async function peakFrequency(page, ms = 1000) {
   return page.evaluate(async (ms) => {
-    const pc = window.kelpie.pc;
-    const track = pc?.getReceivers().map((r) => r.track).find((t) => t && t.kind === 'audio');
-    if (!track) return { error: 'no audio receiver' };
-    const ctx = new AudioContext();
-    await ctx.resume();
-    const src = ctx.createMediaStreamSource(new MediaStream([track]));
-    const an = ctx.createAnalyser();
+    // On the WebSocket: the page's own player output; on WebRTC: the received track.
+    let an = window.kelpie.audio?.analyser?.();
+    let ctx = an?.context;
+    const own = !an;
+    if (own) {
+      const pc = window.kelpie.pc;
+      const track = pc?.getReceivers().map((r) => r.track).find((t) => t && t.kind === 'audio');
+      if (!track) return { error: 'no audio receiver' };
+      ctx = new AudioContext();
+      await ctx.resume();
+      const src = ctx.createMediaStreamSource(new MediaStream([track]));
+      an = ctx.createAnalyser();
+      src.connect(an);
+    }
     an.fftSize = 8192;
-    src.connect(an);
     const sum = new Float64Array(an.frequencyBinCount);
     const bins = new Float32Array(an.frequencyBinCount);
     const until = performance.now() + ms;
@@ -157,7 +163,7 @@ export async function peakFrequency(page, ms = 1000) {
     for (let i = 1; i < sum.length; i++) if (sum[i] > sum[best]) best = i;
     const hz = (best * ctx.sampleRate) / an.fftSize;
     const level = 10 * Math.log10(sum[best] / frames);
-    await ctx.close();
+    if (own) await ctx.close(); else an.disconnect();
     return { hz, level, binHz: ctx.sampleRate / an.fftSize, state: ctx.state };
   }, ms);
 }
