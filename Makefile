@@ -52,6 +52,7 @@ bench: deps-test
 	$(CARGO) build -j$(JOBS) --release -p kelpie -p kelpie-tests -p kelpie-gst-plugins
 	node tests/bench/run.mjs
 	node tests/bench/lossy.mjs
+	node tests/bench/audio.mjs
 
 # CPU, frame rate and time to first frame with a webrtc-rs viewer (docs/benchmarks.md).
 bench-spine: deps-test

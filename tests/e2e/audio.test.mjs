@@ -12,7 +12,7 @@ import test from 'node:test';
 import { XPROBE_BIN, decodeRate, sleep, startEnv, waitDecoding, waitFor } from './harness.mjs';
 import {
   audioStats, fakeMicArgs, peakFrequency, pulseDaemonPid, recordDefaultSource, startEmbedded, toneSession,
-  toneShare, waitAudioEnergy, writeTone,
+  toneFound, toneShare, waitAudioEnergy, writeTone,
 } from './sound.mjs';
 
 const VIEWPORT = { width: 640, height: 480 };
@@ -61,6 +61,18 @@ test('a tone played in the desktop reaches two pages from one Opus encoder; vide
   t.diagnostic(`video with sound: ${rate.rate.toFixed(1)} fps`);
   assert.ok(rate.rate >= 0.8 * env.framerate, env.why(`video decodes ${rate.rate.toFixed(1)} fps with sound on`));
   assert.equal(await pageA.evaluate(() => window.kelpie.audio?.state), 'playing');
+
+  // Mute and volume are this browser's: set, reload, still set; the player follows them.
+  await pageA.evaluate(() => { window.kelpie.audio.setVolume(0.3); window.kelpie.audio.setMuted(true); });
+  await pageA.reload();
+  await waitFor('the reloaded page to connect', () => pageA.evaluate(() => window.kelpie?.state === 'connected'), { timeoutMs: 20_000 });
+  const prefs = await pageA.evaluate(() => ({
+    muted: window.kelpie.audio.muted,
+    volume: window.kelpie.audio.volume,
+    pressed: document.getElementById('mute')?.getAttribute('aria-pressed'),
+    elementMuted: window.kelpie.audio.element.muted || window.kelpie.audio.element.volume === 0,
+  }));
+  assert.deepEqual(prefs, { muted: true, volume: 0.3, pressed: 'true', elementMuted: true }, env.why(JSON.stringify(prefs)));
 });
 
 test('PulseAudio killed mid-stream: video plays on, the log says why, audio returns', { timeout: 180_000 }, async (t) => {
@@ -111,15 +123,16 @@ test('the controller\'s microphone reaches the desktop\'s default source; anothe
     try { await window.kelpie.mic.start(); return 'started'; } catch (e) { return window.kelpie.mic.state; }
   });
   assert.equal(refusedInPage, 'no-control');
+  assert.equal(await pageB.evaluate(() => document.getElementById('mic')?.getAttribute('aria-disabled')), 'true',
+    'the microphone button is disabled without control');
 
   // A holds control: its 880 Hz tone is what desktop programs record.
   await pageA.evaluate(() => window.kelpie.mic.start());
   assert.equal(await pageA.evaluate(() => window.kelpie.mic.state), 'on');
   await env.waitHealth('microphone packets to reach the desktop', (h) => h.audio.mic_accepted > 50, 15_000);
-  const heard = await recordDefaultSource(pulseServer, 1.5);
-  const share880 = toneShare(heard, 880);
-  t.diagnostic(`default source while A speaks: 880 Hz share ${share880.toFixed(2)}, 660 Hz share ${toneShare(heard, 660).toFixed(2)}`);
-  assert.ok(share880 > 0.2, env.why(`the desktop records A's tone (share ${share880.toFixed(3)})`));
+  const heard = toneFound(await recordDefaultSource(pulseServer, 1.5), 880);
+  t.diagnostic(`default source while A speaks: 880 Hz share ${heard.share.toFixed(2)}, others ${heard.others.map((x) => x.toFixed(3))}, strongest ${heard.dominant.hz} Hz`);
+  assert.ok(heard.found, env.why(`the desktop records A's tone: ${JSON.stringify(heard)}`));
 
   // B, without control, forces its microphone onto its audio sender: the server drops it.
   await pageA.evaluate(() => window.kelpie.mic.stop());
@@ -162,10 +175,9 @@ test('on the WebSocket transport the page plays the tone through WebCodecs and i
   // The microphone goes up the same socket as kind-5 frames.
   await page.evaluate(() => window.kelpie.mic.start());
   await env.waitHealth('socket microphone packets to reach the desktop', (h) => h.audio.mic_accepted > 50, 15_000);
-  const heard = await recordDefaultSource(pulseServer, 1.5);
-  const share = toneShare(heard, 880);
-  t.diagnostic(`default source from the socket microphone: 880 Hz share ${share.toFixed(2)}`);
-  assert.ok(share > 0.2, env.why(`the desktop records the socket page's tone (share ${share.toFixed(3)})`));
+  const heard = toneFound(await recordDefaultSource(pulseServer, 1.5), 880);
+  t.diagnostic(`default source from the socket microphone: 880 Hz share ${heard.share.toFixed(2)}, others ${heard.others.map((x) => x.toFixed(3))}, strongest ${heard.dominant.hz} Hz`);
+  assert.ok(heard.found, env.why(`the desktop records the socket page's tone: ${JSON.stringify(heard)}`));
 });
 
 test('--audio off offers no audio and the page says so', { timeout: 120_000 }, async (t) => {

@@ -109,6 +109,28 @@ export function toneShare(samples, freq, rate = 48_000) {
   return total > 0 ? (2 * power) / (samples.length * total) : 0;
 }
 
+/**
+ * Whether `freq` is the tone in `samples`: it carries a clear share of the energy, and
+ * ten times more than any of the other test frequencies. Robust to gaps (silence adds no
+ * energy) and to the clicks a gap leaves (spread thinly over all frequencies).
+ */
+export function toneFound(samples, freq) {
+  const share = toneShare(samples, freq);
+  const others = [440, 660, 880, 1320].filter((f) => f !== freq).map((f) => toneShare(samples, f));
+  return { found: share > 0.05 && share > 10 * Math.max(...others), share, others, dominant: dominantFrequency(samples) };
+}
+
+/** The strongest frequency from 100 Hz to 2 kHz in 5 Hz steps (for diagnosis). */
+export function dominantFrequency(samples) {
+  const part = samples.subarray(0, Math.min(samples.length, 24_000)); // 0.5 s is plenty
+  let best = 0; let bestShare = -1;
+  for (let f = 100; f <= 2000; f += 5) {
+    const sh = toneShare(part, f);
+    if (sh > bestShare) { bestShare = sh; best = f; }
+  }
+  return { hz: best, share: bestShare };
+}
+
 /** The page's inbound audio RTP figures, with the codec's MIME type (null before any). */
 export async function audioStats(page) {
   return page.evaluate(async () => {

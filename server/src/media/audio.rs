@@ -114,15 +114,17 @@ sprop-stereo=(string)1"
 }
 
 /// The microphone's playback: Opus packets from the participant in control (an appsrc
-/// named `in`, timestamped on arrival), decoded with packet-loss concealment, into the
+/// named `in`, without timestamps: stamped on arrival, their jitter read as gaps that the
+/// decoder filled with concealment, an audible warble), decoded, into the
 /// sink whose monitor is the desktop's microphone. `sync=false`: played as they come,
-/// the shortest path; PulseAudio's buffer absorbs the jitter.
+/// the shortest path; PulseAudio's 100 ms buffer absorbs the jitter of packets that come
+/// over a busy socket or a busy core (a 60 ms one underran audibly on a loaded machine).
 pub fn mic_chain(server: Option<&str>) -> Chain {
     let sink = Stage::element("pulsesink")
         .named("pulse")
         .prop("device", crate::sound::MIC_SINK)
         .prop("sync", false)
-        .prop("buffer-time", 60_000)
+        .prop("buffer-time", 100_000)
         .prop("latency-time", 10_000)
         .prop("client-name", "Kelpie-microphone");
     Chain(vec![
@@ -130,7 +132,7 @@ pub fn mic_chain(server: Option<&str>) -> Chain {
             .named("in")
             .prop("is-live", true)
             .prop("format", "time")
-            .prop("do-timestamp", true)
+            .prop("do-timestamp", false)
             .prop("block", false)
             .prop("max-buffers", 25)
             .prop("leaky-type", "downstream"),

@@ -27,6 +27,9 @@ pub struct AudioStatus {
     pub packets: AtomicU64,
     /// Times the capture was (re)built after a failure.
     pub recoveries: AtomicU64,
+    /// How far behind the clock the last packet's timestamp was when it left the
+    /// encoder, in µs: PulseAudio's and the capture's share of the sound's delay.
+    pub capture_lag_us: AtomicU64,
     /// The capture pipeline running now, for counting its encoders.
     running: Mutex<Option<gst::glib::WeakRef<gst::Pipeline>>>,
 }
@@ -71,6 +74,7 @@ impl AudioOut {
             state: Mutex::new(AudioState::Starting),
             packets: AtomicU64::new(0),
             recoveries: AtomicU64::new(0),
+            capture_lag_us: AtomicU64::new(0),
             running: Mutex::new(None),
         });
         let stop = Arc::new(AtomicBool::new(false));
@@ -162,8 +166,10 @@ fn run_once(
     };
     // One clock and base time with the desktop pipeline: audio timestamps are its
     // running times, whenever the capture was (re)built.
-    if let (Some(clock), Some(base)) = (main.clock(), main.base_time()) {
-        pipeline.use_clock(Some(&clock));
+    let clock = main.clock();
+    let base = main.base_time().unwrap_or(gst::ClockTime::ZERO);
+    if let Some(clock) = &clock {
+        pipeline.use_clock(Some(clock));
         pipeline.set_start_time(gst::ClockTime::NONE);
         pipeline.set_base_time(base);
     }
@@ -175,6 +181,7 @@ fn run_once(
     let first = Arc::new(AtomicBool::new(true));
     {
         let (appsrc, status, last_packet, first) = (appsrc.clone(), status.clone(), last_packet.clone(), first.clone());
+        let clock = clock.clone();
         sink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |s| {
@@ -192,6 +199,12 @@ fn run_once(
                         if current.as_ref().map(|c| c.as_ref()) != Some(caps) {
                             appsrc.set_caps(Some(&caps.to_owned()));
                         }
+                    }
+                    if let (Some(now), Some(pts)) =
+                        (clock.as_ref().map(|c| c.time()), sample.buffer().and_then(|b| b.pts()))
+                    {
+                        let lag = now.saturating_sub(base).saturating_sub(pts);
+                        status.capture_lag_us.store(lag.useconds(), Ordering::Relaxed);
                     }
                     if let Some(buffer) = sample.buffer_owned() {
                         // Never blocks: the appsrc drops its oldest packet when full.

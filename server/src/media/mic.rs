@@ -95,7 +95,8 @@ impl Mic {
         if p.src.caps().as_ref() != Some(caps) {
             p.src.set_caps(Some(caps));
         }
-        // Stamped on arrival by the playback's appsrc: the sender's clock means nothing here.
+        // No timestamps: the sender's clock means nothing here, and the decoder plays
+        // packets in order as they come (see `mic_chain`).
         let b = buffer.make_mut();
         b.set_pts(gst::ClockTime::NONE);
         b.set_dts(gst::ClockTime::NONE);

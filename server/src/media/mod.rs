@@ -111,6 +111,9 @@ pub struct AudioReport {
     pub packets: u64,
     /// Times the capture came back after PulseAudio failed.
     pub recoveries: u64,
+    /// How old the last Opus packet was when it left the encoder (PulseAudio's buffers and
+    /// the encoder's frame), in ms.
+    pub capture_lag_ms: f64,
     /// Opus encoders running, in the capture and in every viewer's branch: one, however
     /// many listen.
     pub opus_encoders: usize,
@@ -344,19 +347,21 @@ impl Desktop {
     pub fn audio_status(&self) -> Option<AudioReport> {
         let mic = self.mic.as_ref()?;
         let out = self.audio_out.lock().unwrap_or_else(|e| e.into_inner());
-        let (state, packets, capture_encoders, recoveries) = match out.as_ref() {
+        let (state, packets, capture_encoders, recoveries, lag_us) = match out.as_ref() {
             Some(o) => (
                 o.status.state(),
                 o.status.packets.load(Ordering::Relaxed),
                 o.status.opus_encoders(),
                 o.status.recoveries.load(Ordering::Relaxed),
+                o.status.capture_lag_us.load(Ordering::Relaxed),
             ),
-            None => (AudioState::Starting, 0, 0, 0),
+            None => (AudioState::Starting, 0, 0, 0, 0),
         };
         Some(AudioReport {
             state,
             packets,
             recoveries,
+            capture_lag_ms: lag_us as f64 / 1e3,
             opus_encoders: capture_encoders + audio_out::count_factory(self.pipeline.upcast_ref(), "opusenc"),
             mic_accepted: mic.accepted.load(Ordering::Relaxed),
             mic_refused: mic.refused.load(Ordering::Relaxed),
