@@ -25,7 +25,11 @@
  * replaces docs/benchmarks.md between `<!-- audio:begin -->` and `<!-- audio:end -->`.
  * Exits 0 whatever the figures; non-zero only when nothing could be measured.
  *
- *   node tests/bench/audio.mjs [--clicks 30] [--period-ms 500] [--latency-ms 10] [--no-docs]
+ *   node tests/bench/audio.mjs [--clicks 30] [--period-ms 500] [--latency-ms 10] [--no-docs] [--fake-output]
+ *
+ * The page's browser plays into a PulseAudio null sink of the bench's own, as it would
+ * into a sound card; `--fake-output` leaves it on headless Chromium's fake output device
+ * (whose buffering added ~150 ms here).
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -41,7 +45,7 @@ process.env.KELPIE_XPROBE_BIN ||= path.join(RELEASE, 'kelpie-xprobe');
 const AVSYNC_BIN = process.env.KELPIE_AVSYNC_BIN || path.join(RELEASE, 'kelpie-avsync');
 
 const { openConnected, sleep, startEnv, waitDecoding, waitFor } = await import('../e2e/harness.mjs');
-const { audioStats, hasCommand, startEmbedded } = await import('../e2e/sound.mjs');
+const { audioStats, hasCommand, startEmbedded, startPulse } = await import('../e2e/sound.mjs');
 
 const BEGIN = '<!-- audio:begin -->';
 const END = '<!-- audio:end -->';
@@ -54,6 +58,9 @@ const MATCH_WINDOW_MS = 400;
 /** Onset threshold on |sample| (the burst's amplitude is 0.5) and quiet time to re-arm. */
 const ONSET_THRESHOLD = 0.1;
 const REARM_MS = 100;
+/** A rise of totalAudioEnergy this large between two polls is a burst being played (a
+ *  10 ms frame at the burst's level 0.5 adds 0.0025; decoded silence adds ~0). */
+const ENERGY_STEP = 0.0005;
 
 function parseArgs(argv) {
   const out = { clicks: 30, periodMs: 500, latencyMs: 10, docs: true };
@@ -62,6 +69,7 @@ function parseArgs(argv) {
     else if (argv[i] === '--period-ms') out.periodMs = Number(argv[++i]);
     else if (argv[i] === '--latency-ms') out.latencyMs = Number(argv[++i]);
     else if (argv[i] === '--no-docs') out.docs = false;
+    else if (argv[i] === '--fake-output') out.fakeOutput = true;
     else throw new Error(`unknown argument ${argv[i]}`);
   }
   if (!(out.clicks >= 20)) throw new Error('--clicks must be at least 20 (p95 needs them)');
@@ -128,6 +136,26 @@ async function installProbe(cfg) {
     const m = { ...e.data, rx, otsCtx: ots.contextTime, otsWall: wall(ots.performanceTime) };
     (e.data.kind === 'onset' ? B.onsets : B.beats).push(m);
   };
+  // A second clock on the same sound, without WebAudio: Chromium adds to the inbound
+  // stream's totalAudioEnergy as its playout pulls each decoded 10 ms frame, so the poll
+  // that first sees a burst's energy times when it was handed to the audio device
+  // (± half the poll interval).
+  const receiver = window.kelpie.pc.getReceivers().find((r) => r.track?.kind === 'audio');
+  B.playout = [];
+  (async () => {
+    let last = null;
+    let lastAt = null;
+    while (!B.stop) {
+      const report = await receiver.getStats();
+      const at = wall(performance.now());
+      let energy = null;
+      report.forEach((x) => { if (x.type === 'inbound-rtp') energy = x.totalAudioEnergy; });
+      if (energy != null && last != null && energy - last > cfg.energyStep) B.playout.push({ at: (at + lastAt) / 2, de: energy - last });
+      last = energy;
+      lastAt = at;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  })();
   B.sampleRate = ctx.sampleRate;
   B.baseLatency = ctx.baseLatency;
   B.outputLatency = ctx.outputLatency;
@@ -173,7 +201,7 @@ function stats(values) {
 }
 
 /** Flips from the session joined with what the page saw. */
-function analyse({ flips, onsets, beats, video, sampleRate }) {
+function analyse({ flips, onsets, beats, video, sampleRate, playout = [] }) {
   const anchor = Math.min(...[...beats, ...onsets].map((m) => m.rx - (m.frame / sampleRate) * 1000));
   const audio = onsets.map((m) => ({
     at: (m.frame / sampleRate) * 1000 + anchor,
@@ -181,6 +209,14 @@ function analyse({ flips, onsets, beats, video, sampleRate }) {
   }));
   const delay = [];
   const heard = [];
+  const played = [];
+  // Energy steps: the first of each burst (later ones within the window are its tail).
+  let lastPlayout = -Infinity;
+  const playoutOnsets = playout.filter((p) => {
+    const first = p.at - lastPlayout > 100;
+    lastPlayout = p.at;
+    return first;
+  });
   const videoDelay = [];
   const offset = [];
   let noAudio = 0;
@@ -189,6 +225,8 @@ function analyse({ flips, onsets, beats, video, sampleRate }) {
     const a = audio.find((x) => x.at >= f.audio_ms - 5 && x.at < f.audio_ms + MATCH_WINDOW_MS);
     const v = video.find((x) => x.white === f.white && x.pres >= f.video_ms - 5 && x.pres < f.video_ms + MATCH_WINDOW_MS);
     if (a) { delay.push(a.at - f.audio_ms); heard.push(a.heard - f.audio_ms); } else noAudio++;
+    const p = playoutOnsets.find((x) => x.at >= f.audio_ms - 5 && x.at < f.audio_ms + MATCH_WINDOW_MS);
+    if (p) played.push(p.at - f.audio_ms);
     if (v) videoDelay.push(v.pres - f.video_ms); else noVideo++;
     if (a && v) offset.push(a.at - v.pres);
   }
@@ -199,6 +237,7 @@ function analyse({ flips, onsets, beats, video, sampleRate }) {
   return {
     flips: flips.length,
     glass_to_ear_ms: stats(delay),
+    to_playout_ms: stats(played),
     heard_ms: stats(heard),
     video_glass_to_glass_ms: stats(videoDelay),
     av_offset_ms: stats(offset),
@@ -234,13 +273,16 @@ async function measure(args) {
     const ready = await waitFor('kelpie-avsync ready', () => read().find((e) => e.ev === 'ready'), { timeoutMs: 15_000, intervalMs: 100 })
       .catch((e) => { throw new Error(env.why(`${e.message} (${path.join(env.logDir, 'avsync.err')})`)); });
 
-    const browser = await env.launchBrowser();
+    // The browser plays into a PulseAudio of its own (a null sink), as on a desktop with a
+    // sound card; without one, headless Chromium's fake output buffers far more.
+    const speakers = args.fakeOutput ? null : await startPulse(env);
+    const browser = await env.launchBrowser(speakers ? { env: { PULSE_SERVER: speakers.server } } : {});
     // bypassCSP: the page's policy (script-src 'self') would refuse the worklet's blob: module.
     const page = await openConnected(env, browser.browser, env.url, { viewport: SIZE, bypassCSP: true });
     await waitDecoding(env, page, 1);
     await waitFor('audio packets in the page', async () => (await audioStats(page))?.packetsReceived > 50, { timeoutMs: 15_000, intervalMs: 200 })
       .catch((e) => { throw new Error(env.why(e.message)); });
-    const ctxInfo = await page.evaluate(installProbe, { ...SIZE, layout: ready.layout, threshold: ONSET_THRESHOLD, rearmMs: REARM_MS });
+    const ctxInfo = await page.evaluate(installProbe, { ...SIZE, layout: ready.layout, threshold: ONSET_THRESHOLD, rearmMs: REARM_MS, energyStep: ENERGY_STEP });
     // Let the jitter buffer settle, then count flips from here.
     await sleep(1500);
     const from = Date.now();
@@ -252,15 +294,21 @@ async function measure(args) {
       if (!env.server.running) throw new Error(env.why('kelpie exited during the run'));
     }
     await sleep(MATCH_WINDOW_MS);
-    const page_ = await page.evaluate(() => window.__av);
+    const page_ = await page.evaluate(() => { window.__av.stop = true; return window.__av; });
     page_.onsets = page_.onsets.filter((m) => m.rx >= from && m.rx < until + MATCH_WINDOW_MS);
     const jitterBuffer = await page.evaluate(async () => {
       let a = null;
-      (await window.kelpie.pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'audio') a = s; });
+      let playout = null;
+      (await window.kelpie.pc.getStats()).forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'audio') a = s;
+        if (s.type === 'media-playout' && s.kind === 'audio') playout = s;
+      });
       if (!a?.jitterBufferEmittedCount) return null;
       return {
         mean_ms: (1000 * a.jitterBufferDelay) / a.jitterBufferEmittedCount,
         target_mean_ms: a.jitterBufferTargetDelay != null ? (1000 * a.jitterBufferTargetDelay) / a.jitterBufferEmittedCount : null,
+        // From the decoder to the audio device (Chromium's playout buffer).
+        playout_mean_ms: playout?.totalSamplesCount ? (1000 * playout.totalPlayoutDelay) / playout.totalSamplesCount : null,
       };
     });
     const flips = read().filter((e) => e.ev === 'flip' && e.audio_ms >= from && e.audio_ms < until - 1000).slice(0, args.clicks);
@@ -294,6 +342,7 @@ function table(r, when) {
     '| figure | p50 | p95 | min … max | target |',
     '|---|---|---|---|---|',
     `| glass-to-ear delay (ms) | ${fmt(d.p50)} | ${fmt(d.p95)} | ${fmt(d.min)} … ${fmt(d.max)} | p50 ≤ ${TARGET_DELAY_P50_MS}: ${d.p50 != null && d.p50 <= TARGET_DELAY_P50_MS ? 'met' : 'missed'} |`,
+    `| … to Chromium's playout, without WebAudio (ms) | ${fmt(r.to_playout_ms?.p50)} | ${fmt(r.to_playout_ms?.p95)} | ${fmt(r.to_playout_ms?.min)} … ${fmt(r.to_playout_ms?.max)} | |`,
     `| … to Chromium's output timestamp (ms) | ${fmt(r.heard_ms.p50)} | ${fmt(r.heard_ms.p95)} | ${fmt(r.heard_ms.min)} … ${fmt(r.heard_ms.max)} | |`,
     `| video flip to presentation (ms) | ${fmt(r.video_glass_to_glass_ms.p50)} | ${fmt(r.video_glass_to_glass_ms.p95)} | ${fmt(r.video_glass_to_glass_ms.min)} … ${fmt(r.video_glass_to_glass_ms.max)} | |`,
     `| audio − video offset (ms; p5 … p95 in the spread) | ${fmt(o.p50)} | ${spread} | ${fmt(o.min)} … ${fmt(o.max)} | \\|p50\\| ≤ ${TARGET_OFFSET_MS}: ${o.p50 != null && Math.abs(o.p50) <= TARGET_OFFSET_MS ? 'met' : 'missed'} |`,
@@ -301,7 +350,9 @@ function table(r, when) {
     `Unmatched: ${r.flips_without_audio} clicks without audio, ${r.flips_without_video} flips without video, `
       + `${r.onsets_without_flip} onsets without a click. PulseAudio's own buffering (pactl, once): `
       + (Object.entries(r.pulse_latencies).map(([k, v]) => `${k} ${v.buffer_ms} ms buffer + ${v.device_ms} ms device`).join('; ') || 'not read')
-      + `. Chromium's audio jitter buffer, mean over the run: ${fmt(r.jitter_buffer?.mean_ms)} ms (target ${fmt(r.jitter_buffer?.target_mean_ms)} ms). `
+      + `. Server: Opus packets ${fmt(r.server_audio?.capture_lag_ms)} ms old when encoded (/health capture_lag_ms, last). `
+      + `Chromium's audio jitter buffer, mean over the run: ${fmt(r.jitter_buffer?.mean_ms)} ms (target ${fmt(r.jitter_buffer?.target_mean_ms)} ms); `
+      + `its playout buffer: ${fmt(r.jitter_buffer?.playout_mean_ms)} ms. `
       + `AudioContext base/output latency: ${fmt(r.audio_context.baseLatency * 1000)} / ${fmt(r.audio_context.outputLatency * 1000)} ms.`,
     END,
   ];

@@ -305,13 +305,15 @@ export class Env {
    * A headless Chromium with a fresh temporary profile. Launched as a browser server
    * so the test can reach its process (Browser objects from chromium.launch don't
    * expose one); `kill()` SIGKILLs it like a crash. `executablePath`: another Chromium
-   * command (netns.mjs's wrapper runs it in a network namespace); `args`: more switches.
+   * command (netns.mjs's wrapper runs it in a network namespace); `args`: more switches;
+   * `env`: more environment (a PULSE_SERVER for its sound output).
    */
-  async launchBrowser({ executablePath = CHROMIUM_BIN, args = [] } = {}) {
+  async launchBrowser({ executablePath = CHROMIUM_BIN, args = [], env } = {}) {
     const server = await chromium.launchServer({
       executablePath,
       args: [...CHROMIUM_ARGS, ...args],
       timeout: 30_000,
+      ...(env ? { env: { ...process.env, ...env } } : {}),
     });
     const proc = server.process();
     const browser = await chromium.connect(server.wsEndpoint(), { timeout: 30_000 });

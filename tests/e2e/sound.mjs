@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { KELPIE_BIN, XPROBE_BIN, freePort, sleep, waitFor } from './harness.mjs';
 import { children } from './procs.mjs';
@@ -34,6 +35,23 @@ export async function startEmbedded(env, { session, args = [], size = '640x480',
   const pulseServer = /server=(unix:\S+)/.exec(line)?.[1];
   assert.ok(pulseServer, env.why(`a server address in: ${line}`));
   return { proc, pulseServer };
+}
+
+/**
+ * A PulseAudio of the test's own with one null sink, for a browser's sound output (a
+ * browser without one plays into a fake device whose buffering is nothing like a real
+ * sound card's). Resolves with {server, stop()}.
+ */
+export async function startPulse(env, name = 'browser-pulse') {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kelpie-test-pulse-'));
+  const socket = path.join(dir, 'native');
+  fs.writeFileSync(path.join(dir, 'default.pa'), `.fail\nload-module module-native-protocol-unix socket=${socket} auth-anonymous=1\n`
+    + 'load-module module-null-sink sink_name=speakers rate=48000\nset-default-sink speakers\n');
+  const proc = env.spawn(name, 'pulseaudio', ['-n', '-F', path.join(dir, 'default.pa'), '--daemonize=no',
+    '--exit-idle-time=-1', '--use-pid-file=no', '--realtime=no', '--log-target=stderr'],
+  { env: { HOME: dir, XDG_RUNTIME_DIR: dir, XDG_CONFIG_HOME: dir, PULSE_RUNTIME_PATH: dir } });
+  await waitFor(`${name} to listen`, () => fs.existsSync(socket), { timeoutMs: 10_000 });
+  return { server: `unix:${socket}`, stop: () => proc.stop() };
 }
 
 /** A session that shows an animated window and plays a sine of `freq` Hz into the default sink. */
