@@ -31,7 +31,7 @@
  * into a sound card; `--fake-output` leaves it on headless Chromium's fake output device
  * (whose buffering added ~150 ms here).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -201,15 +201,43 @@ function stats(values) {
 }
 
 /** Flips from the session joined with what the page saw. */
-function analyse({ flips, onsets, beats, video, sampleRate, playout = [] }) {
+/**
+ * Records `device` of the PulseAudio at `server` (mono s16 48 kHz, 5 ms latency) and
+ * notes the wall-clock time of every onset (|sample| over the threshold after 100 ms of
+ * quiet): the chunk's arrival time minus the samples after the onset in it.
+ */
+function recordOnsets(server, device) {
+  const rec = spawn('parec', [`--device=${device}`, '--format=s16le', '--rate=48000', '--channels=1', '--raw', '--latency-msec=5'],
+    { env: { ...process.env, PULSE_SERVER: server }, stdio: ['ignore', 'pipe', 'ignore'] });
+  const onsets = [];
+  let quiet = 48_000;
+  const level = Math.round(ONSET_THRESHOLD * 32768);
+  rec.stdout.on('data', (chunk) => {
+    const now = Date.now();
+    const n = Math.floor(chunk.length / 2);
+    for (let i = 0; i < n; i++) {
+      if (Math.abs(chunk.readInt16LE(i * 2)) > level) {
+        if (quiet > 4800) onsets.push({ at: now - ((n - i) / 48_000) * 1000 });
+        quiet = 0;
+      } else quiet++;
+    }
+  });
+  return { stop: () => { rec.kill('SIGKILL'); return onsets; } };
+}
+
+/**
+ * Per flip, where its sound and picture were seen, and the delays Kelpie adds: from the
+ * desktop's sink monitor (the sound as it leaves the desktop, recorded like the browser's
+ * device, so the two recordings' own latency cancels) to the browser's sound device, to
+ * its audio graph and to its playout; the picture from the X server to presentation.
+ * The offset is audio's added delay minus video's: what Kelpie does to lip sync.
+ */
+function analyse({ flips, onsets, beats, video, sampleRate, playout = [], device = [], sink = [] }) {
   const anchor = Math.min(...[...beats, ...onsets].map((m) => m.rx - (m.frame / sampleRate) * 1000));
   const audio = onsets.map((m) => ({
     at: (m.frame / sampleRate) * 1000 + anchor,
     heard: m.otsWall + ((m.frame / sampleRate) - m.otsCtx) * 1000,
   }));
-  const delay = [];
-  const heard = [];
-  const played = [];
   // Energy steps: the first of each burst (later ones within the window are its tail).
   let lastPlayout = -Infinity;
   const playoutOnsets = playout.filter((p) => {
@@ -217,32 +245,42 @@ function analyse({ flips, onsets, beats, video, sampleRate, playout = [] }) {
     lastPlayout = p.at;
     return first;
   });
-  const videoDelay = [];
-  const offset = [];
-  let noAudio = 0;
-  let noVideo = 0;
+  const near = (list, t) => list.find((x) => x.at >= t - 5 && x.at < t + MATCH_WINDOW_MS);
+  const ear = []; const graph = []; const heard = []; const played = []; const backlog = [];
+  const videoDelay = []; const offset = [];
+  let noAudio = 0; let noVideo = 0; let noSink = 0;
   for (const f of flips) {
-    const a = audio.find((x) => x.at >= f.audio_ms - 5 && x.at < f.audio_ms + MATCH_WINDOW_MS);
     const v = video.find((x) => x.white === f.white && x.pres >= f.video_ms - 5 && x.pres < f.video_ms + MATCH_WINDOW_MS);
-    if (a) { delay.push(a.at - f.audio_ms); heard.push(a.heard - f.audio_ms); } else noAudio++;
-    const p = playoutOnsets.find((x) => x.at >= f.audio_ms - 5 && x.at < f.audio_ms + MATCH_WINDOW_MS);
-    if (p) played.push(p.at - f.audio_ms);
     if (v) videoDelay.push(v.pres - f.video_ms); else noVideo++;
-    if (a && v) offset.push(a.at - v.pres);
+    const sk = near(sink, f.audio_ms);
+    if (!sk) { noSink++; continue; }
+    backlog.push(sk.at - f.audio_ms);
+    const a = near(audio, sk.at);
+    const dv = near(device, sk.at);
+    const p = near(playoutOnsets, sk.at);
+    if (a) { graph.push(a.at - sk.at); heard.push(a.heard - sk.at); } else noAudio++;
+    if (dv) ear.push(dv.at - sk.at);
+    if (p) played.push(p.at - sk.at);
+    const arrived = dv ?? a;
+    if (arrived && v) offset.push(arrived.at - sk.at - (v.pres - f.video_ms));
   }
-  // Onsets inside the clicks' span that belong to none (noise, a burst heard twice).
-  const span = flips.length ? [flips[0].audio_ms - 5, flips.at(-1).audio_ms + MATCH_WINDOW_MS] : [0, 0];
+  const span = flips.length ? [flips[0].audio_ms - 5, flips.at(-1).audio_ms + 2 * MATCH_WINDOW_MS] : [0, 0];
   const unmatched = audio.filter((x) => x.at >= span[0] && x.at < span[1]
-    && !flips.some((f) => x.at >= f.audio_ms - 5 && x.at < f.audio_ms + MATCH_WINDOW_MS)).length;
+    && !sink.some((k) => x.at >= k.at - 5 && x.at < k.at + MATCH_WINDOW_MS)).length;
   return {
     flips: flips.length,
-    glass_to_ear_ms: stats(delay),
+    // The headline: the sound device when the browser has one, else its audio graph.
+    glass_to_ear_ms: stats(ear.length ? ear : graph),
+    glass_to_ear_source: ear.length ? 'device' : 'graph',
+    to_graph_ms: stats(graph),
     to_playout_ms: stats(played),
     heard_ms: stats(heard),
+    player_backlog_ms: stats(backlog),
     video_glass_to_glass_ms: stats(videoDelay),
     av_offset_ms: stats(offset),
     flips_without_audio: noAudio,
     flips_without_video: noVideo,
+    flips_without_sink_onset: noSink,
     onsets_without_flip: unmatched,
   };
 }
@@ -277,6 +315,12 @@ async function measure(args) {
     // sound card; without one, headless Chromium's fake output buffers far more.
     const speakers = args.fakeOutput ? null : await startPulse(env);
     const browser = await env.launchBrowser(speakers ? { env: { PULSE_SERVER: speakers.server } } : {});
+    // What the browser's sound device gets: its sink's monitor, recorded with a short
+    // buffer, each onset timed from the chunk it arrives in. The sound as heard, without
+    // WebAudio in the way (plus this recording's own few ms).
+    const deviceOnsets = speakers ? recordOnsets(speakers.server, 'speakers.monitor') : null;
+    // And where Kelpie takes it: the desktop's default sink's monitor, the same way.
+    const sinkOnsets = recordOnsets(pulseServer, '@DEFAULT_MONITOR@');
     // bypassCSP: the page's policy (script-src 'self') would refuse the worklet's blob: module.
     const page = await openConnected(env, browser.browser, env.url, { viewport: SIZE, bypassCSP: true });
     await waitDecoding(env, page, 1);
@@ -311,6 +355,8 @@ async function measure(args) {
         playout_mean_ms: playout?.totalSamplesCount ? (1000 * playout.totalPlayoutDelay) / playout.totalSamplesCount : null,
       };
     });
+    if (deviceOnsets) page_.device = deviceOnsets.stop();
+    page_.sink = sinkOnsets.stop();
     const flips = read().filter((e) => e.ev === 'flip' && e.audio_ms >= from && e.audio_ms < until - 1000).slice(0, args.clicks);
     const health = (await env.health()).body;
     return {
@@ -341,13 +387,15 @@ function table(r, when) {
     '',
     '| figure | p50 | p95 | min … max | target |',
     '|---|---|---|---|---|',
-    `| glass-to-ear delay (ms) | ${fmt(d.p50)} | ${fmt(d.p95)} | ${fmt(d.min)} … ${fmt(d.max)} | p50 ≤ ${TARGET_DELAY_P50_MS}: ${d.p50 != null && d.p50 <= TARGET_DELAY_P50_MS ? 'met' : 'missed'} |`,
-    `| … to Chromium's playout, without WebAudio (ms) | ${fmt(r.to_playout_ms?.p50)} | ${fmt(r.to_playout_ms?.p95)} | ${fmt(r.to_playout_ms?.min)} … ${fmt(r.to_playout_ms?.max)} | |`,
-    `| … to Chromium's output timestamp (ms) | ${fmt(r.heard_ms.p50)} | ${fmt(r.heard_ms.p95)} | ${fmt(r.heard_ms.min)} … ${fmt(r.heard_ms.max)} | |`,
-    `| video flip to presentation (ms) | ${fmt(r.video_glass_to_glass_ms.p50)} | ${fmt(r.video_glass_to_glass_ms.p95)} | ${fmt(r.video_glass_to_glass_ms.min)} … ${fmt(r.video_glass_to_glass_ms.max)} | |`,
-    `| audio − video offset (ms; p5 … p95 in the spread) | ${fmt(o.p50)} | ${spread} | ${fmt(o.min)} … ${fmt(o.max)} | \\|p50\\| ≤ ${TARGET_OFFSET_MS}: ${o.p50 != null && Math.abs(o.p50) <= TARGET_OFFSET_MS ? 'met' : 'missed'} |`,
+    `| glass-to-ear delay: desktop sink's monitor → ${r.glass_to_ear_source === 'device' ? "the browser's sound device" : "the page's audio graph"} (ms) | ${fmt(d.p50)} | ${fmt(d.p95)} | ${fmt(d.min)} … ${fmt(d.max)} | p50 ≤ ${TARGET_DELAY_P50_MS}: ${d.p50 != null && d.p50 <= TARGET_DELAY_P50_MS ? 'met' : 'missed'} |`,
+    `| … to the page's audio graph (AudioWorklet on the received track) (ms) | ${fmt(r.to_graph_ms?.p50)} | ${fmt(r.to_graph_ms?.p95)} | ${fmt(r.to_graph_ms?.min)} … ${fmt(r.to_graph_ms?.max)} | |`,
+    `| … to Chromium's playout (totalAudioEnergy polled; its stats are cached, an upper bound) (ms) | ${fmt(r.to_playout_ms?.p50)} | ${fmt(r.to_playout_ms?.p95)} | ${fmt(r.to_playout_ms?.min)} … ${fmt(r.to_playout_ms?.max)} | |`,
+    `| … to Chromium's output timestamp (ms) | ${fmt(r.heard_ms?.p50)} | ${fmt(r.heard_ms?.p95)} | ${fmt(r.heard_ms?.min)} … ${fmt(r.heard_ms?.max)} | |`,
+    `| video: X server has the flip → presentation (ms) | ${fmt(r.video_glass_to_glass_ms?.p50)} | ${fmt(r.video_glass_to_glass_ms?.p95)} | ${fmt(r.video_glass_to_glass_ms?.min)} … ${fmt(r.video_glass_to_glass_ms?.max)} | |`,
+    `| not Kelpie: the player's own queue (handed to pacat → desktop sink's monitor) (ms) | ${fmt(r.player_backlog_ms?.p50)} | ${fmt(r.player_backlog_ms?.p95)} | ${fmt(r.player_backlog_ms?.min)} … ${fmt(r.player_backlog_ms?.max)} | |`,
+    `| audio − video offset added by Kelpie (ms; p5 … p95 in the spread) | ${fmt(o.p50)} | ${spread} | ${fmt(o.min)} … ${fmt(o.max)} | \\|p50\\| ≤ ${TARGET_OFFSET_MS}: ${o.p50 != null && Math.abs(o.p50) <= TARGET_OFFSET_MS ? 'met' : 'missed'} |`,
     '',
-    `Unmatched: ${r.flips_without_audio} clicks without audio, ${r.flips_without_video} flips without video, `
+    `Unmatched: ${r.flips_without_sink_onset} clicks not seen at the desktop sink's monitor, ${r.flips_without_audio} without audio in the page, ${r.flips_without_video} flips without video, `
       + `${r.onsets_without_flip} onsets without a click. PulseAudio's own buffering (pactl, once): `
       + (Object.entries(r.pulse_latencies).map(([k, v]) => `${k} ${v.buffer_ms} ms buffer + ${v.device_ms} ms device`).join('; ') || 'not read')
       + `. Server: Opus packets ${fmt(r.server_audio?.capture_lag_ms)} ms old when encoded (/health capture_lag_ms, last). `

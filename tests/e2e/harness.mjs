@@ -313,7 +313,8 @@ export class Env {
       executablePath,
       args: [...CHROMIUM_ARGS, ...args],
       timeout: 30_000,
-      ...(env ? { env: { ...process.env, ...env } } : {}),
+      // Given a sound server, it should really play: Playwright mutes Chromium by default.
+      ...(env ? { env: { ...process.env, ...env }, ignoreDefaultArgs: ['--mute-audio'] } : {}),
     });
     const proc = server.process();
     const browser = await chromium.connect(server.wsEndpoint(), { timeout: 30_000 });
