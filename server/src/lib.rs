@@ -210,6 +210,7 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
         tls: tls.is_some(),
         files: Arc::new(http::files::FilesState::from_config(&config.files, &config.allowed_origins)),
         transport: config.transport,
+        audio: config.audio,
     });
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("Kelpie is streaming display {} at {scheme}://{addr}{}", screen.name, config.base_path);

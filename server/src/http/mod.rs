@@ -55,6 +55,8 @@ pub struct App {
     pub files: Arc<files::FilesState>,
     /// Which media transports pages may use (`--transport`).
     pub transport: crate::transport::Policy,
+    /// The desktop's sound is streamed (`--audio`): the welcome says so.
+    pub audio: bool,
 }
 
 impl App {

@@ -55,6 +55,7 @@ fn app_with(mode: Mode, base_path: &str, ok: bool) -> Router {
         tls: false,
         files: Arc::new(files::FilesState { share: None, allowed_origins: vec![] }),
         transport: crate::transport::Policy::Auto,
+        audio: true,
     };
     router(Arc::new(app))
 }

@@ -217,6 +217,7 @@ async fn participant(
         relay_only: p.ice.relay_only,
         transport: kind,
         offered: p.app.transport.offered(),
+        audio: p.app.audio,
     });
     if !execute(greeting, &mut p).await {
         return;

@@ -82,6 +82,10 @@ fn is_keyframe_request(event: &gst::EventRef) -> bool {
     event.type_() == gst::EventType::CustomUpstream && event.structure().is_some_and(|s| s.name() == "GstForceKeyUnit")
 }
 
+/// How long a viewer's offer waits for the encoder's first frame (see
+/// [`Desktop::wait_for_video_caps`]).
+const VIDEO_CAPS_WAIT: Duration = Duration::from_secs(5);
+
 /// A viewer's data channel may hold this much unsent data before further messages to it
 /// are refused; large transfers (clipboard) wait for [`Desktop::data_buffered`] to drop.
 pub const DATA_BUFFER_LIMIT: u64 = 4 * 1024 * 1024;
@@ -385,6 +389,7 @@ impl Desktop {
     pub fn add_viewer(&self, id: u64, wire: Wire, events: UnboundedSender<TransportEvent>) -> Result<(), MediaError> {
         let attached = match wire {
             Wire::Webrtc { ice, inbound } => {
+                self.wait_for_video_caps(VIDEO_CAPS_WAIT);
                 let branch = ViewerBranch::create(
                     id,
                     &self.pipeline,
@@ -435,6 +440,31 @@ impl Desktop {
         self.adaptation().add_viewer(id);
         self.viewers().insert(id, ViewerSlot { attached, events });
         Ok(())
+    }
+
+    /// Waits (at most `limit`) until the encoder's first frame has set the video caps that
+    /// every offer's codec preferences are made from. A page that connects the moment the
+    /// server listens would otherwise get an offer built from the payloader's template,
+    /// and no picture (seen once in a fresh-clone CI run: the viewer joined 20 ms after
+    /// start).
+    fn wait_for_video_caps(&self, limit: Duration) {
+        let has_caps = || {
+            self.tracks
+                .iter()
+                .filter_map(|t| t.caps_from.as_ref())
+                .all(|e| e.static_pad("sink").is_some_and(|p| p.current_caps().is_some()))
+        };
+        let deadline = Instant::now() + limit;
+        while !has_caps() {
+            if Instant::now() > deadline {
+                tracing::warn!(
+                    "no video frame encoded {} s after a viewer came: offering without codec preferences",
+                    limit.as_secs()
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// The participant holding control changed: the encoder follows its estimate.

@@ -29,6 +29,10 @@ pub enum ServerMessage {
         transport: Kind,
         /// The transports this server offers (`--transport`): the page may switch among them.
         transports: Vec<Kind>,
+        /// The desktop's sound is streamed (`--audio`): the page offers sound controls and,
+        /// on the WebSocket, the microphone before the first audio frame (PulseAudio may
+        /// be away).
+        audio: bool,
     },
     /// Media moves to `kind` from now on: for WebRTC an offer follows, for the WebSocket
     /// binary frames do.
@@ -242,11 +246,12 @@ mod tests {
             ice_transport_policy: "all",
             transport: Kind::Webrtc,
             transports: vec![Kind::Webrtc, Kind::Websocket],
+            audio: true,
         }
         .to_json();
         assert_eq!(
             j,
-            r#"{"type":"welcome","viewer_id":"v1","role":"guest","user":"bob","ice_servers":[],"ice_transport_policy":"all","transport":"webrtc","transports":["webrtc","websocket"]}"#
+            r#"{"type":"welcome","viewer_id":"v1","role":"guest","user":"bob","ice_servers":[],"ice_transport_policy":"all","transport":"webrtc","transports":["webrtc","websocket"],"audio":true}"#
         );
         assert_eq!(
             ServerMessage::Transport { kind: Kind::Websocket }.to_json(),

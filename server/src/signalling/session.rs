@@ -108,6 +108,8 @@ pub struct Start {
     pub transport: Kind,
     /// The transports the server offers; the page may switch among these.
     pub offered: Vec<Kind>,
+    /// The desktop's sound is streamed.
+    pub audio: bool,
 }
 
 /// One viewer's signalling conversation.
@@ -130,6 +132,7 @@ impl Session {
             ice_transport_policy,
             transport: start.transport,
             transports: start.offered.clone(),
+            audio: start.audio,
         };
         let session = Self { state: media_state(start.transport), kind: start.transport, offered: start.offered };
         (session, vec![Action::Send(welcome)])
@@ -309,6 +312,7 @@ mod tests {
             relay_only: false,
             transport,
             offered: vec![Kind::Webrtc, Kind::Websocket],
+            audio: true,
         }
     }
 
