@@ -174,7 +174,9 @@ describe('transports between network namespaces', { skip: skip || false }, () =>
     assert.equal((await transportOf(ws)).kind, 'websocket');
     assert.deepEqual((await env.health()).body.transports, { webrtc: 1, websocket: 1 });
     const [a, b] = await Promise.all([decodeRate(rtc, 3000), decodeRate(ws, 3000)]);
-    assert.ok(a.rate >= MIN_FPS && b.rate >= MIN_FPS, env.why(`both at full rate: webrtc ${a.rate}, websocket ${b.rate}`));
+    // Both play at about the full rate before the throttle (two pages decoding on two busy
+    // cores reach 27–30 fps); the throttle's effect is judged against the socket's own rate.
+    assert.ok(a.rate >= 0.8 * FPS && b.rate >= 0.8 * FPS, env.why(`both at full rate: webrtc ${a.rate}, websocket ${b.rate}`));
 
     const wsId = await ws.evaluate(() => window.kelpie.room.you);
     // The socket viewer's acknowledgements give it a bandwidth estimate of its own.
@@ -189,7 +191,8 @@ describe('transports between network namespaces', { skip: skip || false }, () =>
     const skipped = frames[`{viewer="${wsId}",result="skipped"}`];
     assert.ok(skipped > skippedBefore, env.why(`the throttled socket's feed skipped no frames: ${JSON.stringify(frames)}`));
     const throttled = await decodeRate(ws, 3000);
-    assert.ok(throttled.rate < MIN_FPS, `the throttled viewer still decodes ${throttled.rate} fps: the link was not the limit`);
+    assert.ok(throttled.rate < Math.min(MIN_FPS, 0.8 * b.rate),
+      `the throttled viewer still decodes ${throttled.rate} fps (${b.rate} before): the link was not the limit`);
     let est = null;
     await waitFor('the socket viewer\'s estimate to fall under 1 Mbit/s', async () => (est = await estimate()) < 1e6,
       { timeoutMs: 15_000 }).catch(() => { throw new Error(env.why(`socket viewer's estimate ${est} bit/s behind 300 kbit/s`)); });
