@@ -227,7 +227,7 @@ fn signal_group(child: &Child, signal: i32) {
 }
 
 /// Ends a child and everything in its process group, politely first.
-fn stop_group(child: &mut Child, what: &str) {
+pub(crate) fn stop_group(child: &mut Child, what: &str) {
     signal_group(child, libc::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(3);
     while Instant::now() < deadline {

@@ -42,6 +42,12 @@ pub fn wildcard_entry(cookie: &[u8]) -> Vec<u8> {
     entry(FAMILY_WILD, b"", b"", PROTOCOL, cookie)
 }
 
+/// Where a run's private directories go: `$XDG_RUNTIME_DIR` when it is set (private to the
+/// user by design), else the temp directory (each new directory is 0700 either way).
+pub fn private_base() -> PathBuf {
+    std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|d| d.is_dir()).unwrap_or_else(std::env::temp_dir)
+}
+
 /// The cookie file of one run; removed (with its directory) when dropped.
 #[derive(Debug)]
 pub struct XCookie {
@@ -80,11 +86,7 @@ impl XCookie {
     /// In `$XDG_RUNTIME_DIR` when it is set (private to the user by design), else in the
     /// temp directory (the new directory is 0700 either way).
     pub fn create() -> Result<Self, CookieError> {
-        let base = std::env::var_os("XDG_RUNTIME_DIR")
-            .map(PathBuf::from)
-            .filter(|d| d.is_dir())
-            .unwrap_or_else(std::env::temp_dir);
-        Self::create_in(&base)
+        Self::create_in(&private_base())
     }
 
     pub fn path(&self) -> &Path {

@@ -85,11 +85,7 @@ impl Daemon {
 
     /// In `$XDG_RUNTIME_DIR` when set (private by design), else the temp directory.
     pub fn start() -> Result<Self, PulseError> {
-        let base = std::env::var_os("XDG_RUNTIME_DIR")
-            .map(PathBuf::from)
-            .filter(|d| d.is_dir())
-            .unwrap_or_else(std::env::temp_dir);
-        Self::start_in(&base)
+        Self::start_in(&crate::display::xauth::private_base())
     }
 
     /// `PULSE_SERVER` for the session and Kelpie's own audio elements.
@@ -232,18 +228,7 @@ fn supervise(dir: &Path, child: &Mutex<Option<Child>>, stop: &AtomicBool, restar
 
 /// Ends the daemon politely (SIGTERM to its group), then for good after 3 s.
 fn stop_child(child: &Mutex<Option<Child>>) {
-    let Some(mut c) = child.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
-    let pgid = c.id() as libc::pid_t;
-    // SAFETY: kill(2) on the process group we created; no memory is involved.
-    unsafe { libc::kill(-pgid, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = c.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(25));
+    if let Some(mut c) = child.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        crate::display::stop_group(&mut c, "PulseAudio");
     }
-    // SAFETY: as above.
-    unsafe { libc::kill(-pgid, libc::SIGKILL) };
-    let _ = c.wait();
 }
