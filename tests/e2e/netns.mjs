@@ -121,11 +121,14 @@ export function makeNetns(t) {
     },
   };
   t.after(() => ns.close());
-  // No IPv6 inside: its link-local address arrives a second or two after the link is up
-  // (duplicate address detection), and Chromium treats that as a network change and fails
-  // the page's loads in flight with ERR_NETWORK_CHANGED.
+  // No IPv6 on either end: a link-local address arrives a second or two after the link
+  // is up (duplicate address detection), and Chromium treats that as a network change and
+  // fails the page's loads in flight with ERR_NETWORK_CHANGED. That holds for a browser
+  // on this (the host) side too: a fresh-clone run had proxy.test's host Chromium lose
+  // its first page to the host end's late address.
   ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
   run('ip', ['link', 'add', hostDev, 'type', 'veth', 'peer', 'name', nsDev]);
+  run('sysctl', ['-qw', `net.ipv6.conf.${hostDev}.disable_ipv6=1`]);
   run('ip', ['link', 'set', nsDev, 'netns', name]);
   ns.exec('sysctl', ['-qw', `net.ipv6.conf.${nsDev}.disable_ipv6=1`]);
   run('ip', ['addr', 'add', `${hostIp}/30`, 'dev', hostDev]);
