@@ -25,7 +25,7 @@ deps-run:
 deps-test:
 	./scripts/install-deps.sh test
 	./tests/e2e/setup-deploy-tools.sh
-	cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error
+	cd tests/e2e && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 
 # Every test: Rust unit and integration tests (real Xvfb, GStreamer and webrtc-rs), then the
 # headless Chromium end-to-end tests. Tests build once and run serially: each one starts

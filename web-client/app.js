@@ -24,6 +24,7 @@ import { keepKeys } from './dom.js';
 import { showNotice } from './notice.js';
 import { attachAudio } from './audio.js';
 import { attachMic } from './mic.js';
+import { onFirstFrame } from './first-frame.js';
 
 /** The "you are only watching" hint comes back at most this often. */
 const REFUSED_HINT_EVERY_MS = 30_000;
@@ -90,7 +91,7 @@ const session = new Session(location.href, {
     play();
     // When the first picture reaches the screen: the last step of `kelpie.timings`.
     const attempt = session.timings;
-    video.requestVideoFrameCallback?.(() => { attempt.first_frame ??= Math.round(performance.now()); });
+    onFirstFrame(video, () => { attempt.first_frame ??= Math.round(performance.now()); });
   },
   onChannel: channel.setChannel,
   onTransport: () => settings?.showTransport(),
@@ -179,6 +180,8 @@ settings.setControl(false);
 window.kelpie = {
   get pc() { return session.pc; },
   get state() { return session.state; },
+  /** True once the page found it cannot show the desktop here and stopped trying. */
+  get stopped() { return session.stopped; },
   /** ms since page start: ws_start, ws_open, welcome, offer, answer_sent, ice_connected,
    *  dtls_connected, track, first_frame (of the current connection attempt). */
   get timings() { return session.timings; },

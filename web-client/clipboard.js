@@ -4,7 +4,8 @@
  *
  * Remote → here: chunks are joined and written with the async Clipboard API. Browsers
  * refuse that without permission, focus or a secure context (Firefox, plain HTTP): then
- * the content waits in the Clipboard panel for the user to copy, and a notice says so.
+ * the Clipboard panel opens by itself with the content in it, for the user to copy (it
+ * does not take the keyboard from the desktop).
  *
  * Here → remote: when the page gains focus, the picture is clicked, or the user presses
  * Ctrl+V (whose `paste` event carries the clipboard without any permission prompt), the
@@ -182,11 +183,13 @@ export function attachClipboard(video, keyboard, send) {
       button.setAttribute('aria-pressed', 'false');
     }
   }
-  button.addEventListener('click', () => {
-    panel.hidden = !panel.hidden;
-    button.setAttribute('aria-pressed', String(!panel.hidden));
-    if (!panel.hidden) text.focus({ preventScroll: true });
-  });
+  /** Opens or closes the panel; only the user's own click moves the keyboard into it. */
+  function showPanel(open, { focus = false } = {}) {
+    panel.hidden = !open;
+    button.setAttribute('aria-pressed', String(open));
+    if (open && focus) text.focus({ preventScroll: true });
+  }
+  button.addEventListener('click', () => showPanel(panel.hidden, { focus: true }));
   // A pasted image in the panel is sent as it is.
   text.addEventListener('paste', async (ev) => {
     const clip = await fromPasteEvent(ev);
@@ -252,9 +255,14 @@ export function attachClipboard(video, keyboard, send) {
     if (await writeLocal(clip)) {
       pendingWrite = null;
     } else {
-      // Retried when the page gets focus back; meanwhile the panel holds it.
+      // Retried when the page gets focus back; meanwhile the panel holds it, open.
       pendingWrite = clip;
-      showNotice('Remote clipboard received: open "Clipboard" to copy it (this browser blocked direct access).');
+      status.textContent = 'This browser blocked direct clipboard access: copy from here.';
+      if (panel.hidden) {
+        console.info(`kelpie: the remote clipboard is in the Clipboard panel (${state.lastError})`);
+        showPanel(true);
+        showNotice('Remote clipboard received: it is in the Clipboard panel (this browser blocked direct access).');
+      }
     }
   }
 

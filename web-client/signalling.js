@@ -10,6 +10,11 @@
  * HTTP, a firewall without UDP and no TURN), the session asks the server to carry media
  * on this same socket instead (socket-media.js): no reload, no second login, same seat.
  *
+ * Codecs (codecs.js): the video is H.264. A browser whose WebRTC cannot decode it (Firefox
+ * without OpenH264) starts on the WebSocket transport; one that has neither way is told
+ * what to do, once, and the page stops instead of retrying. Either is reported to the
+ * server (`{"type":"codec"}`) once per page, for its log and `/metrics`.
+ *
  * Sound: the offer may carry a second m-line, audio (Opus), sendrecv. Its transceiver is
  * answered sendrecv, so the microphone can later go out on it with `replaceTrack` and no
  * renegotiation (mic.js). On the WebSocket, kind-4 frames carry the sound down and kind-5
@@ -17,6 +22,7 @@
  * `onAudioRoute` fires whenever that may have changed.
  */
 import { SocketChannel, SocketMedia, ackFrame, parseFrame } from './socket-media.js';
+import { answerRejectsVideo, cannotDecodeText, isFirefox, probeCodecs } from './codecs.js';
 
 const BACKOFF_START_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
@@ -50,11 +56,26 @@ export function signallingUrl(href = location.href, transport = null) {
 
 /**
  * The kind to ask for at connect time: the settings' choice, or the WebSocket once WebRTC
- * has failed on this page (reconnects need not wait for the fallback again).
+ * has failed on this page (reconnects need not wait for the fallback again) or cannot
+ * decode the video at all.
  */
-export function wantedTransport(choice, fellBack) {
+export function wantedTransport(choice, fellBack, webrtcDecodes = true) {
   if (choice === 'webrtc' || choice === 'websocket') return choice;
-  return fellBack ? 'websocket' : null;
+  return fellBack || !webrtcDecodes ? 'websocket' : null;
+}
+
+/**
+ * Whether this page can show the desktop on this server at all, and on what:
+ * `codecs` {webrtc, websocket} (probeCodecs), `offered` the welcome's transports,
+ * `choice` the settings'. Returns 'webrtc', 'websocket', or null for neither.
+ */
+export function usableTransport(codecs, offered, choice = 'auto') {
+  const socket = codecs.websocket && offered.includes('websocket');
+  const webrtc = codecs.webrtc && offered.includes('webrtc');
+  if (choice === 'websocket' && socket) return 'websocket';
+  if (choice === 'webrtc' && webrtc) return 'webrtc';
+  if (webrtc) return 'webrtc';
+  return socket ? 'websocket' : null;
 }
 
 /** Delay before retry number `attempt` (0-based): 0.5 s doubling to 10 s, ±25 % jitter. */
@@ -62,6 +83,9 @@ export function backoffMs(attempt) {
   const base = Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** attempt);
   return Math.min(BACKOFF_MAX_MS, Math.round(base * (0.75 + Math.random() * 0.5)));
 }
+
+/** Why a page whose WebRTC lacks H.264 takes its media over the WebSocket. */
+export const NO_WEBRTC_H264 = "this browser's WebRTC cannot decode H.264 (in Firefox: no OpenH264 plugin)";
 
 const CONTROL_ACTIONS = ['request', 'release', 'take', 'grant'];
 
@@ -130,6 +154,12 @@ export class Session {
     this.errorText = null;
     /** Milliseconds since page start at each step of the current attempt (diagnostics). */
     this.timings = {};
+    /** {webrtc, websocket}: which ways this browser decodes H.264 (probed at start). */
+    this.codecs = { webrtc: true, websocket: SocketMedia.supported() };
+    /** The server has been told that WebRTC cannot decode here (once per page). */
+    this.codecReported = false;
+    /** The page cannot show the desktop here and has stopped; no more attempts. */
+    this.stopped = false;
   }
 
   /** Records when a step of the connection first happened in this attempt. */
@@ -137,7 +167,10 @@ export class Session {
     if (!(step in this.timings)) this.timings[step] = Math.round(performance.now());
   }
 
-  start() {
+  /** Probes the browser's decoders, then connects. */
+  async start() {
+    this.codecs = await probeCodecs(SocketMedia.supported());
+    if (!this.codecs.webrtc) console.info('kelpie: this browser\'s WebRTC has no H.264 decoder', this.codecs);
     this.#connect();
   }
 
@@ -252,6 +285,10 @@ export class Session {
   setChoice(choice) {
     if (!TRANSPORT_CHOICES.includes(choice)) return;
     this.choice = choice;
+    if (choice === 'webrtc' && !this.codecs.webrtc) {
+      this.hooks.onNotice?.({ text: `Media stays on the WebSocket: ${NO_WEBRTC_H264}.` });
+      return;
+    }
     if (choice !== 'auto' && this.transport && this.transport.kind !== choice) {
       this.#switchTo(this.ws, choice, 'chosen in the settings');
     }
@@ -265,8 +302,9 @@ export class Session {
     this.mark('ws_start');
     this.transport = null;
     this.pending = null;
-    const wanted = wantedTransport(this.choice, this.fellBack);
-    const ws = new WebSocket(signallingUrl(this.href, wanted === 'websocket' && !SocketMedia.supported() ? null : wanted));
+    if (this.stopped) return;
+    const wanted = wantedTransport(this.choice, this.fellBack, this.codecs.webrtc);
+    const ws = new WebSocket(signallingUrl(this.href, wanted === 'websocket' && !this.codecs.websocket ? null : wanted));
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
     ws.onopen = () => this.mark('ws_open');
@@ -301,9 +339,13 @@ export class Session {
         this.welcomeAudio = msg.audio === true;
         const kind = msg.transport === 'websocket' ? 'websocket' : 'webrtc';
         this.hooks.onWelcome?.(msg);
-        if (kind === 'websocket' && !SocketMedia.supported()) this.#fail(ws, `The server sends media over the WebSocket, but ${NO_SOCKET_MEDIA}`);
+        if (!this.#canShow(ws)) break;
+        if (kind === 'websocket' && !this.codecs.websocket) this.#switchTo(ws, 'webrtc', 'this page cannot decode on the WebSocket');
         else if (kind === 'websocket') this.#useSocket(ws, this.#startReason('websocket'));
-        else this.#useWebrtc(ws, this.#startReason('webrtc'));
+        else if (!this.codecs.webrtc && usableTransport(this.codecs, this.offered, this.choice) === 'websocket') {
+          // Asked for plainly (a settings choice, say) but WebRTC cannot decode here.
+          this.#switchTo(ws, 'websocket', NO_WEBRTC_H264);
+        } else this.#useWebrtc(ws, this.#startReason('webrtc'));
         break;
       }
       case 'transport': {
@@ -321,6 +363,13 @@ export class Session {
         await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
         this.audioTransceiver = answerAudioSendrecv(pc);
         const answer = await pc.createAnswer();
+        if (answerRejectsVideo(answer.sdp)) {
+          // The browser listed H.264 but will not take it: never send that answer, and
+          // take the WebSocket if this page can (#canShow stops it otherwise).
+          this.codecs.webrtc = false;
+          if (this.#canShow(ws)) this.#switchTo(ws, 'websocket', NO_WEBRTC_H264);
+          break;
+        }
         await pc.setLocalDescription(answer);
         this.#send(ws, { type: 'answer', sdp: pc.localDescription.sdp });
         this.mark('answer_sent');
@@ -336,7 +385,9 @@ export class Session {
         }
         break;
       case 'error':
-        // The server closes the socket right after; onclose schedules the retry.
+        // The server closes the socket right after; onclose schedules the retry, which
+        // for a refused codec starts where this page can decode (or stops: #canShow).
+        if (msg.code === 'unsupported_codec') this.codecs.webrtc = false;
         this.errorText = msg.message || msg.code || 'server error';
         this.#setState('error', this.errorText);
         break;
@@ -353,8 +404,32 @@ export class Session {
     }
   }
 
+  /**
+   * After the welcome: tells the server once when WebRTC cannot decode here, and stops
+   * the page, with what to do, when nothing on this server can. Returns false then.
+   */
+  #canShow(ws) {
+    const usable = usableTransport(this.codecs, this.offered, this.choice);
+    if (!this.codecs.webrtc && !this.codecReported) {
+      this.codecReported = true;
+      this.#send(ws, { type: 'codec', webrtc: false, websocket: usable === 'websocket' });
+    }
+    if (usable) return true;
+    // This browser would decode WebRTC, but this server sends only over the WebSocket.
+    if (this.codecs.webrtc) this.#stop(ws, `This server sends the desktop over the WebSocket only, but ${NO_SOCKET_MEDIA}.`);
+    else {
+      this.#stop(ws, cannotDecodeText({
+        secure: isSecureContext,
+        firefox: isFirefox(),
+        socketOffered: this.offered.includes('websocket'),
+      }));
+    }
+    return false;
+  }
+
   /** Why this attempt starts on `kind`. */
   #startReason(kind) {
+    if (kind === 'websocket' && !this.codecs.webrtc) return NO_WEBRTC_H264;
     if (this.offered.length === 1) return `the server offers only ${kind === 'websocket' ? 'the WebSocket' : 'WebRTC'}`;
     if (this.choice === kind) return 'chosen in the settings';
     if (kind === 'websocket' && this.fellBack) return 'WebRTC gave no media earlier on this page';
@@ -432,7 +507,7 @@ export class Session {
     const check = (round) => {
       if (ws !== this.ws || this.transport?.kind !== 'webrtc' || this.timings.first_frame) return;
       const connected = this.pc?.connectionState === 'connected';
-      if (!SocketMedia.supported()) {
+      if (!this.codecs.websocket) {
         if (!connected) this.hooks.onNotice?.({ text: `No picture over WebRTC yet, and ${NO_SOCKET_MEDIA}.` });
         return;
       }
@@ -457,7 +532,7 @@ export class Session {
       this.hooks.onNotice?.({ text: `This server does not offer the ${kind} transport.` });
       return;
     }
-    if (kind === 'websocket' && !SocketMedia.supported()) {
+    if (kind === 'websocket' && !this.codecs.websocket) {
       this.hooks.onNotice?.({ text: `Media stays on WebRTC: ${NO_SOCKET_MEDIA}.` });
       return;
     }
@@ -525,7 +600,7 @@ export class Session {
         this.#clearTimers();
         this.#setState('connected');
       } else if (pc.connectionState === 'failed') {
-        if (this.choice === 'auto' && this.offered.includes('websocket') && SocketMedia.supported()) {
+        if (this.choice === 'auto' && this.offered.includes('websocket') && this.codecs.websocket) {
           this.fellBack = true;
           this.#switchTo(ws, 'websocket', 'the WebRTC connection failed');
         } else {
@@ -533,6 +608,19 @@ export class Session {
         }
       }
     };
+  }
+
+  /**
+   * This page cannot show the desktop: say why and what to do, close, and make no more
+   * attempts (a retry could not go differently).
+   */
+  #stop(ws, text) {
+    if (ws !== this.ws) return;
+    console.error('kelpie:', text);
+    this.stopped = true;
+    this.#teardown();
+    this.errorText = text;
+    this.#setState('error', text);
   }
 
   /** A local failure: tell the user, then retry like any other lost connection. */
@@ -546,7 +634,7 @@ export class Session {
 
   /** Tears the attempt down and schedules the next one with backoff. */
   #retry(ws) {
-    if (ws !== this.ws) return; // already retrying
+    if (ws !== this.ws || this.stopped) return; // already retrying, or stopped
     this.#teardown();
     const delay = backoffMs(this.attempt++);
     const until = Date.now() + delay;

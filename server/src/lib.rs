@@ -211,6 +211,7 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
         files: Arc::new(http::files::FilesState::from_config(&config.files, &config.allowed_origins)),
         transport: config.transport,
         audio: config.audio,
+        codec: Default::default(),
     });
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("Kelpie is streaming display {} at {scheme}://{addr}{}", screen.name, config.base_path);

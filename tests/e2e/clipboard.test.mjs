@@ -8,10 +8,10 @@
  * clipboard; it runs in the foreground (-quiet) as a tracked process of the environment.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Env, openConnected, waitFor } from './harness.mjs';
+import { xclipGet as getX, xclipSet as setX } from './xclip.mjs';
 
 /** A small limit so an oversized transfer is quick to provoke; 1 MB still fits. */
 const MAX_BYTES = 2_000_000;
@@ -21,7 +21,6 @@ const unique = (label) => `${label} ${crypto.randomBytes(6).toString('hex')} —
 for (const transport of ['webrtc', 'websocket']) describe(`clipboard over ${transport}`, { timeout: 240_000 }, () => {
   let env;
   let page;
-  let owners = 0;
 
   before(async () => {
     env = new Env(`clipboard-${transport}`, { width: 800, height: 600, framerate: 15,
@@ -37,23 +36,8 @@ for (const transport of ['webrtc', 'websocket']) describe(`clipboard over ${tran
   });
   after(() => env?.close());
 
-  /** Makes xclip the X clipboard owner of `data`; it is stopped with the environment. */
-  function xclipSet(data, mime) {
-    const args = ['-quiet', '-selection', 'clipboard', ...(mime ? ['-t', mime] : []), '-i'];
-    const p = env.spawn(`xclip-${++owners}`, 'xclip', args,
-      { env: { DISPLAY: env.display }, stdio: ['pipe', 'ignore', 'pipe'] });
-    p.child.stdin.end(data);
-    return p;
-  }
-
-  /** The X clipboard as a client reads it (bounded: xclip gives up after its timeout). */
-  function xclipGet(mime) {
-    const args = ['-o', '-selection', 'clipboard', ...(mime ? ['-t', mime] : [])];
-    return new Promise((resolve, reject) => {
-      execFile('xclip', args, { env: { ...process.env, DISPLAY: env.display }, encoding: 'buffer',
-        maxBuffer: 64 << 20, timeout: 10_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
-    });
-  }
+  const xclipSet = (data, mime) => setX(env, data, mime);
+  const xclipGet = (mime) => getX(env, mime);
 
   async function waitX(what, want, mime) {
     let last = null;

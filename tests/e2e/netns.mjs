@@ -111,8 +111,12 @@ export function makeNetns(t) {
     },
     /** A Chromium wrapper that runs the browser inside the namespace (for launchBrowser). */
     chromium(dir) {
-      const file = path.join(dir, `chromium-in-${name}.sh`);
-      fs.writeFileSync(file, `#!/bin/sh\nexec ip netns exec ${name} ${CHROMIUM_BIN} "$@"\n`, { mode: 0o755 });
+      return ns.wrap(dir, CHROMIUM_BIN);
+    },
+    /** A script in `dir` that runs program `bin` inside the namespace, with its arguments. */
+    wrap(dir, bin) {
+      const file = path.join(dir, `${path.basename(bin)}-in-${name}.sh`);
+      fs.writeFileSync(file, `#!/bin/sh\nexec ip netns exec ${name} ${bin} "$@"\n`, { mode: 0o755 });
       return file;
     },
     close() {

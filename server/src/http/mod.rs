@@ -57,6 +57,8 @@ pub struct App {
     pub transport: crate::transport::Policy,
     /// The desktop's sound is streamed (`--audio`): the welcome says so.
     pub audio: bool,
+    /// Pages whose browser could not decode WebRTC H.264, by outcome (`/metrics`).
+    pub codec: crate::signalling::CodecCounts,
 }
 
 impl App {
@@ -101,7 +103,16 @@ async fn health(State(app): State<Arc<App>>) -> impl IntoResponse {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    let body = crate::metrics::render(&app.status.metrics());
+    let mut metrics = app.status.metrics();
+    let mut codec = crate::metrics::Metric::counter(
+        "kelpie_codec_unsupported_total",
+        "Pages whose browser cannot decode H.264 over WebRTC, by what became of them.",
+        0.0,
+    );
+    codec.samples =
+        app.codec.snapshot().into_iter().map(|(o, n)| (vec![("outcome", o.as_str().into())], n as f64)).collect();
+    metrics.push(codec);
+    let body = crate::metrics::render(&metrics);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }
 

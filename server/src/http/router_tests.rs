@@ -56,6 +56,7 @@ fn app_with(mode: Mode, base_path: &str, ok: bool) -> Router {
         files: Arc::new(files::FilesState { share: None, allowed_origins: vec![] }),
         transport: crate::transport::Policy::Auto,
         audio: true,
+        codec: Default::default(),
     };
     router(Arc::new(app))
 }
@@ -116,6 +117,10 @@ async fn metrics_are_prometheus_text_without_credentials() {
     assert_eq!(status, StatusCode::OK);
     assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
     assert!(body.contains("# TYPE kelpie_viewers gauge\nkelpie_viewers 0\n"), "{body}");
+    // The server's own counters follow the desktop's, every outcome from the start.
+    for outcome in ["websocket", "no_decoder", "answer_rejected"] {
+        assert!(body.contains(&format!("kelpie_codec_unsupported_total{{outcome=\"{outcome}\"}} 0\n")), "{body}");
+    }
 }
 
 #[tokio::test]

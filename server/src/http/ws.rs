@@ -18,7 +18,7 @@ use super::ws_writer::Writer;
 use super::{App, AuthedUser};
 use crate::room::{Liveness, Reservation};
 use crate::signalling::session::truncate_reason;
-use crate::signalling::{Action, ErrorCode, Event, ServerMessage, Session, Start};
+use crate::signalling::{Action, CodecOutcome, ErrorCode, Event, ServerMessage, Session, Start};
 use crate::transport::feed::Feed;
 use crate::transport::{Kind, OpenError, TransportEvent, Wire};
 use crate::turn::ViewerIce;
@@ -35,6 +35,9 @@ const PING_EVERY: Duration = Duration::from_secs(2);
 /// A viewer silent for this long (no frame, no pong) is gone. With PING_EVERY this
 /// removes a vanished browser well within 10 s.
 const SILENCE_LIMIT: Duration = Duration::from_secs(8);
+
+/// A browser's User-Agent is logged at most this long.
+const MAX_USER_AGENT_CHARS: usize = 200;
 
 /// `/ws?transport=websocket`: the transport the page wants to start on (the server's
 /// `--transport` decides whether it may).
@@ -62,10 +65,19 @@ pub async fn upgrade(
         );
         return (StatusCode::FORBIDDEN, "WebSocket origin not allowed\n").into_response();
     }
+    // For the log lines that are about the browser (it cannot decode H.264, say).
+    let user_agent: String = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_USER_AGENT_CHARS)
+        .collect();
     let mut response =
         ws.max_message_size(TRANSPORT_MAX_MESSAGE).max_frame_size(TRANSPORT_MAX_MESSAGE).on_upgrade(move |socket| {
             let user = user.map_or_else(AuthedUser::anonymous_owner, |Extension(u)| u);
-            serve(socket, app, user, params.transport)
+            serve(socket, app, user, params.transport, user_agent)
         });
     // Media may travel on this socket: proxies that honour it (nginx) must not buffer.
     response.headers_mut().insert("x-accel-buffering", header::HeaderValue::from_static("no"));
@@ -105,6 +117,13 @@ async fn execute(actions: Vec<Action>, p: &mut Participant) -> bool {
                     }
                 }
             }
+            Action::Codec(outcome) => {
+                p.app.codec.record(outcome);
+                match outcome {
+                    CodecOutcome::Websocket => tracing::info!(user_agent = %p.user_agent, "{}", outcome.describe()),
+                    _ => tracing::warn!(user_agent = %p.user_agent, "{}", outcome.describe()),
+                }
+            }
             Action::Close { code, reason } => {
                 tracing::info!(participant = p.id, code, "closing the socket: {reason}");
                 p.writer.send(Message::Close(Some(CloseFrame { code, reason: reason.into() })));
@@ -115,7 +134,7 @@ async fn execute(actions: Vec<Action>, p: &mut Participant) -> bool {
     open
 }
 
-async fn serve(socket: WebSocket, app: Arc<App>, who: AuthedUser, asked: Option<Kind>) {
+async fn serve(socket: WebSocket, app: Arc<App>, who: AuthedUser, asked: Option<Kind>, user_agent: String) {
     let (sink, mut stream) = socket.split();
     let room = app.room.clone();
     // The writer asks for keyframes for a socket viewer that skipped frames.
@@ -134,7 +153,8 @@ async fn serve(socket: WebSocket, app: Arc<App>, who: AuthedUser, asked: Option<
         }
     };
     let span = tracing::info_span!("participant", id = slot.id, user = %who.user, role = %who.role);
-    let p = Participant::new(slot.id, app, who, writer);
+    let mut p = Participant::new(slot.id, app, who, writer);
+    p.user_agent = user_agent;
     participant(slot, p, stream, written, asked).instrument(span).await;
 }
 
@@ -167,12 +187,14 @@ struct Participant {
     /// Events of the current transport (a switch replaces the channel, so a closed
     /// transport's late events are dropped with the old one).
     media: UnboundedReceiver<TransportEvent>,
+    /// The browser's User-Agent (bounded, printable), for browser-specific log lines.
+    user_agent: String,
 }
 
 impl Participant {
     fn new(id: u64, app: Arc<App>, who: AuthedUser, writer: Writer) -> Self {
         let ice = app.ice.for_viewer(&who.user, super::now_unix());
-        Self { id, app, who, ice, writer, media: mpsc::unbounded_channel().1 }
+        Self { id, app, who, ice, writer, media: mpsc::unbounded_channel().1, user_agent: String::new() }
     }
 
     /// Opens a transport of `kind` for this participant; its events come on the result.

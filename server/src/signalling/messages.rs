@@ -126,6 +126,13 @@ pub enum ClientMessage {
         #[serde(default)]
         reason: String,
     },
+    /// What this browser can decode the H.264 video with: WebRTC, and WebCodecs (the
+    /// WebSocket transport). A page sends it once, only when WebRTC cannot, so that the
+    /// server logs and counts it (`signalling::codec`).
+    Codec {
+        webrtc: bool,
+        websocket: bool,
+    },
 }
 
 /// Machine-readable error codes, stable for clients.
@@ -141,6 +148,8 @@ pub enum ErrorCode {
     BadFrame,
     Unexpected,
     BadSdp,
+    /// The browser cannot decode the H.264 video over WebRTC (its answer rejected it).
+    UnsupportedCodec,
     ServerFull,
     Internal,
 }
@@ -152,7 +161,7 @@ pub struct ParseError {
     pub message: String,
 }
 
-const CLIENT_TYPES: [&str; 5] = ["answer", "ice", "ping", "control", "transport"];
+const CLIENT_TYPES: [&str; 6] = ["answer", "ice", "ping", "control", "transport", "codec"];
 
 /// Parses a text frame, classifying failures so the client gets a precise error code.
 pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {

@@ -4,6 +4,7 @@
 //! carries out the [`Action`]s it returns. Keeping it pure lets the tests state the whole
 //! conversation as "this goes in, exactly these come out".
 
+use super::codec::{answer_rejects_video, CodecOutcome};
 use super::messages::{
     parse_client_message, ClientMessage, ControlAction, ErrorCode, IceServer, Kind, Role, ServerMessage,
     MAX_MESSAGE_BYTES, MAX_REASON_CHARS,
@@ -94,6 +95,8 @@ pub enum Action {
         kind: Kind,
         reason: String,
     },
+    /// The browser lacks WebRTC H.264: log and count what became of it.
+    Codec(CodecOutcome),
 }
 
 /// What a session starts with: who the participant is and how its media travels.
@@ -210,12 +213,29 @@ impl Session {
             ClientMessage::Ping => vec![Action::Send(ServerMessage::Pong)],
             ClientMessage::Control { action, to } => vec![Action::Control { action, to }],
             ClientMessage::Transport { kind, reason } => self.switch(kind, reason),
+            ClientMessage::Codec { webrtc: true, .. } => Vec::new(),
+            ClientMessage::Codec { webrtc: false, websocket: true } => vec![Action::Codec(CodecOutcome::Websocket)],
+            // The page shows the user what to do and stops; so does the session.
+            ClientMessage::Codec { webrtc: false, websocket: false } => {
+                self.state = State::Closed;
+                vec![
+                    Action::Codec(CodecOutcome::NoDecoder),
+                    Action::Close { code: close_code::NORMAL, reason: "this browser cannot decode H.264".into() },
+                ]
+            }
             ClientMessage::Answer { sdp } => {
                 if self.state != State::OfferSent {
                     return self.fail(ErrorCode::Unexpected, format!("answer not expected in state {:?}", self.state));
                 }
                 if let Err(why) = check_answer_sdp(&sdp) {
                     return self.fail(ErrorCode::BadSdp, why);
+                }
+                // Refused here, by name: webrtcbin would only say that media 0 lacks an
+                // ice-ufrag, and a page that retried on that would loop for ever.
+                if answer_rejects_video(&sdp) {
+                    let mut out = vec![Action::Codec(CodecOutcome::AnswerRejected)];
+                    out.extend(self.fail(ErrorCode::UnsupportedCodec, UNSUPPORTED_CODEC.into()));
+                    return out;
                 }
                 self.state = State::ApplyingAnswer;
                 vec![Action::ApplyAnswer(sdp)]
@@ -256,6 +276,11 @@ impl Session {
         Self::refuse(code, message)
     }
 }
+
+/// The error for an answer that rejects the video: what the user can do about it.
+const UNSUPPORTED_CODEC: &str = "this browser's WebRTC cannot decode H.264 (its answer rejected the video). \
+     Reload the page: a current Kelpie page then uses the WebSocket transport, which needs HTTPS (or localhost). \
+     In Firefox, enabling the OpenH264 plugin (Add-ons, Plugins) makes WebRTC work too";
 
 /// Cheap structural checks before the answer reaches the media engine, so that obvious
 /// garbage gets a precise message rather than a generic engine failure.
@@ -510,5 +535,44 @@ mod tests {
         let Action::Close { code, reason } = &out[1] else { panic!("no close") };
         assert_eq!(*code, close_code::INTERNAL);
         assert!(reason.len() <= 123);
+    }
+
+    #[test]
+    fn an_answer_that_rejects_the_video_is_refused_by_name_and_counted() {
+        let mut s = started();
+        let firefox = ANSWER.replace("m=video 9 UDP/TLS/RTP/SAVPF 96", "m=video 0 UDP/TLS/RTP/SAVPF 0");
+        let out = s.handle(Event::ClientText(serde_json::json!({"type": "answer", "sdp": firefox}).to_string()));
+        let [Action::Codec(CodecOutcome::AnswerRejected), Action::Send(ServerMessage::Error { code, message }), Action::Close { .. }] =
+            out.as_slice()
+        else {
+            panic!("{out:?}")
+        };
+        assert_eq!(*code, ErrorCode::UnsupportedCodec);
+        assert!(message.contains("cannot decode H.264") && message.contains("OpenH264"), "{message}");
+        assert!(s.is_closed());
+    }
+
+    #[test]
+    fn a_codec_report_is_counted_and_only_a_page_with_no_decoder_ends_the_session() {
+        let report = |webrtc: bool, websocket: bool| {
+            serde_json::json!({"type": "codec", "webrtc": webrtc, "websocket": websocket}).to_string()
+        };
+        let mut s = started();
+        assert!(s.handle(Event::ClientText(report(true, true))).is_empty());
+        assert_eq!(s.handle(Event::ClientText(report(false, true))), vec![Action::Codec(CodecOutcome::Websocket)]);
+        assert!(!s.is_closed());
+        let out = s.handle(Event::ClientText(report(false, false)));
+        assert!(
+            matches!(
+                out.as_slice(),
+                [Action::Codec(CodecOutcome::NoDecoder), Action::Close { code: close_code::NORMAL, .. }]
+            ),
+            "{out:?}"
+        );
+        assert!(s.is_closed());
+        // A malformed report is a protocol error like any other.
+        let mut s = started();
+        let out = s.handle(Event::ClientText(r#"{"type":"codec","webrtc":"no"}"#.into()));
+        assert_eq!(error_code(&out), Some(ErrorCode::BadMessage));
     }
 }
