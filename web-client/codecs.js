@@ -12,8 +12,12 @@
 /** A Constrained Baseline level 3.1 stream: what any H.264 decoder must take. */
 const PROBE_CODEC = 'avc1.42e01f';
 
-/** Whether WebRTC here can receive H.264 (true when the browser does not say: try it). */
-export function webrtcDecodesH264(receiver = globalThis.RTCRtpReceiver) {
+/**
+ * Whether WebRTC here can receive H.264: false without WebRTC at all (WebKitGTK as
+ * Debian builds it), true when the browser has it but does not list codecs (try it).
+ */
+export function webrtcDecodesH264(receiver = globalThis.RTCRtpReceiver, peer = globalThis.RTCPeerConnection) {
+  if (typeof peer !== 'function') return false;
   const caps = receiver?.getCapabilities?.('video');
   if (!caps || !Array.isArray(caps.codecs)) return true;
   return caps.codecs.some((c) => typeof c.mimeType === 'string' && c.mimeType.toLowerCase() === 'video/h264');

@@ -85,7 +85,7 @@ export function backoffMs(attempt) {
 }
 
 /** Why a page whose WebRTC lacks H.264 takes its media over the WebSocket. */
-export const NO_WEBRTC_H264 = "this browser's WebRTC cannot decode H.264 (in Firefox: no OpenH264 plugin)";
+export const NO_WEBRTC_H264 = "this browser's WebRTC cannot decode H.264 (it has no WebRTC, or it is Firefox without OpenH264)";
 
 const CONTROL_ACTIONS = ['request', 'release', 'take', 'grant'];
 

@@ -13,12 +13,16 @@ import { usableTransport, wantedTransport } from '../../web-client/signalling.js
 const receiver = (...mimeTypes) => ({ getCapabilities: (kind) => (kind === 'video' ? { codecs: mimeTypes.map((mimeType) => ({ mimeType })) } : null) });
 
 test("WebRTC decodes H.264 when its receiver lists it, in any case, and is assumed to when it doesn't say", () => {
-  assert.equal(webrtcDecodesH264(receiver('video/VP8', 'video/H264')), true);
-  assert.equal(webrtcDecodesH264(receiver('video/h264')), true);
+  const Peer = function RTCPeerConnection() {};
+  assert.equal(webrtcDecodesH264(receiver('video/VP8', 'video/H264'), Peer), true);
+  assert.equal(webrtcDecodesH264(receiver('video/h264'), Peer), true);
   // Firefox ESR without OpenH264, as it answers.
-  assert.equal(webrtcDecodesH264(receiver('video/VP8', 'video/rtx', 'video/VP9', 'video/AV1', 'video/ulpfec', 'video/red')), false);
-  assert.equal(webrtcDecodesH264({ getCapabilities: () => null }), true);
-  assert.equal(webrtcDecodesH264(undefined), true);
+  assert.equal(webrtcDecodesH264(receiver('video/VP8', 'video/rtx', 'video/VP9', 'video/AV1', 'video/ulpfec', 'video/red'), Peer), false);
+  assert.equal(webrtcDecodesH264({ getCapabilities: () => null }, Peer), true);
+  assert.equal(webrtcDecodesH264(undefined, Peer), true);
+  // No WebRTC at all (Debian's WebKitGTK): nothing to decode with.
+  assert.equal(webrtcDecodesH264(undefined, undefined), false);
+  assert.equal(webrtcDecodesH264(receiver('video/H264'), undefined), false);
 });
 
 test('WebCodecs decodes H.264 only when isConfigSupported says so', async () => {
