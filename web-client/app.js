@@ -25,6 +25,7 @@ import { showNotice } from './notice.js';
 import { attachAudio } from './audio.js';
 import { attachMic } from './mic.js';
 import { onFirstFrame } from './first-frame.js';
+import { attachConnection } from './connection.js';
 
 /** The "you are only watching" hint comes back at most this often. */
 const REFUSED_HINT_EVERY_MS = 30_000;
@@ -45,11 +46,26 @@ const send = gateSend(channel.send, () => room.hasControl(), (msg) => {
 });
 
 let shown = { state: 'connecting', detail: '' };
+/** The connection overlay (connection.js), made once the session exists. */
+let connection = null;
 function showState(state, detail) {
   shown = { state, detail };
   // A lost connection is a lost seat: the next welcome and room tell us where we stand.
   if (state === 'reconnecting' || state === 'error') room.clear();
   renderBadge();
+  connection?.update();
+}
+
+/** This run of the server, from the first welcome: another one later means a restart. */
+let boot = null;
+let restarts = 0;
+function checkBoot(welcome) {
+  if (typeof welcome.boot !== 'string' || !welcome.boot) return;
+  if (boot && welcome.boot !== boot) {
+    restarts += 1;
+    showNotice('The desktop was restarted since this page last saw it: this is a new session.', 15_000);
+  }
+  boot = welcome.boot;
 }
 
 function renderBadge() {
@@ -79,6 +95,7 @@ startButton.addEventListener('click', () => {
 const session = new Session(location.href, {
   onState: showState,
   onWelcome: (welcome) => {
+    checkBoot(welcome);
     room.setWelcome(welcome);
     files.setRole(room.role);
   },
@@ -91,9 +108,13 @@ const session = new Session(location.href, {
     play();
     // When the first picture reaches the screen: the last step of `kelpie.timings`.
     const attempt = session.timings;
-    onFirstFrame(video, () => { attempt.first_frame ??= Math.round(performance.now()); });
+    onFirstFrame(video, () => {
+      attempt.first_frame ??= Math.round(performance.now());
+      connection?.update();
+    });
   },
   onChannel: channel.setChannel,
+  onMediaEnd: () => connection?.keepLastFrame(),
   onTransport: () => settings?.showTransport(),
   onAudioTrack: (track) => audio.playTrack(track),
   onAudioFrame: (frame) => audio.socketFrame(frame),
@@ -103,6 +124,8 @@ const session = new Session(location.href, {
   },
 }, { transport: loadSettings().transport });
 
+// Why there is no picture, when there is none for a while (after the session: it reads it).
+connection = attachConnection({ session, video, retry: () => session.retryNow() });
 const input = attachInput(video, send);
 const touch = attachTouch(video, send, input);
 const settings = attachSettings(video, input, send, {
@@ -182,6 +205,9 @@ window.kelpie = {
   get state() { return session.state; },
   /** True once the page found it cannot show the desktop here and stopped trying. */
   get stopped() { return session.stopped; },
+  /** The connection overlay's step ('server', 'websocket', 'welcome', 'offer', 'ice', 'dtls',
+   *  'first_frame'), null while it is hidden; and how many server restarts this page saw. */
+  get connection() { return { step: connection.step, restarts }; },
   /** ms since page start: ws_start, ws_open, welcome, offer, answer_sent, ice_connected,
    *  dtls_connected, track, first_frame (of the current connection attempt). */
   get timings() { return session.timings; },

@@ -125,6 +125,7 @@ export class Session {
    *   onAudioTrack(MediaStreamTrack)  the desktop's sound over WebRTC
    *   onAudioFrame(frame)     one kind-4 frame (an Opus packet) over the WebSocket
    *   onAudioRoute(route)     audioRoute may have changed: 'webrtc', 'websocket' or null
+   *   onMediaEnd()            the current picture's stream is about to be closed
    */
   constructor(href, hooks, { transport = 'auto' } = {}) {
     this.href = href;
@@ -171,6 +172,13 @@ export class Session {
   async start() {
     this.codecs = await probeCodecs(SocketMedia.supported());
     if (!this.codecs.webrtc) console.info('kelpie: this browser\'s WebRTC has no H.264 decoder', this.codecs);
+    this.#connect();
+  }
+
+  /** "Retry now": a fresh attempt at once, with the backoff started over. */
+  retryNow() {
+    if (this.stopped) return;
+    this.attempt = 0;
     this.#connect();
   }
 
@@ -236,6 +244,8 @@ export class Session {
   /** Closes the socket and peer connection of the current attempt, if any. */
   #teardown() {
     this.#clearTimers();
+    // The picture is about to go: the page may keep its last frame (connection.js).
+    if (this.pc || this.media) this.hooks.onMediaEnd?.();
     const { ws, pc } = this;
     this.ws = null;
     this.pc = null;

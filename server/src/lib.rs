@@ -16,6 +16,7 @@
 pub mod adapt;
 pub mod app;
 pub mod auth;
+pub mod banner;
 pub mod clipboard;
 pub mod config;
 pub mod cursor;
@@ -212,9 +213,27 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
         transport: config.transport,
         audio: config.audio,
         codec: Default::default(),
+        boot: http::boot_id(),
     });
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("Kelpie is streaming display {} at {scheme}://{addr}{}", screen.name, config.base_path);
+    let wildcard = addr.ip().is_unspecified();
+    let banner = banner::Banner {
+        display: format!("{} ({}x{})", screen.name, screen.width, screen.height),
+        encoder: desktop.encoder_kind.factory().to_string(),
+        audio: config.audio,
+        auth: config.security.auth,
+        basic_user: config.security.basic_user.clone(),
+        urls: banner::urls(
+            scheme,
+            addr,
+            &config.base_path,
+            wildcard.then(banner::host_name).flatten().as_deref(),
+            wildcard.then(banner::outward_address).flatten(),
+        ),
+    };
+    // After the log lines, for the person at the terminal (the log has the same facts).
+    eprint!("\n{}", banner.render());
 
     let router = http::router(app);
     let mut fatal = desktop.fatal_error();

@@ -9,6 +9,7 @@ use clap::Args;
 pub const DEFAULT_UPLOAD_MAX_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Files")]
 pub struct FileArgs {
     /// Folder that browser uploads go into and downloads come from (created if missing).
     /// Default: `$HOME/Desktop` of the user Kelpie runs as, so files show up on the desktop.
@@ -49,8 +50,17 @@ impl FileArgs {
     }
 }
 
-/// Parses `1048576`, `512K`, `500M`, `2G` (binary multiples; an optional trailing `B`/`iB`).
+/// Parses an upload limit: a size ([`parse_bytes`]) of at least one byte.
 pub fn parse_size(s: &str) -> Result<u64, String> {
+    match parse_bytes(s)? {
+        0 => Err("the upload limit must be at least 1 byte (use --no-file-transfer to turn uploads off)".into()),
+        bytes => Ok(bytes),
+    }
+}
+
+/// Parses `1048576`, `512K`, `500M`, `2G` (binary multiples; an optional trailing `B`/`iB`),
+/// the one size syntax of every option that takes bytes.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let upper = t.to_ascii_uppercase();
     let digits = upper.trim_end_matches("IB").trim_end_matches('B');
@@ -62,11 +72,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         _ => (digits, 0),
     };
     let n: u64 = number.trim().parse().map_err(|_| format!("{s:?} is not a size like 1048576, 500M or 2G"))?;
-    let bytes = n.checked_mul(1u64 << shift).ok_or_else(|| format!("{s:?} is too large"))?;
-    if bytes == 0 {
-        return Err("the upload limit must be at least 1 byte (use --no-file-transfer to turn uploads off)".into());
-    }
-    Ok(bytes)
+    n.checked_mul(1u64 << shift).ok_or_else(|| format!("{s:?} is too large"))
 }
 
 #[cfg(test)]

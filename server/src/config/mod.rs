@@ -40,52 +40,58 @@ Every option can also be set with an environment variable, shown in brackets."
 )]
 pub struct Config {
     /// Attach to this existing X display (e.g. `:0`) instead of starting an embedded one.
-    #[arg(long, env = "KELPIE_DISPLAY", value_name = ":N")]
+    #[arg(help_heading = "Display", long, env = "KELPIE_DISPLAY", value_name = ":N")]
     pub display: Option<String>,
 
     /// Size of the embedded virtual display, WIDTHxHEIGHT. Ignored with --display.
-    #[arg(long, env = "KELPIE_SIZE", default_value = "1920x1080", value_name = "WxH")]
+    #[arg(help_heading = "Display", long, env = "KELPIE_SIZE", default_value = "1920x1080", value_name = "WxH")]
     pub size: ScreenSize,
 
     /// Largest size browsers may resize the screen to (with --display too; never beyond
     /// 4096x2304, the encoders' limit). The embedded Xvfb allocates its framebuffer at this
     /// size once: 3840x2160 costs it about 33 MB.
-    #[arg(long, env = "KELPIE_MAX_SIZE", default_value = "3840x2160", value_name = "WxH")]
+    #[arg(help_heading = "Display", long, env = "KELPIE_MAX_SIZE", default_value = "3840x2160", value_name = "WxH")]
     pub max_size: ScreenSize,
 
     /// Let browsers resize the remote screen to fit their window × devicePixelRatio (RandR
     /// modes are added on the fly; the stream continues without a reconnect). With `off`
     /// the screen keeps its size and browsers scale the picture instead.
-    #[arg(long, env = "KELPIE_RESIZE", default_value = "on", value_name = "on|off",
+    #[arg(help_heading = "Display", long, env = "KELPIE_RESIZE", default_value = "on", value_name = "on|off",
           value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set,
           hide_possible_values = true)]
     pub resize: bool,
 
     /// Command run as the desktop session on the embedded display, through `sh -c`.
     /// Default: an XFCE session if installed, else xterm.
-    #[arg(long, env = "KELPIE_SESSION", value_name = "CMD")]
+    #[arg(help_heading = "Display", long, env = "KELPIE_SESSION", value_name = "CMD")]
     pub session: Option<String>,
 
     /// Address and port the web server listens on.
-    #[arg(long, env = "KELPIE_LISTEN", default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    #[arg(
+        help_heading = "Network",
+        long,
+        env = "KELPIE_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR:PORT"
+    )]
     pub listen: SocketAddr,
 
     /// Frames per second captured and encoded.
-    #[arg(long, env = "KELPIE_FRAMERATE", default_value_t = DEFAULT_FRAMERATE,
+    #[arg(help_heading = "Stream", long, env = "KELPIE_FRAMERATE", default_value_t = DEFAULT_FRAMERATE,
           value_parser = clap::value_parser!(u32).range(1..=240))]
     pub framerate: u32,
 
     /// Highest video bitrate in kbit/s. With --adapt on, the shared encoder follows the
     /// bandwidth estimate of the participant in control up to this; with it off, every
     /// viewer gets this constant bitrate.
-    #[arg(long, env = "KELPIE_BITRATE", default_value_t = DEFAULT_BITRATE_KBPS,
+    #[arg(help_heading = "Stream", long, env = "KELPIE_BITRATE", default_value_t = DEFAULT_BITRATE_KBPS,
           value_parser = clap::value_parser!(u32).range(100..=500_000))]
     pub bitrate: u32,
 
     /// Adapt the bitrate and frame rate to the link: per viewer bandwidth estimates (WebRTC
     /// congestion feedback), the encoder following the participant in control, between a
     /// floor of an eighth of --bitrate (250 kbit/s..1 Mbit/s) and --bitrate.
-    #[arg(long, env = "KELPIE_ADAPT", default_value = "on", value_name = "on|off",
+    #[arg(help_heading = "Stream", long, env = "KELPIE_ADAPT", default_value = "on", value_name = "on|off",
           value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set,
           hide_possible_values = true)]
     pub adapt: bool,
@@ -94,7 +100,7 @@ pub struct Config {
     /// (ULPFEC), for viewers whose link loses packets (none until it does, and again after
     /// 10 s without loss): repairs random loss without waiting a round trip for a
     /// retransmission, for this much more bandwidth (counted in the estimate). 0: never.
-    #[arg(long, env = "KELPIE_FEC", default_value_t = 15, value_name = "PERCENT",
+    #[arg(help_heading = "Stream", long, env = "KELPIE_FEC", default_value_t = 15, value_name = "PERCENT",
           value_parser = clap::value_parser!(u32).range(0..=50))]
     pub fec: u32,
 
@@ -103,34 +109,40 @@ pub struct Config {
     /// embedded desktop gets its own PulseAudio; with --display, the one PULSE_SERVER (or
     /// the user's default) names. Without PulseAudio, video streams alone and audio is
     /// retried.
-    #[arg(long, env = "KELPIE_AUDIO", default_value = "on", value_name = "on|off",
+    #[arg(help_heading = "Sound", long, env = "KELPIE_AUDIO", default_value = "on", value_name = "on|off",
           value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set,
           hide_possible_values = true)]
     pub audio: bool,
 
     /// Opus bitrate of the desktop's sound in kbit/s (stereo, 10 ms frames, in-band FEC).
-    #[arg(long, env = "KELPIE_AUDIO_BITRATE", default_value_t = crate::media::audio::DEFAULT_BITRATE_KBPS,
+    #[arg(help_heading = "Sound", long, env = "KELPIE_AUDIO_BITRATE", default_value_t = crate::media::audio::DEFAULT_BITRATE_KBPS,
           value_name = "KBPS", value_parser = clap::value_parser!(u32).range(16..=510))]
     pub audio_bitrate: u32,
 
     /// Screen capture: `damage` (Kelpie's XDamage/XShm source: converts only what changed,
     /// sends nothing while the screen is still) or `ximagesrc` (GStreamer's, for comparison).
-    #[arg(long, env = "KELPIE_CAPTURE", value_enum, default_value_t = CaptureSource::Damage)]
+    #[arg(help_heading = "Stream", long, env = "KELPIE_CAPTURE", value_enum, default_value_t = CaptureSource::Damage)]
     pub capture: CaptureSource,
 
     /// H.264 encoder. `auto` tries NVENC, then VA-API, then x264, and logs why it chose.
     /// A hardware encoder that cannot open a session falls back to x264.
-    #[arg(long, env = "KELPIE_ENCODER", value_enum, default_value_t = EncoderPreference::Auto)]
+    #[arg(help_heading = "Stream", long, env = "KELPIE_ENCODER", value_enum, default_value_t = EncoderPreference::Auto)]
     pub encoder: EncoderPreference,
 
     /// How many browsers may watch at once; each extra one costs a WebRTC session, not an encode.
-    #[arg(long, env = "KELPIE_MAX_VIEWERS", default_value_t = DEFAULT_MAX_VIEWERS,
+    #[arg(help_heading = "Network", long, env = "KELPIE_MAX_VIEWERS", default_value_t = DEFAULT_MAX_VIEWERS,
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub max_viewers: u32,
 
     /// Extra origins (e.g. `https://hub.example.org`) allowed to open the signalling
     /// WebSocket, comma separated. The page's own origin is always allowed.
-    #[arg(long, env = "KELPIE_ALLOWED_ORIGINS", value_delimiter = ',', value_name = "ORIGIN")]
+    #[arg(
+        help_heading = "Network",
+        long,
+        env = "KELPIE_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
     pub allowed_origins: Vec<String>,
 
     /// How media reaches browsers. `auto`: WebRTC first (UDP, then ICE-TCP, then TURN if
@@ -138,30 +150,36 @@ pub struct Config {
     /// WebSocket it already uses for signalling, so it works through any proxy that carries
     /// HTTP (browsers decode it with WebCodecs, which needs an https:// page or localhost).
     /// `webrtc` or `websocket` offers only that one.
-    #[arg(long, env = "KELPIE_TRANSPORT", value_enum, default_value_t = Policy::Auto)]
+    #[arg(help_heading = "Network", long, env = "KELPIE_TRANSPORT", value_enum, default_value_t = Policy::Auto)]
     pub transport: Policy,
 
     /// Local IP addresses to offer as ICE host candidates, comma separated (default: every
     /// interface). Pick the interface browsers can reach on multi-homed hosts; `127.0.0.1`
     /// keeps media on loopback for same-host browsers and tests.
-    #[arg(long = "ice-address", env = "KELPIE_ICE_ADDRESSES", value_delimiter = ',', value_name = "IP")]
+    #[arg(
+        help_heading = "Network",
+        long = "ice-address",
+        env = "KELPIE_ICE_ADDRESSES",
+        value_delimiter = ',',
+        value_name = "IP"
+    )]
     pub ice_addresses: Vec<std::net::IpAddr>,
 
     /// UDP port range for WebRTC media, MIN-MAX (default: any ephemeral port). Open this
     /// range in firewalls or publish it from a container.
-    #[arg(long, env = "KELPIE_UDP_PORTS", value_name = "MIN-MAX")]
+    #[arg(help_heading = "Network", long, env = "KELPIE_UDP_PORTS", value_name = "MIN-MAX")]
     pub udp_ports: Option<PortRange>,
 
     /// URL prefix the app is served under behind a reverse proxy, e.g. /desktop/. Works
     /// whether the proxy strips the prefix or passes it on.
-    #[arg(long, env = "KELPIE_BASE_PATH", default_value = "/", value_parser = parse_base_path)]
+    #[arg(help_heading = "Network", long, env = "KELPIE_BASE_PATH", default_value = "/", value_parser = parse_base_path)]
     pub base_path: String,
 
     /// Send the remote X cursor's image to browsers, which show it as the mouse cursor
     /// over the video (changes arrive within one round trip, independent of the video
     /// frame rate). `off` leaves the browser's own arrow over the video (outside pointer
     /// lock the capture does not draw the pointer into the picture).
-    #[arg(long, env = "KELPIE_REMOTE_CURSOR", default_value = "on", value_name = "on|off",
+    #[arg(help_heading = "Display", long, env = "KELPIE_REMOTE_CURSOR", default_value = "on", value_name = "on|off",
           value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set,
           hide_possible_values = true)]
     pub remote_cursor: bool,

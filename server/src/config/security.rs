@@ -30,6 +30,7 @@ pub enum AuthMode {
 }
 
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Access")]
 pub struct AuthArgs {
     /// How viewers authenticate. `none` is refused on a non-loopback --listen address.
     #[arg(long, env = "KELPIE_AUTH", value_enum, default_value_t = AuthMode::None)]
@@ -78,6 +79,7 @@ pub struct AuthArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "WebRTC relays (STUN, TURN)")]
 pub struct IceArgs {
     /// STUN server URLs (comma separated), e.g. stun:stun.example.org:3478. None by default:
     /// Kelpie never contacts a third party unless told to.

@@ -59,6 +59,20 @@ pub struct App {
     pub audio: bool,
     /// Pages whose browser could not decode WebRTC H.264, by outcome (`/metrics`).
     pub codec: crate::signalling::CodecCounts,
+    /// This run's id, in every welcome (a page tells a restarted desktop by it).
+    pub boot: String,
+}
+
+/// A fresh random id for this run of the server: 64 bits, as hex.
+pub fn boot_id() -> String {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 8];
+    // The system generator does not fail on Linux; the time is a fallback that still differs per run.
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        bytes = (nanos as u64 ^ u64::from(std::process::id())).to_be_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl App {

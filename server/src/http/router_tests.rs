@@ -57,6 +57,7 @@ fn app_with(mode: Mode, base_path: &str, ok: bool) -> Router {
         transport: crate::transport::Policy::Auto,
         audio: true,
         codec: Default::default(),
+        boot: "b00t".into(),
     };
     router(Arc::new(app))
 }
@@ -247,4 +248,12 @@ async fn under_a_base_path_the_app_answers_with_and_without_the_prefix() {
     let (status, headers, _) = call(&r, get("/desk")).await;
     assert_eq!(status, StatusCode::PERMANENT_REDIRECT);
     assert_eq!(headers[header::LOCATION], "desk/");
+}
+
+#[test]
+fn every_run_gets_its_own_boot_id() {
+    let (a, b) = (super::boot_id(), super::boot_id());
+    assert_eq!(a.len(), 16);
+    assert!(a.chars().all(|c| c.is_ascii_hexdigit()), "{a}");
+    assert_ne!(a, b);
 }

@@ -240,6 +240,7 @@ async fn participant(
         transport: kind,
         offered: p.app.transport.offered(),
         audio: p.app.audio,
+        boot: p.app.boot.clone(),
     });
     if !execute(greeting, &mut p).await {
         return;

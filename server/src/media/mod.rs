@@ -229,7 +229,7 @@ impl Desktop {
         if sound.is_some() {
             line = format!("{line} {}", spec::Chain(audio::track_stages()).launch_line());
         }
-        tracing::info!("pipeline: {line}");
+        tracing::debug!("pipeline: {line}");
         let pipeline = gst::parse::launch(&line)
             .map_err(|e| MediaError::Build(e.to_string()))?
             .downcast::<gst::Pipeline>()

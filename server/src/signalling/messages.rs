@@ -33,6 +33,9 @@ pub enum ServerMessage {
         /// on the WebSocket, the microphone before the first audio frame (PulseAudio may
         /// be away).
         audio: bool,
+        /// This run of the server (random, fixed until it restarts): a page that sees
+        /// another one after a reconnect knows the desktop is a new session.
+        boot: String,
     },
     /// Media moves to `kind` from now on: for WebRTC an offer follows, for the WebSocket
     /// binary frames do.
@@ -256,11 +259,12 @@ mod tests {
             transport: Kind::Webrtc,
             transports: vec![Kind::Webrtc, Kind::Websocket],
             audio: true,
+            boot: "0123abcd".into(),
         }
         .to_json();
         assert_eq!(
             j,
-            r#"{"type":"welcome","viewer_id":"v1","role":"guest","user":"bob","ice_servers":[],"ice_transport_policy":"all","transport":"webrtc","transports":["webrtc","websocket"],"audio":true}"#
+            r#"{"type":"welcome","viewer_id":"v1","role":"guest","user":"bob","ice_servers":[],"ice_transport_policy":"all","transport":"webrtc","transports":["webrtc","websocket"],"audio":true,"boot":"0123abcd"}"#
         );
         assert_eq!(
             ServerMessage::Transport { kind: Kind::Websocket }.to_json(),

@@ -113,6 +113,8 @@ pub struct Start {
     pub offered: Vec<Kind>,
     /// The desktop's sound is streamed.
     pub audio: bool,
+    /// This run of the server ([`ServerMessage::Welcome`]'s `boot`).
+    pub boot: String,
 }
 
 /// One viewer's signalling conversation.
@@ -136,6 +138,7 @@ impl Session {
             transport: start.transport,
             transports: start.offered.clone(),
             audio: start.audio,
+            boot: start.boot,
         };
         let session = Self { state: media_state(start.transport), kind: start.transport, offered: start.offered };
         (session, vec![Action::Send(welcome)])
@@ -338,6 +341,7 @@ mod tests {
             transport,
             offered: vec![Kind::Webrtc, Kind::Websocket],
             audio: true,
+            boot: "b00t".into(),
         }
     }
 
