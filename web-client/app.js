@@ -26,6 +26,8 @@ import { attachAudio } from './audio.js';
 import { attachMic } from './mic.js';
 import { onFirstFrame } from './first-frame.js';
 import { attachConnection } from './connection.js';
+import { attachPanels } from './panels.js';
+import { attachToolbar } from './toolbar.js';
 
 /** The "you are only watching" hint comes back at most this often. */
 const REFUSED_HINT_EVERY_MS = 30_000;
@@ -96,6 +98,7 @@ const session = new Session(location.href, {
   onState: showState,
   onWelcome: (welcome) => {
     checkBoot(welcome);
+    settings?.setLimits(welcome.stream);
     room.setWelcome(welcome);
     files.setRole(room.role);
   },
@@ -198,6 +201,10 @@ const mic = attachMic({
 // Toolbar buttons are operated with Enter and Space, which must not reach the desktop.
 const toolbar = document.getElementById('toolbar');
 if (toolbar) keepKeys(toolbar);
+// The handle that collapses the toolbar to a screen edge (first on it).
+const toolbarState = toolbar ? attachToolbar(toolbar, { settingsPanel: document.getElementById('settings-panel') }) : null;
+// One panel at a time, Esc and clicks outside close it, Ctrl+Shift+M reaches the toolbar.
+attachPanels({ keyboard: input.keyboard, toolbar });
 settings.setControl(false);
 
 window.kelpie = {
@@ -227,6 +234,8 @@ window.kelpie = {
   input,
   touch,
   settings,
+  /** The toolbar's handle: {collapse(bool), setEdge(edge), state}. */
+  toolbar: toolbarState,
   clipboard,
   files,
   people,

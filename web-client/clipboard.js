@@ -18,6 +18,7 @@
  */
 import * as channel from './channel.js';
 import { el, keepKeys } from './dom.js';
+import { registerPanel } from './panels.js';
 import { showNotice } from './notice.js';
 
 /**
@@ -154,7 +155,6 @@ export function attachClipboard(video, keyboard, send) {
   const toolbar = document.getElementById('toolbar');
   const button = el('button', { type: 'button', id: 'clipboard-button', textContent: 'Clipboard',
     title: 'Clipboard: copy from and paste to the remote desktop' });
-  button.setAttribute('aria-pressed', 'false');
   const text = el('textarea', { id: 'clipboard-text', rows: 6, spellcheck: false,
     placeholder: 'Remote clipboard text shows here. Paste here and press "Send to remote".' });
   text.setAttribute('aria-label', 'Clipboard text');
@@ -178,17 +178,14 @@ export function attachClipboard(video, keyboard, send) {
 
   function showButton() {
     button.hidden = !allowed();
-    if (button.hidden) {
-      panel.hidden = true;
-      button.setAttribute('aria-pressed', 'false');
-    }
+    if (button.hidden) panel.hidden = true;
   }
   /** Opens or closes the panel; only the user's own click moves the keyboard into it. */
   function showPanel(open, { focus = false } = {}) {
     panel.hidden = !open;
-    button.setAttribute('aria-pressed', String(open));
     if (open && focus) text.focus({ preventScroll: true });
   }
+  registerPanel({ panel, button, label: 'Clipboard', setOpen: (open) => showPanel(open) });
   button.addEventListener('click', () => showPanel(panel.hidden, { focus: true }));
   // A pasted image in the panel is sent as it is.
   text.addEventListener('paste', async (ev) => {

@@ -12,7 +12,8 @@
  * `setRole` with the welcome's role, which hides everything for viewers and otherwise
  * makes the first request, so a viewer's page never asks.
  */
-import { el } from './dom.js';
+import { el, keepKeys } from './dom.js';
+import { registerPanel } from './panels.js';
 
 const BASE = 'files/';
 
@@ -49,8 +50,8 @@ function formatSize(bytes) {
 const panel = el('section', { id: 'files-panel', className: 'panel files-panel', hidden: true });
 panel.setAttribute('role', 'dialog');
 panel.setAttribute('aria-label', 'File transfer');
-const closeButton = el('button', { type: 'button', className: 'files-close', textContent: '×', title: 'Close' });
-closeButton.setAttribute('aria-label', 'Close');
+const closeButton = el('button', { type: 'button', className: 'panel-close files-close', textContent: '×', title: 'Close' });
+closeButton.setAttribute('aria-label', 'Close Files');
 const picker = el('input', { type: 'file', id: 'files-input', multiple: true });
 const pickLabel = el('label', { className: 'files-pick' }, ['Upload files…', picker]);
 const note = el('p', { className: 'files-note', id: 'files-note' });
@@ -64,7 +65,6 @@ panel.append(
   el('h3', { textContent: 'In the folder' }), fileList,
 );
 const button = el('button', { type: 'button', id: 'files-button', textContent: 'Files', title: 'Upload and download files' });
-button.setAttribute('aria-pressed', 'false');
 const dropOverlay = el('div', { id: 'files-drop', className: 'files-drop', hidden: true, textContent: 'Drop files to upload' });
 
 function showMessage(text) {
@@ -74,13 +74,11 @@ function showMessage(text) {
 export function open() {
   if (!state.enabled) return Promise.resolve(null);
   panel.hidden = false;
-  button.setAttribute('aria-pressed', 'true');
   return refresh();
 }
 
 export function close() {
   panel.hidden = true;
-  button.setAttribute('aria-pressed', 'false');
 }
 
 function toggle() {
@@ -264,7 +262,7 @@ picker.addEventListener('change', () => {
   picker.value = '';
   if (files.length) uploadAll(files);
 });
-closeButton.addEventListener('click', close);
+registerPanel({ panel, button, label: 'Files', setOpen: (o) => (o ? open() : close()) });
 
 // --- drag and drop -------------------------------------------------------------------
 
@@ -304,6 +302,7 @@ button.addEventListener('click', toggle);
 button.hidden = true;
 document.getElementById('toolbar')?.append(button);
 document.body.append(panel, dropOverlay);
+keepKeys(panel); // Tab and Enter in the panel are for its controls, not the desktop
 
 /**
  * Our role from the welcome (on every connection; it only changes with a new login).

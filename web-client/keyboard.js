@@ -129,7 +129,10 @@ export function attachKeyboard(video, send, { shortcuts = () => false } = {}) {
     ev.preventDefault();
     keysDown.delete(id);
     send({ t: 'k', k: keysym, d: false });
-  });
+    // In the capture phase: a key pressed on the desktop is released there even when the
+    // keyboard moved meanwhile into a panel or the toolbar (Ctrl+Shift+M does that while
+    // Ctrl and Shift are still down), whose keepKeys hides its keys from the bubble phase.
+  }, true);
 
   sink.addEventListener('paste', async (ev) => {
     ev.preventDefault(); // the text goes to the remote clipboard, not into the sink

@@ -10,6 +10,7 @@
  * `#share-status`.
  */
 import { el, keepKeys } from './dom.js';
+import { registerPanel } from './panels.js';
 import { availableActions, holdsControl } from './room.js';
 import { SHARE_ROLES, SHARE_TTLS, checkShareName, createShare, describeShare } from './share.js';
 
@@ -90,7 +91,7 @@ export function attachPeople({ room, act }) {
   const panel = el('section', { id: 'people-panel', className: 'panel people-panel', hidden: true,
     role: 'dialog', 'aria-label': 'People and control', tabIndex: -1 });
   const button = el('button', { type: 'button', id: 'people-button', title: 'People watching, and who has control',
-    'aria-label': 'People', 'aria-expanded': 'false', 'aria-controls': panel.id }, ['People']);
+    'aria-expanded': 'false', 'aria-controls': panel.id }, ['People']);
   const count = el('span', { className: 'people-count', 'aria-hidden': 'true' });
   button.append(count);
 
@@ -122,7 +123,7 @@ export function attachPeople({ room, act }) {
     if (open) panel.focus({ preventScroll: true });
   }
   button.addEventListener('click', () => setOpen(panel.hidden));
-  closeButton.addEventListener('click', () => { setOpen(false); button.focus(); });
+  registerPanel({ panel, button, label: 'People', setOpen });
   panel.addEventListener('keydown', (ev) => {
     if (ev.key === 'Escape') {
       setOpen(false);

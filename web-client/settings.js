@@ -4,6 +4,7 @@
  * size and is scaled here), scaling, pointer lock, fullscreen and the on-screen keyboard.
  * Choices are remembered per browser in localStorage.
  */
+import { registerPanel } from './panels.js';
 import { el, keepKeys } from './dom.js';
 
 const STORE_KEY = 'kelpie.settings';
@@ -43,10 +44,25 @@ function saveSettings(s, storage = globalThis.localStorage) {
   } catch { /* private mode: not remembered */ }
 }
 
+/**
+ * Device pixels per CSS pixel for the remote screen. On a phone or tablet (a coarse
+ * pointer) the full device ratio (3 on many phones) would make the desktop's text a few
+ * CSS pixels tall: at most 1.5 there, with the desktop's DPI set to match.
+ */
+export function remoteScale(dpr, coarse) {
+  const d = Number.isFinite(dpr) && dpr > 0 ? dpr : 1;
+  return coarse ? Math.min(d, 1.5) : d;
+}
+
 /** The remote size for this window: device pixels, even (H.264 4:2:0 needs it). */
 export function fitSize(cssWidth, cssHeight, dpr) {
   const even = (v) => Math.max(64, Math.floor(v / 2) * 2);
   return { w: even(cssWidth * dpr), h: even(cssHeight * dpr) };
+}
+
+/** 8000 → "8 Mbit/s", 1500 → "1.5 Mbit/s", 500 → "500 kbit/s". */
+export function formatKbps(kbps) {
+  return kbps >= 1000 ? `${Math.round(kbps / 100) / 10} Mbit/s` : `${kbps} kbit/s`;
 }
 
 function select(name, options, value) {
@@ -79,10 +95,13 @@ export function attachSettings(video, input, send, { onTransport = () => {}, tra
   const fullButton = el('button', { type: 'button', textContent: 'Fullscreen' });
   const controlHint = el('p', { id: 'settings-control-hint', className: 'hint', hidden: true,
     textContent: 'Only the participant in control changes stream settings.' });
+  const everyoneHint = el('p', { id: 'settings-everyone-hint', className: 'hint',
+    textContent: 'Frame rate and bitrate change the stream for everyone watching.' });
   const panel = el('section', { id: 'settings-panel', className: 'panel', hidden: true }, [
     el('h2', { textContent: 'Settings' }),
     el('label', {}, ['Frame rate', fps]),
     el('label', {}, ['Bitrate', kbps]),
+    everyoneHint,
     controlHint,
     el('label', {}, ['Screen size', resize]),
     el('label', {}, ['Scaling', scaling]),
@@ -105,12 +124,17 @@ export function attachSettings(video, input, send, { onTransport = () => {}, tra
     const text = t ? `Media: ${t.kind === 'websocket' ? 'WebSocket' : 'WebRTC'} (${t.reason})` : 'Media: not connected';
     if (transportInfo.textContent !== text) transportInfo.textContent = text;
   }
-  gear.addEventListener('click', () => {
-    showTransport();
-    panel.hidden = !panel.hidden;
-    gear.setAttribute('aria-pressed', String(!panel.hidden));
+  const settingsPanel = registerPanel({
+    panel,
+    button: gear,
+    label: 'Settings',
+    setOpen(open) {
+      if (open) showTransport();
+      panel.hidden = !open;
+    },
   });
-  const kbd = el('button', { type: 'button', title: 'On-screen keyboard', textContent: '⌨' });
+  gear.addEventListener('click', () => (settingsPanel.isOpen ? settingsPanel.close() : settingsPanel.open()));
+  const kbd = el('button', { type: 'button', title: 'On-screen keyboard', textContent: '⌨', 'aria-label': 'Keyboard' });
   // A tap is a user gesture: focusing the text sink brings up the phone's keyboard.
   kbd.addEventListener('click', () => input.keyboard.focus());
   toolbar?.append(gear, kbd);
@@ -134,7 +158,8 @@ export function attachSettings(video, input, send, { onTransport = () => {}, tra
   let lastSize = '';
   function sendSize(force = false) {
     if (settings.resize !== 'remote') return;
-    const dpr = window.devicePixelRatio || 1;
+    const coarse = window.matchMedia?.('(pointer: coarse)').matches ?? false;
+    const dpr = remoteScale(window.devicePixelRatio || 1, coarse);
     const { w, h } = fitSize(window.innerWidth, window.innerHeight, dpr);
     const key = `${w}x${h}@${dpr}`;
     if (!force && key === lastSize) return;
@@ -189,7 +214,21 @@ export function attachSettings(video, input, send, { onTransport = () => {}, tra
     controlHint.hidden = has;
   }
 
+  /**
+   * The server's ceilings (the welcome's `stream`): "server default" says what it is, and
+   * choices above a ceiling are offered disabled (the server would clamp them).
+   */
+  function setLimits(stream) {
+    const f = Number(stream?.framerate);
+    const b = Number(stream?.bitrate_kbps);
+    if (!Number.isFinite(f) || !Number.isFinite(b) || f <= 0 || b <= 0) return;
+    fps.options[0].textContent = `server default (${f} fps)`;
+    kbps.options[0].textContent = `server default (${formatKbps(b)})`;
+    for (const o of fps.options) if (Number(o.value) > f) o.disabled = true;
+    for (const o of kbps.options) if (Number(o.value) > b) o.disabled = true;
+  }
+
   applyScaling();
 
-  return { settings, toggleFullscreen, sendSize, resend, setControl, showTransport };
+  return { settings, toggleFullscreen, sendSize, resend, setControl, showTransport, setLimits };
 }

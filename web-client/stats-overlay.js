@@ -22,6 +22,7 @@
  * `#stats-test`, `#stats-test-result`; `window.kelpie.statsOverlay` has the values.
  */
 import { el, keepKeys } from './dom.js';
+import { registerPanel } from './panels.js';
 import { SampleRing, WINDOW_SAMPLES, combine, fmt, niceCeil, normaliseNet, plotLines, rates, readReport, snapshot } from './stats.js';
 import { ConnectionTest, describeTest } from './selftest.js';
 
@@ -251,6 +252,7 @@ export function attachStatsOverlay({ video, keyboard, channel, transport, pc, vi
   });
   button.addEventListener('click', () => toggle({ focus: true }));
   closeButton.addEventListener('click', () => { setOpen(false); button.focus(); });
+  registerPanel({ panel, button, label: 'Statistics', setOpen: (open) => setOpen(open), headsUp: true });
 
   // --- the self-test -------------------------------------------------------------------
   const test = new ConnectionTest({

@@ -57,7 +57,7 @@ describe('adaptive quality on shaped links', { skip: skip || false, timeout: 300
         const at = Date.now();
         const [target] = await metric(env, 'kelpie_encoder_target_bps');
         samples.push({ at, target: target?.value });
-        await sleep(200);
+        await sleep(100); // the follow times are read to within this
       }
     })();
     const phases = [];

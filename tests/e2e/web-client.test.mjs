@@ -109,6 +109,23 @@ test('resize-to-fit asks for even device-pixel sizes of at least 64', async () =
   assert.deepEqual(fitSize(10, 10, 1), { w: 64, h: 64 });
 });
 
+test('a phone (coarse pointer) gets at most 1.5 device pixels per CSS pixel; a desktop its full ratio', async () => {
+  const { fitSize, remoteScale } = await import('../../web-client/settings.js');
+  assert.equal(remoteScale(3, true), 1.5);
+  assert.equal(remoteScale(1, true), 1);
+  assert.equal(remoteScale(3, false), 3);
+  assert.equal(remoteScale(Number.NaN, false), 1);
+  // 390×844 at DPR 3: 584×1266 device pixels, not 1170×2532.
+  assert.deepEqual(fitSize(390, 844, remoteScale(3, true)), { w: 584, h: 1266 });
+});
+
+test('bitrates read as people say them', async () => {
+  const { formatKbps } = await import('../../web-client/settings.js');
+  assert.equal(formatKbps(8000), '8 Mbit/s');
+  assert.equal(formatKbps(1500), '1.5 Mbit/s');
+  assert.equal(formatKbps(500), '500 kbit/s');
+});
+
 test('stored settings are validated, unknown values fall back to defaults', async () => {
   const { loadSettings, DEFAULTS } = await import('../../web-client/settings.js');
   const store = (v) => ({ getItem: () => v });

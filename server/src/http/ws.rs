@@ -241,6 +241,7 @@ async fn participant(
         offered: p.app.transport.offered(),
         audio: p.app.audio,
         boot: p.app.boot.clone(),
+        stream: p.app.stream,
     });
     if !execute(greeting, &mut p).await {
         return;

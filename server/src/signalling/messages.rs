@@ -36,6 +36,9 @@ pub enum ServerMessage {
         /// This run of the server (random, fixed until it restarts): a page that sees
         /// another one after a reconnect knows the desktop is a new session.
         boot: String,
+        /// The stream's ceilings (`--framerate`, `--bitrate`): what "server default" means
+        /// in the page's settings, and the most a participant may ask for.
+        stream: StreamLimits,
     },
     /// Media moves to `kind` from now on: for WebRTC an offer follows, for the WebSocket
     /// binary frames do.
@@ -101,6 +104,13 @@ impl ServerMessage {
         serde_json::to_string(self)
             .unwrap_or_else(|_| r#"{"type":"error","code":"internal","message":"serialisation"}"#.into())
     }
+}
+
+/// The stream's ceilings, as the welcome tells them.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StreamLimits {
+    pub framerate: u32,
+    pub bitrate_kbps: u32,
 }
 
 /// Messages a client may send.
@@ -260,11 +270,12 @@ mod tests {
             transports: vec![Kind::Webrtc, Kind::Websocket],
             audio: true,
             boot: "0123abcd".into(),
+            stream: StreamLimits { framerate: 60, bitrate_kbps: 8000 },
         }
         .to_json();
         assert_eq!(
             j,
-            r#"{"type":"welcome","viewer_id":"v1","role":"guest","user":"bob","ice_servers":[],"ice_transport_policy":"all","transport":"webrtc","transports":["webrtc","websocket"],"audio":true,"boot":"0123abcd"}"#
+            r#"{"type":"welcome","viewer_id":"v1","role":"guest","user":"bob","ice_servers":[],"ice_transport_policy":"all","transport":"webrtc","transports":["webrtc","websocket"],"audio":true,"boot":"0123abcd","stream":{"framerate":60,"bitrate_kbps":8000}}"#
         );
         assert_eq!(
             ServerMessage::Transport { kind: Kind::Websocket }.to_json(),

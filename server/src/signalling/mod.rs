@@ -5,5 +5,5 @@ pub mod messages;
 pub mod session;
 
 pub use codec::{CodecCounts, CodecOutcome};
-pub use messages::{ControlAction, ErrorCode, IceServer, ParticipantView, ServerMessage};
+pub use messages::{ControlAction, ErrorCode, IceServer, ParticipantView, ServerMessage, StreamLimits};
 pub use session::{Action, Event, Session, Start};

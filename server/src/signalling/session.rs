@@ -6,7 +6,7 @@
 
 use super::codec::{answer_rejects_video, CodecOutcome};
 use super::messages::{
-    parse_client_message, ClientMessage, ControlAction, ErrorCode, IceServer, Kind, Role, ServerMessage,
+    parse_client_message, ClientMessage, ControlAction, ErrorCode, IceServer, Kind, Role, ServerMessage, StreamLimits,
     MAX_MESSAGE_BYTES, MAX_REASON_CHARS,
 };
 use crate::transport::frame::{self, FrameError};
@@ -115,6 +115,8 @@ pub struct Start {
     pub audio: bool,
     /// This run of the server ([`ServerMessage::Welcome`]'s `boot`).
     pub boot: String,
+    /// The stream's ceilings.
+    pub stream: StreamLimits,
 }
 
 /// One viewer's signalling conversation.
@@ -139,6 +141,7 @@ impl Session {
             transports: start.offered.clone(),
             audio: start.audio,
             boot: start.boot,
+            stream: start.stream,
         };
         let session = Self { state: media_state(start.transport), kind: start.transport, offered: start.offered };
         (session, vec![Action::Send(welcome)])
@@ -342,6 +345,7 @@ mod tests {
             offered: vec![Kind::Webrtc, Kind::Websocket],
             audio: true,
             boot: "b00t".into(),
+            stream: StreamLimits { framerate: 60, bitrate_kbps: 8000 },
         }
     }
 
