@@ -25,9 +25,10 @@ import { showNotice } from './notice.js';
 import { attachAudio } from './audio.js';
 import { attachMic } from './mic.js';
 import { onFirstFrame } from './first-frame.js';
-import { attachConnection } from './connection.js';
+import { attachConnection, splitCountdown } from './connection.js';
 import { attachPanels } from './panels.js';
 import { attachToolbar } from './toolbar.js';
+import { attachExtraKeys } from './extra-keys.js';
 
 /** The "you are only watching" hint comes back at most this often. */
 const REFUSED_HINT_EVERY_MS = 30_000;
@@ -74,8 +75,19 @@ function renderBadge() {
   const { state, detail } = shown;
   const text = state === 'connected' ? badgeText(room.room, room.role) : detail || state;
   badge.dataset.state = state;
-  // Only on change: the badge is a live region and would be read out again.
-  if (badge.textContent !== text) badge.textContent = text;
+  // Only on change: the badge is a live region and would be read out again. The countdown
+  // is shown but hidden from screen readers, so that they hear the state change once,
+  // not a number every second.
+  if (badge.textContent === text) return;
+  const [words, countdown] = splitCountdown(text);
+  if (badge.firstChild?.nodeType === Node.TEXT_NODE && badge.firstChild.data === words && badge.childNodes.length === 2) {
+    badge.lastChild.textContent = countdown;
+    return;
+  }
+  const tail = document.createElement('span');
+  tail.setAttribute('aria-hidden', 'true');
+  tail.textContent = countdown;
+  badge.replaceChildren(document.createTextNode(words), tail);
 }
 
 /** Autoplay can still be refused (policy, power saving): then ask for a click. */
@@ -129,7 +141,9 @@ const session = new Session(location.href, {
 
 // Why there is no picture, when there is none for a while (after the session: it reads it).
 connection = attachConnection({ session, video, retry: () => session.retryNow() });
-const input = attachInput(video, send);
+// Touch screens' Esc, Tab, Ctrl, Alt, Super and arrows; its latches end with the keyboard's next key.
+const extraKeys = attachExtraKeys(send);
+const input = attachInput(video, extraKeys.wrap(send));
 const touch = attachTouch(video, send, input);
 const settings = attachSettings(video, input, send, {
   onTransport: (choice) => session.setChoice(choice),
@@ -234,6 +248,8 @@ window.kelpie = {
   input,
   touch,
   settings,
+  /** The touch screens' extra-keys row: {element, latched}. */
+  extraKeys,
   /** The toolbar's handle: {collapse(bool), setEdge(edge), state}. */
   toolbar: toolbarState,
   clipboard,

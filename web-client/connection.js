@@ -52,6 +52,12 @@ export function describe({ timings = {}, kind = null, wasConnected = false, sock
   return { step: 'first_frame', title: 'Waiting for the first picture', detail: 'The media connection is up; the first picture is on its way.', admin: '' };
 }
 
+/** "reconnecting in 4 s" → ["reconnecting", " in 4 s"]: the second part is a countdown. */
+export function splitCountdown(text) {
+  const m = /^(.*?)( in \d+ s| \(retrying in \d+ s\))$/.exec(text);
+  return m ? [m[1], m[2]] : [text, ''];
+}
+
 /**
  * The overlay on the page. `session` is signalling.js's Session; `video` the screen.
  * Call `update()` on every state change; it also runs once a second while needed.

@@ -93,8 +93,10 @@ export async function refresh() {
   let res;
   try {
     res = await fetch(BASE, { cache: 'no-store', credentials: 'same-origin' });
-  } catch (err) {
-    showMessage(`Cannot list the files: ${err.message}`);
+  } catch {
+    // The browser's own words ("Failed to fetch") say nothing a person can act on.
+    showMessage('Cannot reach Kelpie to list the folder (the connection is down). Open the panel again once the desktop is back.');
+    fileList.replaceChildren();
     return null;
   }
   if (res.status === 404) {

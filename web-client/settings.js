@@ -134,9 +134,18 @@ export function attachSettings(video, input, send, { onTransport = () => {}, tra
     },
   });
   gear.addEventListener('click', () => (settingsPanel.isOpen ? settingsPanel.close() : settingsPanel.open()));
-  const kbd = el('button', { type: 'button', title: 'On-screen keyboard', textContent: '⌨', 'aria-label': 'Keyboard' });
-  // A tap is a user gesture: focusing the text sink brings up the phone's keyboard.
-  kbd.addEventListener('click', () => input.keyboard.focus());
+  const kbd = el('button', { type: 'button', title: 'On-screen keyboard', textContent: '⌨', 'aria-label': 'Keyboard',
+    'aria-pressed': 'false' });
+  // A tap is a user gesture: focusing the text sink brings up the phone's keyboard, and
+  // taking the focus away puts it down again.
+  const sink = input.keyboard.sink;
+  kbd.addEventListener('pointerdown', (ev) => ev.preventDefault()); // keep the sink's focus
+  kbd.addEventListener('click', () => {
+    if (document.activeElement === sink) sink.blur();
+    else input.keyboard.focus();
+  });
+  sink?.addEventListener('focus', () => kbd.setAttribute('aria-pressed', 'true'));
+  sink?.addEventListener('blur', () => kbd.setAttribute('aria-pressed', 'false'));
   toolbar?.append(gear, kbd);
 
   lockButton.addEventListener('click', () => input.togglePointerLock());

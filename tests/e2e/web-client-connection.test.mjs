@@ -35,3 +35,10 @@ test('a page that had reached the server says it is gone; one that never did, th
   // On the WebSocket transport the steps after the welcome are WebRTC's: only the picture is left.
   assert.equal(describeStep({ timings: upTo('ws_open', 'welcome'), kind: 'websocket' }).step, 'first_frame');
 });
+
+test('the badge\'s countdown is told apart from its words (screen readers hear only the words)', async () => {
+  const { splitCountdown } = await import('../../web-client/connection.js');
+  assert.deepEqual(splitCountdown('reconnecting in 4 s'), ['reconnecting', ' in 4 s']);
+  assert.deepEqual(splitCountdown('server full (retrying in 10 s)'), ['server full', ' (retrying in 10 s)']);
+  assert.deepEqual(splitCountdown('connected'), ['connected', '']);
+});

@@ -570,3 +570,12 @@ test('microphone frames go out on the socket only while media is on it and the s
   session.socketAudio = true;
   assert.equal(session.audioRoute, 'websocket');
 });
+
+test('an extra-keys latch ends with the next key released or text typed, not with a modifier', async () => {
+  const { endsLatch } = await import('../../web-client/extra-keys.js');
+  assert.equal(endsLatch({ t: 'k', k: 0x63, d: false }), true);
+  assert.equal(endsLatch({ t: 'k', k: 0x63, d: true }), false);
+  assert.equal(endsLatch({ t: 'k', k: 0xffe1, d: false }), false); // Shift let go
+  assert.equal(endsLatch({ t: 'txt', s: 'c' }), true);
+  assert.equal(endsLatch({ t: 'm', x: 1, y: 1 }), false);
+});

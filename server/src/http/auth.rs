@@ -30,12 +30,15 @@ pub async fn require_auth(State(app): State<Arc<App>>, mut req: Request, next: N
     let peer = req.extensions().get::<ConnectInfo<super::Peer>>().map(|c| c.0 .0.ip());
     if let Some(ip) = peer {
         if app.limiter().is_blocked(ip, Instant::now()) {
-            return (
+            let mut resp = super::reply::refusal(
+                req.headers(),
                 StatusCode::TOO_MANY_REQUESTS,
-                [(header::RETRY_AFTER, "60")],
-                "too many failed logins; wait a minute\n",
-            )
-                .into_response();
+                "Too many failed logins",
+                "This address gave wrong credentials too often. Wait a minute, then reload this page with the \
+                 right password or a fresh link.",
+            );
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            return resp;
         }
     }
     let headers = req.headers();
@@ -76,7 +79,20 @@ pub async fn require_auth(State(app): State<Arc<App>>, mut req: Request, next: N
                 }
             }
             tracing::warn!(peer = ?peer, path = req.uri().path(), "refused: {why}");
-            let mut resp = (StatusCode::UNAUTHORIZED, format!("authentication required: {why}\n")).into_response();
+            let advice = match app.auth.mode {
+                Mode::Token => "Open the desktop with the link you were given (it ends in ?token=…). A link that has \
+                                expired needs a new one from whoever shared it (`kelpie token`, or People → Share \
+                                a link)."
+                    .to_string(),
+                Mode::Basic { .. } => "Reload the page and log in with the desktop's user name and password.".into(),
+                _ => format!("This desktop needs a login ({why})."),
+            };
+            let mut resp = super::reply::refusal(
+                headers,
+                StatusCode::UNAUTHORIZED,
+                &format!("Authentication required: {why}"),
+                &advice,
+            );
             if let Some(realm) = app.auth.realm_header() {
                 resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(realm));
             }

@@ -155,7 +155,12 @@ style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'self'; frame-ance
     )
 }
 
-async fn static_file(State(app): State<Arc<App>>, uri: Uri, OriginalUri(original): OriginalUri) -> Response {
+async fn static_file(
+    State(app): State<Arc<App>>,
+    uri: Uri,
+    OriginalUri(original): OriginalUri,
+    headers: axum::http::HeaderMap,
+) -> Response {
     // `/prefix` without its slash would make the page's relative URLs miss the prefix.
     if uri.path() == "/" && !original.path().ends_with('/') {
         let last = original.path().rsplit('/').next().unwrap_or("");
@@ -179,7 +184,12 @@ async fn static_file(State(app): State<Arc<App>>, uri: Uri, OriginalUri(original
             }
             resp
         }
-        None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+        None => reply::refusal(
+            &headers,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            &format!("There is no page here. The desktop is at {}", app.base_path),
+        ),
     }
 }
 

@@ -1,6 +1,8 @@
-//! Small answers the HTTP shells share: a plain-text reply, and the refusal of a write a
-//! page of another site makes through the user's browser (cross-site request forgery:
-//! with a cookie or cached Basic credentials such a request would be authenticated).
+//! Small answers the HTTP shells share: a plain-text reply, a refusal that a browser shows
+//! as a small page saying what to do next (and `curl` as text), and the refusal of a
+//! write a page of another site makes through the user's browser (cross-site request
+//! forgery: with a cookie or cached Basic credentials such a request would be
+//! authenticated).
 
 use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,6 +12,46 @@ pub fn text(status: StatusCode, msg: impl Into<String>) -> Response {
     let mut body = msg.into();
     body.push('\n');
     (status, [(header::CACHE_CONTROL, "no-store")], body).into_response()
+}
+
+/// A refusal with `title` (what happened) and `advice` (what to do next): a small HTML
+/// page for a browser (its Accept names text/html), the two lines as text for anything
+/// else. Nothing of the request is echoed into the page.
+pub fn refusal(headers: &HeaderMap, status: StatusCode, title: &str, advice: &str) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.split(',').any(|t| t.trim().starts_with("text/html")));
+    if !wants_html {
+        return text(status, format!("{title}: {advice}"));
+    }
+    let body = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Kelpie: {title}</title>\
+         <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:12vh auto;padding:0 1em;\
+         color:#222}}h1{{font-size:1.4em}}.code{{color:#777}}</style></head>\
+         <body><h1>{title}</h1><p>{advice}</p><p class=\"code\">HTTP {code}</p></body></html>\n",
+        title = escape(title),
+        advice = escape(advice),
+        code = status.as_u16(),
+    );
+    (
+        status,
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `s` safe inside HTML text.
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// `Some(403)` when the request's Origin is neither the page's own nor allowed;

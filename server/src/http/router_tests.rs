@@ -258,3 +258,36 @@ fn every_run_gets_its_own_boot_id() {
     assert!(a.chars().all(|c| c.is_ascii_hexdigit()), "{a}");
     assert_ne!(a, b);
 }
+
+fn browser_get(uri: &str) -> Request<Body> {
+    Request::get(uri)
+        .header(header::HOST, "127.0.0.1:8080")
+        .header(header::ACCEPT, "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_browser_gets_refusals_as_small_pages_that_say_what_to_do_and_curl_gets_text() {
+    // A wrong path: where the desktop is instead.
+    let (status, headers, body) = call(&app_with(Mode::None, "/desk/", true), browser_get("/desk/nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    assert!(body.contains("<h1>Not found</h1>") && body.contains("The desktop is at /desk/"), "{body}");
+    assert!(headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().starts_with("default-src 'none'"));
+    let (_, headers, body) = call(&app(), get("/nope")).await;
+    assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain"), "{headers:?}");
+    assert_eq!(body, "Not found: There is no page here. The desktop is at /\n");
+
+    // No token: how to get in, as a page; nothing of the request is echoed.
+    let (status, headers, body) = call(&app_with(Mode::Token, "/", true), browser_get("/?token=%3Cscript%3E")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    assert!(body.contains("link you were given"), "{body}");
+    assert!(!body.contains("<script>"), "{body}");
+    // Basic: the browser prompts; the page behind the prompt says to log in.
+    let r = app_with(Mode::Basic { user: "kelpie".into(), password: Secret::new("pw") }, "/", true);
+    let (status, _, body) = call(&r, browser_get("/")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("log in with the desktop"), "{body}");
+}
