@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { Env, KELPIE_BIN, assertClickLands, assertTyping, sleep, videoStats, waitDecoding, waitFor } from './harness.mjs';
+import { Env, KELPIE_BIN, assertClickLands, assertTyping, metricSamples, sleep, videoStats, waitDecoding, waitFor } from './harness.mjs';
 import { firefoxMissing, launchFirefox, openFirefoxPage, waitPage } from './firefox.mjs';
 import { makeNetns, netnsAvailable } from './netns.mjs';
 import { xclipGet, xclipSet } from './xclip.mjs';
@@ -26,18 +26,7 @@ import { xclipGet, xclipSet } from './xclip.mjs';
 const VIEWPORT = { width: 1000, height: 700 };
 const missing = firefoxMissing();
 
-/** Samples of counter `name` in /metrics, as {labels: value}. */
-async function metric(url, name, headers = {}) {
-  const text = await (await fetch(new URL('metrics', url), { headers, signal: AbortSignal.timeout(3000) })).text();
-  const out = {};
-  for (const line of text.split('\n')) {
-    if (line.startsWith(`${name}{`)) {
-      const [labels, value] = line.slice(name.length).split(' ');
-      out[labels] = Number(value);
-    }
-  }
-  return out;
-}
+const metric = metricSamples;
 
 describe('Firefox ESR without OpenH264', { skip: missing || false, timeout: 240_000 }, () => {
   let env;

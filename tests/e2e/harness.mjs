@@ -389,6 +389,19 @@ export async function videoStats(page) {
   });
 }
 
+/** The samples of counter or gauge `name` in `base`'s /metrics, as {labels: value}. */
+export async function metricSamples(base, name, headers = {}) {
+  const text = await (await fetch(new URL('metrics', base), { headers, signal: AbortSignal.timeout(3000) })).text();
+  const out = {};
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name}{`)) {
+      const [labels, value] = line.slice(name.length).split(' ');
+      out[labels] = Number(value);
+    }
+  }
+  return out;
+}
+
 /** Waits until the page has decoded at least `frames` frames. */
 export async function waitDecoding(env, page, frames = 1, timeoutMs = 15_000) {
   let last = null;

@@ -22,7 +22,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import {
-  assertClickLands, assertTyping, decodeRate, openConnected, sleep, startEnv, videoStats, waitDecoding, waitFor,
+  assertClickLands, assertTyping, decodeRate, metricSamples, openConnected, sleep, startEnv, videoStats, waitDecoding, waitFor,
 } from './harness.mjs';
 import { makeNetns, netnsAvailable } from './netns.mjs';
 
@@ -45,11 +45,6 @@ async function context(browser, choice = null) {
   return ctx;
 }
 
-/** GET of a server path with the test's credentials. */
-function authedFetch(url) {
-  const basic = Buffer.from(`kelpie:${PASSWORD}`).toString('base64');
-  return fetch(url, { headers: { authorization: `Basic ${basic}` }, signal: AbortSignal.timeout(3000) });
-}
 
 const origin = (env) => new URL(env.url).origin;
 
@@ -58,16 +53,9 @@ async function transportOf(page) {
 }
 
 /** Counter samples of `name` from /metrics, as {labels-string: value}. */
-async function metric(env, name) {
-  const text = await (await authedFetch(new URL('metrics', env.url))).text();
-  const out = {};
-  for (const line of text.split('\n')) {
-    if (line.startsWith(`${name}{`)) {
-      const [labels, value] = line.slice(name.length).split(' ');
-      out[labels] = Number(value);
-    }
-  }
-  return out;
+/** Samples of `name` in /metrics, with the test's credentials. */
+function metric(env, name) {
+  return metricSamples(env.url, name, { authorization: `Basic ${Buffer.from(`kelpie:${PASSWORD}`).toString('base64')}` });
 }
 
 async function assertPlaysAtRate(env, page, what) {
