@@ -134,7 +134,7 @@ export function attachSettings(video, input, send, { onTransport = () => {}, tra
     },
   });
   gear.addEventListener('click', () => (settingsPanel.isOpen ? settingsPanel.close() : settingsPanel.open()));
-  const kbd = el('button', { type: 'button', title: 'On-screen keyboard', textContent: '⌨', 'aria-label': 'Keyboard',
+  const kbd = el('button', { type: 'button', id: 'keyboard-button', title: 'On-screen keyboard', textContent: '⌨', 'aria-label': 'Keyboard',
     'aria-pressed': 'false' });
   // A tap is a user gesture: focusing the text sink brings up the phone's keyboard, and
   // taking the focus away puts it down again.

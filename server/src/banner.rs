@@ -7,7 +7,19 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 
-use crate::config::security::AuthMode;
+/// Who may use the desktop, as the banner words it (from `--auth`; the wiring maps it,
+/// so this module needs no configuration types).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// No login: loopback only.
+    Loopback,
+    /// HTTP Basic, with this user name.
+    Basic(String),
+    /// Signed links.
+    Token,
+    /// An authenticating proxy's header.
+    TrustedHeader,
+}
 
 /// What the banner says.
 #[derive(Debug, Clone)]
@@ -18,9 +30,7 @@ pub struct Banner {
     pub encoder: String,
     /// Whether the desktop's sound is streamed.
     pub audio: bool,
-    pub auth: AuthMode,
-    /// The `--auth basic` user.
-    pub basic_user: String,
+    pub access: Access,
     /// Addresses to open, the most useful one last.
     pub urls: Vec<String>,
 }
@@ -53,11 +63,11 @@ impl Banner {
     }
 
     fn access(&self) -> String {
-        match self.auth {
-            AuthMode::None => "anyone on this machine, no login (loopback only; --auth for more)".into(),
-            AuthMode::Basic => format!("HTTP Basic login as {:?}", self.basic_user),
-            AuthMode::Token => "holders of a signed link (`kelpie token` makes one: add ?token=…)".into(),
-            AuthMode::TrustedHeader => "users your authenticating proxy names (--auth trusted-header)".into(),
+        match &self.access {
+            Access::Loopback => "anyone on this machine, no login (loopback only; --auth for more)".into(),
+            Access::Basic(user) => format!("HTTP Basic login as {user:?}"),
+            Access::Token => "holders of a signed link (`kelpie token` makes one: add ?token=…)".into(),
+            Access::TrustedHeader => "users your authenticating proxy names (--auth trusted-header)".into(),
         }
     }
 }
@@ -110,20 +120,13 @@ pub fn outward_address() -> Option<IpAddr> {
 mod tests {
     use super::*;
 
-    fn banner(auth: AuthMode, urls: Vec<String>) -> Banner {
-        Banner {
-            display: ":0 (1920x1080)".into(),
-            encoder: "x264enc".into(),
-            audio: true,
-            auth,
-            basic_user: "kelpie".into(),
-            urls,
-        }
+    fn banner(access: Access, urls: Vec<String>) -> Banner {
+        Banner { display: ":0 (1920x1080)".into(), encoder: "x264enc".into(), audio: true, access, urls }
     }
 
     #[test]
     fn the_last_line_is_the_address_alone() {
-        let text = banner(AuthMode::None, vec!["http://127.0.0.1:8080/".into()]).render();
+        let text = banner(Access::Loopback, vec!["http://127.0.0.1:8080/".into()]).render();
         assert_eq!(text.lines().last(), Some("http://127.0.0.1:8080/"));
         assert!(text.starts_with("Kelpie is streaming display :0 (1920x1080) with x264enc and its sound.\n"), "{text}");
         assert!(text.contains("Ctrl+C"), "{text}");
@@ -134,7 +137,7 @@ mod tests {
     fn several_addresses_are_listed_with_the_most_useful_last() {
         let urls =
             vec!["http://127.0.0.1:8080/".to_string(), "http://node7:8080/".into(), "http://10.1.2.3:8080/".into()];
-        let text = banner(AuthMode::Basic, urls).render();
+        let text = banner(Access::Basic("kelpie".into()), urls).render();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.last(), Some(&"http://10.1.2.3:8080/"));
         assert!(lines.contains(&"    http://127.0.0.1:8080/") && lines.contains(&"    http://node7:8080/"), "{text}");
