@@ -104,7 +104,7 @@ describe('Firefox ESR without OpenH264', { skip: missing || false, timeout: 240_
     }));
     assert.deepEqual({ open: shown.open, text: shown.text }, { open: true, text: fromX }, env.why(JSON.stringify(shown)));
     assert.match(shown.error, /user activation/);
-    assert.equal(await page.evaluate(() => document.getElementById('clipboard-button').getAttribute('aria-pressed')), 'true');
+    assert.equal(await page.evaluate(() => document.getElementById('clipboard-button').getAttribute('aria-expanded')), 'true');
 
     const toX = `from Firefox to X ${Date.now()} — ✓ ñ`;
     await page.evaluate(() => { document.getElementById('clipboard-text').value = ''; });
