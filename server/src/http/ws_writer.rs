@@ -18,8 +18,11 @@ use tokio::task::JoinHandle;
 
 use crate::transport::feed::{Feed, Out};
 
-/// A send that takes longer than this means the client stopped reading.
-const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// A send that takes longer than this means the client stopped reading. Not less: on a
+/// 300 kbit/s link a keyframe behind the 64 KiB the kernel already holds took over 5 s in
+/// a fresh-clone run, and the viewer was dropped while it was still reading. A vanished
+/// browser is found by the reading half's silence limit (8 s) anyway.
+const SEND_TIMEOUT: Duration = Duration::from_secs(12);
 
 type Sink = SplitSink<WebSocket, Message>;
 
