@@ -185,7 +185,7 @@ export function attachClipboard(video, keyboard, send) {
     panel.hidden = !open;
     if (open && focus) text.focus({ preventScroll: true });
   }
-  registerPanel({ panel, button, label: 'Clipboard', setOpen: (open) => showPanel(open) });
+  registerPanel({ panel, button, label: 'Clipboard', setOpen: showPanel });
   button.addEventListener('click', () => showPanel(panel.hidden, { focus: true }));
   // A pasted image in the panel is sent as it is.
   text.addEventListener('paste', async (ev) => {

@@ -117,19 +117,13 @@ export function attachPeople({ room, act }) {
   // (app.js does the same for the whole toolbar).
   keepKeys(panel);
 
+  // panels.js keeps aria-expanded and closes the panel on ×, Esc and clicks outside.
   function setOpen(open) {
     panel.hidden = !open;
-    button.setAttribute('aria-expanded', String(open));
     if (open) panel.focus({ preventScroll: true });
   }
   button.addEventListener('click', () => setOpen(panel.hidden));
   registerPanel({ panel, button, label: 'People', setOpen });
-  panel.addEventListener('keydown', (ev) => {
-    if (ev.key === 'Escape') {
-      setOpen(false);
-      button.focus();
-    }
-  });
 
   function run(action, to) {
     const sent = act(action, to);

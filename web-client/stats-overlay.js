@@ -220,8 +220,7 @@ export function attachStatsOverlay({ video, keyboard, channel, transport, pc, vi
 
   function setOpen(open, { focus = false } = {}) {
     if (open === !panel.hidden) return;
-    panel.hidden = !open;
-    button.setAttribute('aria-expanded', String(open));
+    panel.hidden = !open; // panels.js keeps the button's aria-expanded
     clearInterval(timer);
     timer = 0;
     if (frameCallback) video.cancelVideoFrameCallback?.(frameCallback);
@@ -244,14 +243,14 @@ export function attachStatsOverlay({ video, keyboard, channel, transport, pc, vi
     toggle();
     return true;
   });
+  // Esc and × are panels.js's, as for every panel.
   panel.addEventListener('keydown', (ev) => {
-    if (ev.key !== 'Escape' && !isStatsShortcut(ev)) return;
+    if (!isStatsShortcut(ev)) return;
     ev.preventDefault();
     setOpen(false);
     button.focus();
   });
   button.addEventListener('click', () => toggle({ focus: true }));
-  closeButton.addEventListener('click', () => { setOpen(false); button.focus(); });
   registerPanel({ panel, button, label: 'Statistics', setOpen: (open) => setOpen(open), headsUp: true });
 
   // --- the self-test -------------------------------------------------------------------

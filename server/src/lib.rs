@@ -214,7 +214,6 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
         audio: config.audio,
         codec: Default::default(),
         boot: http::boot_id(),
-        stream: signalling::StreamLimits { framerate: config.framerate, bitrate_kbps: config.bitrate },
     });
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("Kelpie is streaming display {} at {scheme}://{addr}{}", screen.name, config.base_path);

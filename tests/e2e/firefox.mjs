@@ -58,8 +58,6 @@ export async function launchFirefox(env, { executablePath = FIREFOX_BIN, prefs =
     extraPrefsFirefox: { ...PREFS, ...prefs },
     timeout: 60_000,
     protocolTimeout: 60_000,
-    // Firefox's own log goes to the test's log folder, for `env.why`.
-    dumpio: false,
   });
   const proc = browser.process();
   const entry = {
@@ -68,9 +66,6 @@ export async function launchFirefox(env, { executablePath = FIREFOX_BIN, prefs =
     async close() {
       await browser.close().catch(() => {});
       fs.rmSync(profile, { recursive: true, force: true });
-    },
-    kill() {
-      proc.kill('SIGKILL');
     },
   };
   env.browsers.push(entry);

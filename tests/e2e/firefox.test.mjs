@@ -26,7 +26,6 @@ import { xclipGet, xclipSet } from './xclip.mjs';
 const VIEWPORT = { width: 1000, height: 700 };
 const missing = firefoxMissing();
 
-const metric = metricSamples;
 
 describe('Firefox ESR without OpenH264', { skip: missing || false, timeout: 240_000 }, () => {
   let env;
@@ -56,7 +55,7 @@ describe('Firefox ESR without OpenH264', { skip: missing || false, timeout: 240_
     const errors = page.consoleLines.filter((l) => /^(error|pageerror)/.test(l));
     assert.deepEqual(errors, []);
     // Reported once, by this one page.
-    assert.deepEqual(await metric(env.url, 'kelpie_codec_unsupported_total'),
+    assert.deepEqual(await metricSamples(env.url, 'kelpie_codec_unsupported_total'),
       { '{outcome="websocket"}': 1, '{outcome="no_decoder"}': 0, '{outcome="answer_rejected"}': 0 });
     await waitFor('the log line', () => /WebRTC cannot decode H\.264.*Firefox/.test(fs.readFileSync(env.server.logPath, 'utf8')),
       { timeoutMs: 5000 });
@@ -175,10 +174,9 @@ describe('Firefox on an insecure page: no decoder at all', { skip: missing || ne
     assert.match(badge, /OpenH264/);
     assert.doesNotMatch(badge, /retrying/);
     // The server heard why, logged it, and counted it (after which the page's socket closed).
-    const cookie = { cookie: `kelpie_token=${token}` };
     let counts = null;
     await waitFor('the server to count it', async () => {
-      counts = await metric(env.url, 'kelpie_codec_unsupported_total', cookie).catch(() => null);
+      counts = await metricSamples(env.url, 'kelpie_codec_unsupported_total').catch(() => null);
       return counts?.['{outcome="no_decoder"}'] === 1;
     }, { timeoutMs: 5000 }).catch(() => {});
     assert.deepEqual(counts, { '{outcome="websocket"}': 0, '{outcome="no_decoder"}': 1, '{outcome="answer_rejected"}': 0 },

@@ -5,7 +5,6 @@
  * streams). Only what the tests need: a session, navigation, scripts, and input actions.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { freePort, sleep, waitFor } from './harness.mjs';
 
 export const WEBKIT_DRIVER = process.env.KELPIE_WEBKIT_DRIVER || '/usr/bin/WebKitWebDriver';
@@ -28,8 +27,8 @@ class WebDriverError extends Error {}
 
 /**
  * Starts an Xvfb and a WebKitWebDriver for it (both tracked by `env`), and opens a
- * MiniBrowser session. Returns the session: {execute, executeAsync, navigate, actions,
- * releaseActions, close}.
+ * MiniBrowser session. Returns the session: {display, version, navigate, execute,
+ * executeAsync, actions, close}.
  */
 export async function launchWebKit(env, { width = 1280, height = 800 } = {}) {
   const xvfb = env.spawn('webkit-xvfb', 'Xvfb', ['-displayfd', '3', '-screen', '0', `${width}x${height}x24`, '-nolisten', 'tcp'],
@@ -74,7 +73,6 @@ export async function launchWebKit(env, { width = 1280, height = 800 } = {}) {
     display,
     version: session.capabilities.browserVersion,
     navigate: (url) => call('POST', at('/url'), { url }),
-    setWindowRect: (rect) => call('POST', at('/window/rect'), rect),
     /** Runs `fn` (a function) in the page with `args`; returns its value. */
     execute: (fn, ...args) => call('POST', at('/execute/sync'), { script: `return (${fn}).apply(null, arguments)`, args }),
     /** Runs async `fn` in the page and returns what its promise resolves to. */
@@ -84,7 +82,6 @@ export async function launchWebKit(env, { width = 1280, height = 800 } = {}) {
       args,
     }),
     actions: (actions) => call('POST', at('/actions'), { actions }),
-    releaseActions: () => call('DELETE', at('/actions')),
     async close() {
       await call('DELETE', at('')).catch(() => {});
     },
@@ -125,9 +122,4 @@ export function clickActions(x, y, button = 0) {
       { type: 'pointerUp', button },
     ],
   }];
-}
-
-/** Where the WebKit logs go, for a failure message. */
-export function webkitLogs(env) {
-  return ['webkit-driver', 'webkit-xvfb'].map((n) => path.join(env.logDir, `${n}.log`));
 }

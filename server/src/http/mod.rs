@@ -61,8 +61,6 @@ pub struct App {
     pub codec: crate::signalling::CodecCounts,
     /// This run's id, in every welcome (a page tells a restarted desktop by it).
     pub boot: String,
-    /// `--framerate` and `--bitrate`, in every welcome.
-    pub stream: crate::signalling::StreamLimits,
 }
 
 /// A fresh random id for this run of the server: 64 bits, as hex.

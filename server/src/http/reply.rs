@@ -16,7 +16,7 @@ pub fn text(status: StatusCode, msg: impl Into<String>) -> Response {
 
 /// A refusal with `title` (what happened) and `advice` (what to do next): a small HTML
 /// page for a browser (its Accept names text/html), the two lines as text for anything
-/// else. Nothing of the request is echoed into the page.
+/// else. Both are escaped, so text that came with the request cannot become markup.
 pub fn refusal(headers: &HeaderMap, status: StatusCode, title: &str, advice: &str) -> Response {
     let wants_html = headers
         .get(header::ACCEPT)

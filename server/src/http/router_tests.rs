@@ -58,7 +58,6 @@ fn app_with(mode: Mode, base_path: &str, ok: bool) -> Router {
         audio: true,
         codec: Default::default(),
         boot: "b00t".into(),
-        stream: crate::signalling::StreamLimits { framerate: 60, bitrate_kbps: 8000 },
     };
     router(Arc::new(app))
 }

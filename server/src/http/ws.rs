@@ -18,7 +18,7 @@ use super::ws_writer::Writer;
 use super::{App, AuthedUser};
 use crate::room::{Liveness, Reservation};
 use crate::signalling::session::truncate_reason;
-use crate::signalling::{Action, CodecOutcome, ErrorCode, Event, ServerMessage, Session, Start};
+use crate::signalling::{Action, CodecOutcome, ErrorCode, Event, ServerMessage, Session, Start, StreamLimits};
 use crate::transport::feed::Feed;
 use crate::transport::{Kind, OpenError, TransportEvent, Wire};
 use crate::turn::ViewerIce;
@@ -241,7 +241,11 @@ async fn participant(
         offered: p.app.transport.offered(),
         audio: p.app.audio,
         boot: p.app.boot.clone(),
-        stream: p.app.stream,
+        // The ceilings the room clamps settings to, as the page's "server default".
+        stream: {
+            let limits = p.app.room.limits();
+            StreamLimits { framerate: limits.max_framerate, bitrate_kbps: limits.max_bitrate_kbps }
+        },
     });
     if !execute(greeting, &mut p).await {
         return;

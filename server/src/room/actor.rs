@@ -92,6 +92,11 @@ impl RoomActor {
         self.len() == 0
     }
 
+    /// The room's limits (`--max-viewers`, `--framerate`, `--bitrate`): what settings are clamped to.
+    pub fn limits(&self) -> Limits {
+        self.lock().room.limits()
+    }
+
     /// The id of the participant holding control.
     pub fn controller(&self) -> Option<Id> {
         self.lock().room.controller()
