@@ -226,6 +226,8 @@ window.kelpie = {
   get state() { return session.state; },
   /** True once the page found it cannot show the desktop here and stopped trying. */
   get stopped() { return session.stopped; },
+  /** A fresh connection attempt now (what the overlay's Retry does). */
+  reconnect: () => session.retryNow(),
   /** The connection overlay's step ('server', 'websocket', 'welcome', 'offer', 'ice', 'dtls',
    *  'first_frame'), null while it is hidden; and how many server restarts this page saw. */
   get connection() { return { step: connection.step, restarts }; },
@@ -267,4 +269,6 @@ window.kelpie = {
   mic: mic.api,
 };
 
+// A #token= link is swapped for the login cookie first (login.js), which reloads the page.
+if (window.kelpieLogin) await window.kelpieLogin;
 session.start();

@@ -1,6 +1,7 @@
 /**
  * Share links (owners only): `POST share` next to the page asks the server for a signed,
- * expiring token for a role, and the link is the page's own address with `?token=`.
+ * expiring token for a role, and the link is the page's own address with `#token=` (a
+ * fragment: it never reaches proxy logs; login.js swaps it for the login cookie).
  * The server is the authority on who may share and what it accepts; this module checks
  * the name first only so the user hears why in words rather than as a 400.
  * No DOM: the People panel (people.js) shows it, the unit tests call it with a fake fetch.
@@ -43,7 +44,7 @@ export function shareUrl(href, token) {
   const base = new URL(href);
   base.search = '';
   base.hash = '';
-  return new URL(`./?token=${encodeURIComponent(token)}`, base).href;
+  return new URL(`./#token=${encodeURIComponent(token)}`, base).href;
 }
 
 /**

@@ -85,6 +85,23 @@ export function backoffMs(attempt) {
 }
 
 /** Why a page whose WebRTC lacks H.264 takes its media over the WebSocket. */
+/**
+ * Why the server refused this page's socket, in words, when a retry cannot help: from the
+ * status and `X-Kelpie-Denied` of the page's own address, asked after a socket closed
+ * before it opened. `null`: worth retrying (the server is down, busy, or restarting).
+ */
+export function refusalText(status, denied) {
+  if (status === 421) return 'This desktop does not answer to this address: open it at the address you were given (an administrator can add the name with --public-host).';
+  if (status !== 401) return null;
+  switch (denied) {
+    case 'expired': return 'The link this page was opened with has expired. Ask whoever shared the desktop for a new link, then open it.';
+    case 'invalid': return 'The link this page was opened with does not open this desktop any more (the desktop may have restarted with new links). Ask for a new link.';
+    case 'wrong-password': return 'The password was not accepted. Reload the page to log in again.';
+    case 'missing': return 'This page is no longer logged in. Open the desktop with its link again, or reload the page to log in.';
+    default: return 'The server refused this page\'s login. Reload the page, or ask for a new link.';
+  }
+}
+
 export const NO_WEBRTC_H264 = "this browser's WebRTC cannot decode H.264 (it has no WebRTC, or it is Firefox without OpenH264)";
 
 const CONTROL_ACTIONS = ['request', 'release', 'take', 'grant'];
@@ -326,7 +343,10 @@ export class Session {
         .then(() => this.#handle(ws, ev.data))
         .catch((err) => this.#fail(ws, `signalling failed: ${err.message || err}`));
     };
-    ws.onclose = () => this.#retry(ws);
+    ws.onclose = () => {
+      if ('ws_open' in this.timings) this.#retry(ws);
+      else this.#askWhyRefused(ws);
+    };
     this.timers.push(setTimeout(() => {
       if (ws === this.ws && this.state !== 'connected') this.#retry(ws);
     }, CONNECT_TIMEOUT_MS));
@@ -640,6 +660,23 @@ export class Session {
     this.errorText = text;
     this.#setState('error', text);
     this.#retry(ws);
+  }
+
+  /**
+   * The socket closed before it opened: the server may have refused it (an expired link,
+   * an unknown host name), which no retry mends. The browser hides a refused upgrade's
+   * status, so the page's own address is asked; anything else is retried as usual.
+   */
+  async #askWhyRefused(ws) {
+    let text = null;
+    try {
+      const r = await fetch(new URL('./', this.href), { method: 'HEAD', cache: 'no-store', credentials: 'same-origin' });
+      text = refusalText(r.status, r.headers.get('x-kelpie-denied'));
+    } catch {
+      // Unreachable: a retry is the right answer.
+    }
+    if (text) this.#stop(ws, text);
+    else this.#retry(ws);
   }
 
   /** Tears the attempt down and schedules the next one with backoff. */

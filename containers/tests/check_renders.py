@@ -216,9 +216,20 @@ def shape(variant: str, docs: list[dict[str, Any]]) -> list[str]:
             problems.append("coturn: turnserver.conf must set use-auth-secret")
         if "static-auth-secret" in settings:
             problems.append("coturn: the secret must not be in the ConfigMap")
+        # Credentials reach every user: coturn must not relay into private networks, only
+        # to the pod network (allowed again on its command line).
+        denied = {line.split("=", 1)[1].strip() for line in conf.splitlines() if line.startswith("denied-peer-ip=")}
+        for private in ("10.0.0.0-10.255.255.255", "172.16.0.0-172.31.255.255", "192.168.0.0-192.168.255.255",
+                        "169.254.0.0-169.254.255.255", "127.0.0.0-127.255.255.255", "100.64.0.0-100.127.255.255"):
+            if private not in denied:
+                problems.append(f"coturn: turnserver.conf must deny relaying to {private} (denied-peer-ip)")
+        if "allow-loopback-peers" in settings:
+            problems.append("coturn: allow-loopback-peers would let relays reach the pod's own services")
         tc = container(coturn, "coturn") if coturn else {}
         if "--static-auth-secret=$(TURN_SECRET)" not in (tc.get("args") or []):
             problems.append("coturn: args must pass --static-auth-secret=$(TURN_SECRET)")
+        if "--allowed-peer-ip=$(POD_NETWORK)" not in (tc.get("args") or []):
+            problems.append("coturn: args must allow the pod network again (--allowed-peer-ip=$(POD_NETWORK))")
         turn_env = {e["name"]: e.get("valueFrom", {}) for e in tc.get("env") or []}
         ref = turn_env.get("TURN_SECRET", {}).get("secretKeyRef", {})
         secret_file_ok(docs, deploy, c, env, "KELPIE_TURN_SECRET_FILE", problems)

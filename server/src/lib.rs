@@ -206,7 +206,16 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
         allowed_origins: config.allowed_origins.clone(),
         ice: ice_servers,
         auth,
-        limiter: Mutex::new(Default::default()),
+        throttle: Mutex::new(Default::default()),
+        slow_checks: tokio::sync::Semaphore::new(http::SLOW_CHECKS),
+        trusted_proxies: config.security.trusted_proxies.clone(),
+        cookie_secure: config.security.cookie_secure,
+        refusal_log: Default::default(),
+        hosts: http::host::HostPolicy::new(
+            &config.public_host,
+            &config.allowed_origins,
+            matches!(config.security.auth, config::AuthMode::None),
+        ),
         base_path: config.base_path.clone(),
         tls: tls.is_some(),
         files: Arc::new(http::files::FilesState::from_config(&config.files, &config.allowed_origins)),
@@ -214,6 +223,7 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
         audio: config.audio,
         codec: Default::default(),
         boot: http::boot_id(),
+        conns: Default::default(),
     });
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("Kelpie is streaming display {} at {scheme}://{addr}{}", screen.name, config.base_path);
@@ -239,9 +249,10 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
     // After the log lines, for the person at the terminal (the log has the same facts).
     eprint!("\n{}", banner.render());
 
+    let conns = app.conns.clone();
     let router = http::router(app);
     let mut fatal = desktop.fatal_error();
-    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
     let stop = async move {
         tokio::select! {
             _ = shutdown_signal() => {}
@@ -249,21 +260,17 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
         }
         let _ = stopping.send(true);
     };
-    // Graceful shutdown lets open connections finish, but not for ever: a slow download
-    // or a browser that never closes its socket must not keep a stopped Kelpie alive.
+    // Graceful shutdown lets requests in flight finish, but not for ever: a slow download
+    // must not keep a stopped Kelpie alive.
+    let mut grace_rx = stopped.clone();
     let grace = async move {
-        let _ = stopped.wait_for(|s| *s).await;
+        let _ = grace_rx.wait_for(|s| *s).await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
-    let serve = async move {
-        let service = router.into_make_service_with_connect_info::<http::Peer>();
-        match tls {
-            Some(tls) => axum::serve(http::TlsListener::new(listener, tls), service).with_graceful_shutdown(stop).await,
-            None => axum::serve(http::PlainListener(listener), service).with_graceful_shutdown(stop).await,
-        }
-    };
+    let limits = http::serve::Limits::new(config.max_connections as usize);
+    let serve = http::serve::serve(listener, tls, router, limits, conns, stopped);
     tokio::select! {
-        served = serve => served.map_err(RunError::Serve)?,
+        _ = async { tokio::join!(serve, stop) } => {}
         _ = grace => tracing::warn!(
             "connections still open {} s after the stop signal: closing them",
             SHUTDOWN_GRACE.as_secs()

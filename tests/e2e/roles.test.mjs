@@ -17,9 +17,9 @@ const SECRET = 'roles-test-secret-0123456789abcdef';
 const XKEYS_BIN = process.env.KELPIE_XKEYS_BIN || path.join(REPO_ROOT, 'target/debug/kelpie-xkeys');
 
 /** A token from `kelpie token`, as an operator would mint it. */
-function mint(role, user) {
-  return execFileSync(KELPIE_BIN, ['token', '--role', role, '--user', user, '--ttl', '1h'], {
-    env: { ...process.env, KELPIE_TOKEN_SECRET: SECRET }, encoding: 'utf8',
+function mint(role, user, ttl = '1h', secret = SECRET) {
+  return execFileSync(KELPIE_BIN, ['token', '--role', role, '--user', user, '--ttl', ttl], {
+    env: { ...process.env, KELPIE_TOKEN_SECRET: secret }, encoding: 'utf8',
   }).trim();
 }
 
@@ -224,6 +224,54 @@ describe('roles and control', { timeout: 300_000 }, () => {
     assert.deepEqual([h.body.stream.bitrate_kbps, h.body.stream.framerate], [2000, 15], 'the viewer changed nothing');
     await rawSend(owner, [{ t: 'set', fps: 30, kbps: 4000 }]);
     await env.waitHealth('settings restored', (h2) => h2.stream.bitrate_kbps === 4000 && h2.stream.framerate === 30);
+  });
+
+  test('a #token= link logs in without the token reaching the server; a foreign or expired link says why', async () => {
+    const token = mint('guest', 'gus');
+    const ctx = await browser.browser.newContext({ viewport: { width: 800, height: 500 } });
+    const urls = [];
+    ctx.on('request', (r) => urls.push(r.url()));
+    try {
+      const page = await openConnected(env, ctx, `${env.url}#token=${token}`);
+      assert.equal(new URL(page.url()).hash, '', 'the token left the address bar');
+      assert.deepEqual(urls.filter((u) => u.includes(token)), [], 'no request carried the token in its URL');
+      const cookie = (await ctx.cookies()).find((c) => c.name === 'kelpie_token');
+      assert.ok(cookie?.value === token && cookie.httpOnly, `the login cookie holds the link's token: ${JSON.stringify(cookie)}`);
+      assert.ok(urls.some((u) => u.endsWith('/login')), 'the token went by POST to login');
+      assert.equal(await page.evaluate(() => window.kelpie.role), 'guest');
+
+      // A link signed with another secret, and one that expired: the page says which.
+      const foreign = mint('owner', 'mallory', '1h', 'another-secret-0123456789abcdef');
+      const expired = mint('owner', 'alice', '1s');
+      // Expiry is in whole seconds: after two of them the 1 s link has certainly expired.
+      await new Promise((r) => { setTimeout(r, 2100); });
+
+      // An open page whose login has expired reconnects: it says so and stops retrying.
+      await ctx.addCookies([{ name: 'kelpie_token', value: expired, url: env.url }]);
+      await page.evaluate(() => window.kelpie.reconnect());
+      await page.waitForFunction(() => window.kelpie.stopped, null, { timeout: 15_000 });
+      assert.match(await page.textContent('#status'), /has expired/);
+      const stranger = await browser.browser.newContext();
+      try {
+        const p = await stranger.newPage();
+        await p.goto(`${env.url}#token=${foreign}`);
+        await p.waitForFunction(() => window.kelpieLoginRefused, null, { timeout: 10_000 });
+        assert.equal(await p.evaluate(() => window.kelpieLoginRefused), 'invalid');
+        assert.match(await p.textContent('h1'), /does not open this desktop/);
+        // A new page: the same address with another fragment would not load again.
+        const p2 = await stranger.newPage();
+        await p2.goto(`${env.url}#token=${expired}`);
+        await p2.waitForFunction(() => window.kelpieLoginRefused, null, { timeout: 10_000 });
+        assert.equal(await p2.evaluate(() => window.kelpieLoginRefused), 'expired');
+        assert.match(await p2.textContent('h1'), /expired/);
+        assert.equal((await stranger.cookies()).length, 0, 'a refused link sets no cookie');
+      } finally {
+        await stranger.close();
+      }
+    } finally {
+      await ctx.close();
+      await env.waitHealth('everyone gone', (h) => h.viewers === 0, 15_000);
+    }
   });
 
   test('a browser killed while holding a key releases it within 2 s and leaves the room', async () => {

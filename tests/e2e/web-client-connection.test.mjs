@@ -42,3 +42,15 @@ test('the badge\'s countdown is told apart from its words (screen readers hear o
   assert.deepEqual(splitCountdown('server full (retrying in 10 s)'), ['server full', ' (retrying in 10 s)']);
   assert.deepEqual(splitCountdown('connected'), ['connected', '']);
 });
+
+test('a refused socket is explained when a retry cannot help, and retried otherwise', async () => {
+  const { refusalText } = await import('../../web-client/signalling.js');
+  assert.match(refusalText(401, 'expired'), /has expired/);
+  assert.match(refusalText(401, 'invalid'), /does not open this desktop/);
+  assert.match(refusalText(401, 'wrong-password'), /password/);
+  assert.match(refusalText(401, 'missing'), /no longer logged in/);
+  assert.match(refusalText(401, null), /refused/);
+  assert.match(refusalText(421, null), /--public-host/);
+  // Up, down, busy or restarting: retry.
+  for (const status of [200, 404, 429, 500, 502, 503]) assert.equal(refusalText(status, null), null, String(status));
+});

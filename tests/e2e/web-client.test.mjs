@@ -281,9 +281,9 @@ test('control messages are spelled as the server expects', async () => {
 
 test('a share link is the page base address with the token, under any base path', async () => {
   const { shareUrl } = await import('../../web-client/share.js');
-  assert.equal(shareUrl('https://host/prefix/?token=old#frag', 'a b/c'), 'https://host/prefix/?token=a%20b%2Fc');
-  assert.equal(shareUrl('http://host:8080/', 't1'), 'http://host:8080/?token=t1');
-  assert.equal(shareUrl('https://host/desk/index.html', 't1'), 'https://host/desk/?token=t1');
+  assert.equal(shareUrl('https://host/prefix/?token=old#frag', 'a b/c'), 'https://host/prefix/#token=a%20b%2Fc');
+  assert.equal(shareUrl('http://host:8080/', 't1'), 'http://host:8080/#token=t1');
+  assert.equal(shareUrl('https://host/desk/index.html', 't1'), 'https://host/desk/#token=t1');
 });
 
 test('share names are checked before sending, with a reason and a suggestion', async () => {
@@ -311,7 +311,7 @@ test('creating a share posts role, ttl and name and builds the link', async () =
   assert.equal(request.url, 'share');
   assert.equal(request.method, 'POST');
   assert.deepEqual(request.body, { role: 'guest', ttl: 3600, name: 'bob' });
-  assert.deepEqual(result, { ok: true, url: 'https://h/p/?token=tok', expires: 1700000000, role: 'guest' });
+  assert.deepEqual(result, { ok: true, url: 'https://h/p/#token=tok', expires: 1700000000, role: 'guest' });
 });
 
 test('a refused share shows the server text, and a bad name is never sent', async () => {

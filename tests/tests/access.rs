@@ -170,22 +170,129 @@ async fn max_viewers_holds_under_concurrent_connects() {
     assert!(h["branches"].as_u64().unwrap() <= 2 && h["viewers"].as_u64().unwrap() <= 2, "{h}");
 }
 
+/// The status of `GET /` with Basic `user:password`, by curl (whose 30 s limit outlasts the
+/// throttle's delays), from a client a trusted proxy says is `forwarded_for`.
+fn basic_status(port: u16, password: &str, forwarded_for: Option<&str>) -> u16 {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30", "-u", &format!("kelpie:{password}")]);
+    if let Some(ip) = forwarded_for {
+        cmd.args(["-H", &format!("X-Forwarded-For: {ip}")]);
+    }
+    let out = cmd.arg(format!("http://127.0.0.1:{port}/")).output().expect("curl runs");
+    String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repeated_failures_are_rate_limited() {
+async fn wrong_passwords_slow_the_guesser_but_the_right_one_always_gets_in() {
     let (x, _p) = display();
     let mut args = base_args();
-    args.extend(["--auth", "basic"]);
+    // The test's own requests play both the direct client and the proxy (127.0.0.1).
+    args.extend(["--auth", "basic", "--trusted-proxies", "127.0.0.1/32"]);
     let k = Kelpie::start_env(&x.display, &args, &[("KELPIE_BASIC_PASSWORD", "pw-pw-pw")]);
-    let wrong = basic_header("kelpie", "guess");
-    let statuses: Vec<u16> = (0..12).map(|_| k.request("/", &[("Authorization", &wrong)]).unwrap().status).collect();
-    assert_eq!(&statuses[..10], &[401; 10]);
-    assert_eq!(statuses[11], 429, "{statuses:?}");
-    let right = basic_header("kelpie", "pw-pw-pw");
-    assert_eq!(
-        k.request("/", &[("Authorization", &right)]).unwrap().status,
-        429,
-        "blocked even with the right password"
-    );
+    let port = k.port;
+    let wrong_from = |n: usize, client: Option<&'static str>| -> Vec<u16> {
+        // Ten at once: past the budget the checks wait their turn, four at a time.
+        let threads: Vec<_> = (0..n).map(|_| std::thread::spawn(move || basic_status(port, "guess", client))).collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    };
+    // Twenty wrong passwords from one address: refused as wrong (401), never locked (429).
+    let mut statuses: Vec<u16> = (0..10).map(|_| basic_status(port, "guess", None)).collect();
+    statuses.extend(wrong_from(10, None));
+    assert_eq!(statuses, vec![401; 20]);
+    assert_eq!(basic_status(port, "pw-pw-pw", None), 200, "the right password after 20 wrong ones");
+    // Behind a proxy everyone shares its address; a stranger's 20 guesses lock out neither
+    // another user of the proxy nor the same one.
+    let mut statuses: Vec<u16> = (0..10).map(|_| basic_status(port, "guess", Some("198.51.100.7"))).collect();
+    statuses.extend(wrong_from(10, Some("198.51.100.7")));
+    assert_eq!(statuses, vec![401; 20]);
+    assert_eq!(basic_status(port, "pw-pw-pw", Some("198.51.100.8")), 200, "another client of the proxy");
+    assert_eq!(basic_status(port, "pw-pw-pw", Some("198.51.100.7")), 200, "the guesser's own address, right password");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_tls_connections_do_not_hold_up_others() {
+    let dir = std::env::temp_dir().join(format!("kelpie-tls-idle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ok = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-keyout", key.to_str().unwrap(), "-out", cert.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(ok.success());
+    let (x, _p) = display();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(workspace_bin("kelpie"))
+        .args(["--display", &x.display, "--listen", &listen, "--tls-cert", cert.to_str().unwrap()])
+        .args(["--tls-key", key.to_str().unwrap()])
+        .args(base_args())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let health = |max_time: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", max_time, "--cacert", cert.to_str().unwrap()])
+            .arg(format!("https://127.0.0.1:{port}/health"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut up = false;
+    for _ in 0..100 {
+        if health("5").contains("\"status\":\"ok\"") {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Forty clients connect and never say hello.
+    let idle: Vec<std::net::TcpStream> =
+        (0..40).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects")).collect();
+    let body = health("30");
+    // Cause and effect without a clock: the answer came while all forty still sat in their
+    // handshakes (each is dropped after 10 s); served one after another, /health would
+    // have waited for all of them to time out first.
+    let still_open = idle
+        .iter()
+        .filter(|s| {
+            s.set_nonblocking(true).unwrap();
+            let mut b = [0u8; 1];
+            matches!(std::io::Read::read(&mut &**s, &mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        })
+        .count();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(up, "kelpie served HTTPS");
+    assert!(body.contains("\"status\":\"ok\""), "/health answered over TLS with 40 idle handshakes open: {body:?}");
+    assert_eq!(still_open, 40, "/health answered while the idle connections were still waiting");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_cap_are_closed_at_accept_and_counted() {
+    let (x, _p) = display();
+    let mut args = base_args();
+    args.extend(["--max-connections", "8"]);
+    let k = Kelpie::start(&x.display, &args);
+    let held: Vec<std::net::TcpStream> =
+        (0..8).map(|_| std::net::TcpStream::connect(("127.0.0.1", k.port)).expect("connects")).collect();
+    // The kernel accepts the ninth; Kelpie closes it without an answer.
+    assert!(k.get("/health").is_none(), "a ninth connection is not served");
+    drop(held);
+    // The held ones are closed: the server's count falls and /health answers again.
+    let mut metrics = None;
+    for _ in 0..50 {
+        if let Some((200, m)) = k.get("/metrics") {
+            metrics = Some(m);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let m = parse_prometheus(&metrics.expect("served again once the idle connections closed"));
+    assert!(sample(&m, "kelpie_connections_refused_total{why=\"full\"}") >= 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

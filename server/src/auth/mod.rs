@@ -5,6 +5,7 @@
 //! `/metrics` stay open so that probes and Prometheus need no credentials.
 
 pub mod cidr;
+pub mod client;
 pub mod limiter;
 pub mod role;
 pub mod token;
@@ -21,6 +22,28 @@ pub use token::{Claims, TokenError, TokenKey};
 
 /// Name of the session cookie a `?token=` is exchanged for.
 pub const COOKIE: &str = "kelpie_token";
+
+/// When the login cookie is marked `Secure` (`--cookie-secure`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum CookieSecure {
+    /// When the request came over https: Kelpie's own TLS, or a trusted proxy's
+    /// `X-Forwarded-Proto: https`.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl CookieSecure {
+    /// Whether a cookie set in answer to a request gets `Secure`.
+    pub fn applies(self, own_tls: bool, proxy_says_https: bool) -> bool {
+        match self {
+            Self::Always => true,
+            Self::Never => false,
+            Self::Auto => own_tls || proxy_says_https,
+        }
+    }
+}
 
 /// How requests prove who they are (`--auth`).
 #[derive(Debug)]
@@ -117,12 +140,59 @@ pub enum Via {
     Cookie,
     /// A `?token=` in the URL: the page load should swap it for a cookie.
     QueryToken,
+    /// The Basic user name and password (the shell hands out a session cookie, so that
+    /// the browser's later requests need no password check).
+    Password,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Allow { user: String, role: Role, via: Via },
-    Deny(String),
+    Deny(Denial),
+}
+
+/// Why a request was refused, and what kind of failure it was: only a wrong password is
+/// a guess worth slowing down ([`limiter`]); an expired link is worth telling the page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub why: String,
+    pub kind: DenyKind,
+}
+
+/// Kinds of refusal, from the least telling to the most (a request that presents several
+/// credentials is refused as the most telling of its failures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DenyKind {
+    /// Nothing was presented.
+    Missing,
+    /// Refused for what the mode requires (an untrusted proxy, a bad header).
+    Refused,
+    /// A well-signed token past its expiry: not a guess; the person needs a new link.
+    Expired,
+    /// A token that is not ours: malformed, signed with another secret (a desktop that
+    /// restarted with a per-run secret), or for another desktop.
+    BadToken,
+    /// A wrong user name or password: the one guessable secret.
+    WrongPassword,
+}
+
+impl DenyKind {
+    /// The name pages see in the `X-Kelpie-Denied` header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Refused => "refused",
+            Self::Expired => "expired",
+            Self::BadToken => "invalid",
+            Self::WrongPassword => "wrong-password",
+        }
+    }
+}
+
+impl Verdict {
+    fn deny(why: impl Into<String>, kind: DenyKind) -> Self {
+        Self::Deny(Denial { why: why.into(), kind })
+    }
 }
 
 /// Hashes before comparing, so the comparison is constant-time and length-independent.
@@ -156,12 +226,19 @@ impl Auth {
     /// Authorization header (Basic or Bearer), then the token cookie (an earlier link),
     /// then the mode's own proof (trusted header, or none at all).
     pub fn check(&self, p: &Presented<'_>, now_unix: u64) -> Verdict {
-        let mut why = None;
+        // The most telling failure so far.
+        let mut why: Option<Denial> = None;
+        let failed = |d: Denial, why: &mut Option<Denial>| {
+            if why.as_ref().is_none_or(|w| d.kind >= w.kind) {
+                *why = Some(d);
+            }
+        };
         let token =
-            |tok: &str, via: Via, why: &mut Option<String>| match self.tokens.verify(tok, now_unix, &self.desktop) {
+            |tok: &str, via: Via, why: &mut Option<Denial>| match self.tokens.verify(tok, now_unix, &self.desktop) {
                 Ok(c) => Some(Verdict::Allow { user: c.user, role: c.role, via }),
                 Err(e) => {
-                    *why = Some(e.to_string());
+                    let kind = if e == TokenError::Expired { DenyKind::Expired } else { DenyKind::BadToken };
+                    failed(Denial { why: e.to_string(), kind }, why);
                     None
                 }
             };
@@ -172,10 +249,13 @@ impl Auth {
             if let Some(value) = auth.strip_prefix("Basic ") {
                 match &self.mode {
                     Mode::Basic { user, password } => match basic_matches(value, user, password) {
-                        Ok(()) => return Verdict::Allow { user: user.clone(), role: Role::Owner, via: Via::Header },
-                        Err(e) => why = Some(e.into()),
+                        Ok(()) => return Verdict::Allow { user: user.clone(), role: Role::Owner, via: Via::Password },
+                        Err(e) => failed(Denial { why: e.into(), kind: DenyKind::WrongPassword }, &mut why),
                     },
-                    _ => why = Some("Basic credentials are not accepted here".into()),
+                    _ => failed(
+                        Denial { why: "Basic credentials are not accepted here".into(), kind: DenyKind::Refused },
+                        &mut why,
+                    ),
                 }
             } else if let Some(v) = auth.strip_prefix("Bearer ").and_then(|t| token(t.trim(), Via::Header, &mut why)) {
                 return v;
@@ -187,26 +267,26 @@ impl Auth {
         match &self.mode {
             Mode::None => Verdict::Allow { user: "kelpie".into(), role: Role::Owner, via: Via::Nothing },
             Mode::TrustedHeader { header, proxies, role_header } => {
-                let Some(peer) = p.peer else { return Verdict::Deny("unknown peer address".into()) };
+                let Some(peer) = p.peer else { return Verdict::deny("unknown peer address", DenyKind::Refused) };
                 if !proxies.iter().any(|c| c.contains(peer)) {
-                    return Verdict::Deny(format!("{peer} is not a trusted proxy"));
+                    return Verdict::deny(format!("{peer} is not a trusted proxy"), DenyKind::Refused);
                 }
                 let Some(user) = p.trusted_header.map(str::trim).filter(|u| token::valid_user(u)) else {
-                    return Verdict::Deny(format!("missing or invalid {header} header"));
+                    return Verdict::deny(format!("missing or invalid {header} header"), DenyKind::Refused);
                 };
                 let role = match p.trusted_role.map(str::parse::<Role>) {
                     None => Role::Owner,
                     Some(Ok(r)) => r,
                     Some(Err(e)) => {
                         let name = role_header.as_deref().unwrap_or("role");
-                        return Verdict::Deny(format!("{name} header: {e}"));
+                        return Verdict::deny(format!("{name} header: {e}"), DenyKind::Refused);
                     }
                 };
                 Verdict::Allow { user: user.to_owned(), role, via: Via::Header }
             }
-            Mode::Basic { .. } | Mode::Token => Verdict::Deny(why.unwrap_or_else(|| match self.mode {
-                Mode::Basic { .. } => "no credentials".into(),
-                _ => "no token".into(),
+            Mode::Basic { .. } | Mode::Token => Verdict::Deny(why.unwrap_or_else(|| Denial {
+                why: if matches!(self.mode, Mode::Basic { .. }) { "no credentials" } else { "no token" }.into(),
+                kind: DenyKind::Missing,
             })),
         }
     }
@@ -223,6 +303,14 @@ fn basic_matches(value: &str, user: &str, password: &Secret) -> Result<(), &'sta
     } else {
         Err("wrong user name or password")
     }
+}
+
+/// The user name in Basic credentials (`Basic base64(user:password)`), for the throttle's
+/// key; `None` for anything else.
+pub fn basic_user(authorization: &str) -> Option<String> {
+    let decoded = STANDARD.decode(authorization.strip_prefix("Basic ")?.trim()).ok()?;
+    let i = decoded.iter().position(|&b| b == b':')?;
+    Some(String::from_utf8_lossy(&decoded[..i]).into_owned())
 }
 
 /// The value of cookie `name` in a `Cookie` header.
@@ -272,7 +360,7 @@ mod tests {
         let good = header("kelpie", "s3cret pw");
         assert_eq!(
             a.check(&Presented { authorization: Some(&good), ..Default::default() }, 0),
-            Verdict::Allow { user: "kelpie".into(), role: Role::Owner, via: Via::Header }
+            Verdict::Allow { user: "kelpie".into(), role: Role::Owner, via: Via::Password }
         );
         for bad in [header("kelpie", "wrong"), header("root", "s3cret pw"), "Basic !!!".into(), "Bearer x".into()] {
             assert!(
@@ -294,7 +382,7 @@ mod tests {
         assert_eq!(a.check(&h, 50), Verdict::Allow { user: "alice".into(), role: Role::Guest, via: Via::Header });
         let c = Presented { cookie_token: Some(&t), ..Default::default() };
         assert_eq!(a.check(&c, 50), Verdict::Allow { user: "alice".into(), role: Role::Guest, via: Via::Cookie });
-        assert_eq!(a.check(&c, 100), Verdict::Deny("token expired".into()));
+        assert_eq!(a.check(&c, 100), Verdict::deny("token expired", DenyKind::Expired));
         assert!(matches!(a.check(&Presented::default(), 50), Verdict::Deny(_)));
     }
 
@@ -315,12 +403,32 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_names_its_most_telling_failure() {
+        let a = basic();
+        let expired = token("alice", Role::Owner, 10);
+        let wrong = header("kelpie", "guess");
+        let both = Presented { authorization: Some(&wrong), cookie_token: Some(&expired), ..Default::default() };
+        assert!(matches!(a.check(&both, 50), Verdict::Deny(Denial { kind: DenyKind::WrongPassword, .. })));
+        let stale = Presented { cookie_token: Some(&expired), ..Default::default() };
+        assert!(matches!(a.check(&stale, 50), Verdict::Deny(Denial { kind: DenyKind::Expired, .. })));
+        let foreign = TokenKey::new(b"another secret of 20+ bytes")
+            .mint(&Claims { user: "a".into(), role: Role::Owner, desktop: DESKTOP.into(), expires_unix: 100 })
+            .unwrap();
+        let both = Presented { query_token: Some(&foreign), cookie_token: Some(&expired), ..Default::default() };
+        assert!(matches!(a.check(&both, 50), Verdict::Deny(Denial { kind: DenyKind::BadToken, .. })));
+        assert!(matches!(a.check(&Presented::default(), 50), Verdict::Deny(Denial { kind: DenyKind::Missing, .. })));
+        assert_eq!(basic_user(&wrong).as_deref(), Some("kelpie"));
+        assert_eq!(basic_user("Bearer x"), None);
+        assert_eq!(basic_user("Basic !!!"), None);
+    }
+
+    #[test]
     fn a_token_for_another_desktop_is_refused() {
         let other = key()
             .mint(&Claims { user: "a".into(), role: Role::Owner, desktop: "/other/".into(), expires_unix: 100 })
             .unwrap();
         let q = Presented { query_token: Some(&other), ..Default::default() };
-        assert_eq!(with(Mode::Token).check(&q, 1), Verdict::Deny("token is for another desktop".into()));
+        assert_eq!(with(Mode::Token).check(&q, 1), Verdict::deny("token is for another desktop", DenyKind::BadToken));
     }
 
     #[test]

@@ -134,6 +134,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub max_viewers: u32,
 
+    /// Open TCP connections at most (page loads, WebSockets, downloads together); more are
+    /// closed at accept and counted in `kelpie_connections_refused_total`. A browser uses
+    /// a few; the cap keeps a flood of idle clients from exhausting file descriptors.
+    #[arg(help_heading = "Network", long, env = "KELPIE_MAX_CONNECTIONS", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(8..=65536))]
+    pub max_connections: u32,
+
     /// Extra origins (e.g. `https://hub.example.org`) allowed to open the signalling
     /// WebSocket, comma separated. The page's own origin is always allowed.
     #[arg(
@@ -144,6 +151,13 @@ pub struct Config {
         value_name = "ORIGIN"
     )]
     pub allowed_origins: Vec<String>,
+
+    /// Host names this desktop is reached by through a proxy (e.g. desktop.example.org),
+    /// comma separated. A request naming another host gets 421: the defence against DNS
+    /// rebinding. With --auth none the check is always on (IP addresses, localhost and the
+    /// --allowed-origins hosts pass); with a login it is on only when this is set.
+    #[arg(help_heading = "Network", long, env = "KELPIE_PUBLIC_HOST", value_delimiter = ',', value_name = "HOST")]
+    pub public_host: Vec<String>,
 
     /// How media reaches browsers. `auto`: WebRTC first (UDP, then ICE-TCP, then TURN if
     /// configured); a page that gets no WebRTC media within 3 s of the offer switches to the
@@ -204,7 +218,7 @@ pub struct Config {
 #[derive(Subcommand, Debug, Clone)]
 pub enum Command {
     /// Print a signed token for `--auth token` (uses KELPIE_TOKEN_SECRET or --token-secret-file).
-    /// Open the desktop as `http://HOST:PORT/?token=TOKEN`. The token opens only the
+    /// Open the desktop as `http://HOST:PORT/#token=TOKEN` (or `?token=`, which proxies may log). The token opens only the
     /// desktop named by --desktop-id, else by --base-path (or their KELPIE_* variables),
     /// so give `kelpie token` the same values as the server, e.g.
     /// `kelpie --base-path /desk/ token --role viewer`.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::auth::{Auth, Cidr, Mode, Secret, TokenKey};
+use crate::auth::{Auth, Cidr, CookieSecure, Mode, Secret, TokenKey};
 use crate::turn::{IceServers, TurnCredentials};
 
 use super::ConfigError;
@@ -65,9 +65,17 @@ pub struct AuthArgs {
     #[arg(long, env = "KELPIE_DESKTOP_ID", value_name = "ID", global = true)]
     pub desktop_id: Option<String>,
 
-    /// Proxy addresses (CIDR, comma separated) whose --trusted-header is believed.
+    /// Proxy addresses (CIDR, comma separated) that Kelpie believes: their
+    /// --trusted-header, their X-Forwarded-For (the client address that failed logins are
+    /// counted by) and their X-Forwarded-Proto (for --cookie-secure auto).
     #[arg(long, env = "KELPIE_TRUSTED_PROXIES", value_delimiter = ',', value_name = "CIDR")]
     pub trusted_proxies: Vec<Cidr>,
+
+    /// Whether the login cookie gets `Secure` (sent only over https). `auto`: when Kelpie
+    /// serves TLS itself, or a trusted proxy says `X-Forwarded-Proto: https`. Set `always`
+    /// behind a TLS proxy that is not in --trusted-proxies.
+    #[arg(long, env = "KELPIE_COOKIE_SECURE", value_enum, default_value_t = CookieSecure::Auto)]
+    pub cookie_secure: CookieSecure,
 
     /// TLS certificate chain (PEM). With --tls-key, Kelpie serves HTTPS and WSS itself.
     #[arg(long, env = "KELPIE_TLS_CERT", value_name = "PATH", requires = "tls_key")]

@@ -7,8 +7,10 @@
 
 mod auth;
 pub mod files;
+pub mod host;
 mod origin;
 mod reply;
+pub mod serve;
 mod share;
 mod tls;
 mod ws;
@@ -22,7 +24,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 
-use crate::auth::limiter::FailureLimiter;
+use crate::auth::limiter::Throttle;
 use crate::auth::Auth;
 use crate::metrics::Metric;
 use crate::room::RoomActor;
@@ -30,7 +32,7 @@ use crate::turn::IceServers;
 
 pub use auth::{now_unix, AuthedUser};
 pub use origin::origin_allowed;
-pub use tls::{load_tls, Peer, PlainListener, TlsListener};
+pub use tls::{load_tls, Peer};
 
 /// What `/health` and `/metrics` report, from whoever knows (the composition root).
 pub trait Status: Send + Sync + 'static {
@@ -39,6 +41,9 @@ pub trait Status: Send + Sync + 'static {
     fn metrics(&self) -> Vec<Metric>;
 }
 
+/// Password checks that wait out a throttle delay at the same time.
+pub const SLOW_CHECKS: usize = 4;
+
 /// Everything request handlers share.
 pub struct App {
     pub room: Arc<RoomActor>,
@@ -46,7 +51,18 @@ pub struct App {
     pub allowed_origins: Vec<String>,
     pub ice: IceServers,
     pub auth: Auth,
-    pub limiter: Mutex<FailureLimiter>,
+    /// Slows wrong passwords down (never refuses the right one).
+    pub throttle: Mutex<Throttle>,
+    /// Password checks that wait out a throttle delay at once (a few at a time).
+    pub slow_checks: tokio::sync::Semaphore,
+    /// `--trusted-proxies`: whose X-Forwarded-For and X-Forwarded-Proto are believed.
+    pub trusted_proxies: Vec<crate::auth::Cidr>,
+    /// `--cookie-secure`.
+    pub cookie_secure: crate::auth::CookieSecure,
+    /// Which Host headers are answered (421 otherwise).
+    pub hosts: host::HostPolicy,
+    /// Rate-limits the refusal log lines.
+    pub refusal_log: auth::RefusalLog,
     /// `/` or `/prefix/`.
     pub base_path: String,
     /// Whether Kelpie terminates TLS itself (cookies get `Secure`).
@@ -61,6 +77,8 @@ pub struct App {
     pub codec: crate::signalling::CodecCounts,
     /// This run's id, in every welcome (a page tells a restarted desktop by it).
     pub boot: String,
+    /// Open and refused connections, kept by the accept loop ([`serve`]).
+    pub conns: Arc<serve::ConnStats>,
 }
 
 /// A fresh random id for this run of the server: 64 bits, as hex.
@@ -76,8 +94,8 @@ pub fn boot_id() -> String {
 }
 
 impl App {
-    pub fn limiter(&self) -> MutexGuard<'_, FailureLimiter> {
-        self.limiter.lock().unwrap_or_else(|e| e.into_inner())
+    pub fn throttle(&self) -> MutexGuard<'_, Throttle> {
+        self.throttle.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -91,15 +109,42 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/ws", get(ws::upgrade))
         .route("/metrics", get(metrics))
         .route("/share", post(share::create))
+        .route("/login", post(auth::login))
         .merge(files::routes(app.files.clone()))
         .fallback(get(static_file))
         .layer(middleware::from_fn_with_state(app.clone(), auth::require_auth))
         .with_state(app.clone());
-    if app.base_path == "/" {
-        return inner;
+    let routed = if app.base_path == "/" {
+        inner
+    } else {
+        let prefix = app.base_path.trim_end_matches('/').to_string();
+        Router::new().nest_service(&prefix, inner.clone()).fallback_service(inner)
+    };
+    routed.layer(middleware::from_fn_with_state(app, check_host))
+}
+
+/// Answers 421 to a request naming a host this desktop is not reached by (see [`host`]).
+async fn check_host(State(app): State<Arc<App>>, req: axum::extract::Request, next: middleware::Next) -> Response {
+    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
+    if app.hosts.allows(host) {
+        return next.run(req).await;
     }
-    let prefix = app.base_path.trim_end_matches('/').to_string();
-    Router::new().nest_service(&prefix, inner.clone()).fallback_service(inner)
+    let shown: String = host.unwrap_or("").chars().take(100).collect();
+    if let Some(skipped) = app.refusal_log.admit_host() {
+        let more = if skipped > 0 { format!(" ({skipped} more since the last line)") } else { String::new() };
+        tracing::warn!(host = %shown, "refused a request for an unknown host name (DNS rebinding?){more}");
+    }
+    reply::refusal(
+        req.headers(),
+        StatusCode::MISDIRECTED_REQUEST,
+        "This desktop does not answer to that name",
+        &format!(
+            "The address names the host \"{shown}\", which this desktop does not know. Open it at localhost or \
+             its IP address, or, when it is reached through a proxy under that name, start Kelpie with \
+             --public-host {}",
+            shown.rsplit_once(':').map_or(shown.as_str(), |(n, _)| n)
+        ),
+    )
 }
 
 async fn health(State(app): State<Arc<App>>) -> impl IntoResponse {
@@ -126,6 +171,7 @@ async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     codec.samples =
         app.codec.snapshot().into_iter().map(|(o, n)| (vec![("outcome", o.as_str().into())], n as f64)).collect();
     metrics.push(codec);
+    metrics.extend(app.conns.metrics());
     let body = crate::metrics::render(&metrics);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }

@@ -18,6 +18,16 @@ pub fn text(status: StatusCode, msg: impl Into<String>) -> Response {
 /// page for a browser (its Accept names text/html), the two lines as text for anything
 /// else. Both are escaped, so text that came with the request cannot become markup.
 pub fn refusal(headers: &HeaderMap, status: StatusCode, title: &str, advice: &str) -> Response {
+    page(headers, status, title, advice, false)
+}
+
+/// [`refusal`] for a missing or refused login: the page also runs `login.js`, which swaps
+/// a `#token=` link for the login cookie (the fragment never reached the server).
+pub fn login_refusal(headers: &HeaderMap, status: StatusCode, title: &str, advice: &str) -> Response {
+    page(headers, status, title, advice, true)
+}
+
+fn page(headers: &HeaderMap, status: StatusCode, title: &str, advice: &str, login: bool) -> Response {
     let wants_html = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -31,18 +41,25 @@ pub fn refusal(headers: &HeaderMap, status: StatusCode, title: &str, advice: &st
          <title>Kelpie: {title}</title>\
          <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:12vh auto;padding:0 1em;\
          color:#222}}h1{{font-size:1.4em}}.code{{color:#777}}</style></head>\
-         <body><h1>{title}</h1><p>{advice}</p><p class=\"code\">HTTP {code}</p></body></html>\n",
+         <body><h1 id=\"title\">{title}</h1><p id=\"advice\">{advice}</p><p class=\"code\">HTTP {code}</p>{script}\
+         </body></html>\n",
         title = escape(title),
         advice = escape(advice),
         code = status.as_u16(),
+        script = if login { "<script src=\"login.js\"></script>" } else { "" },
     );
+    let csp = if login {
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+    } else {
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+    };
     (
         status,
         [
             (header::CACHE_CONTROL, "no-store"),
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"),
+            (header::CONTENT_SECURITY_POLICY, csp),
         ],
         body,
     )

@@ -39,6 +39,7 @@ fn app_with(mode: Mode, base_path: &str, ok: bool) -> Router {
     let limits = Limits { max_participants: 4, max_framerate: 30, max_bitrate_kbps: 8000 };
     let rec = Arc::new(Recorder::default());
     let room = crate::room::RoomActor::new(limits, rec.clone(), rec, Audience::new(Arc::new(NoOutbox)));
+    let auth_none = matches!(mode, Mode::None);
     let app = App {
         room,
         status: Arc::new(FakeStatus { ok }),
@@ -50,7 +51,12 @@ fn app_with(mode: Mode, base_path: &str, ok: bool) -> Router {
             force_relay: false,
         },
         auth: Auth::new(mode, TokenKey::new(SECRET), false, base_path.into()),
-        limiter: Mutex::new(Default::default()),
+        throttle: Mutex::new(Default::default()),
+        slow_checks: tokio::sync::Semaphore::new(super::SLOW_CHECKS),
+        trusted_proxies: vec![],
+        cookie_secure: Default::default(),
+        refusal_log: Default::default(),
+        hosts: super::host::HostPolicy::new(&[], &[], auth_none),
         base_path: base_path.into(),
         tls: false,
         files: Arc::new(files::FilesState { share: None, allowed_origins: vec![] }),
@@ -58,6 +64,7 @@ fn app_with(mode: Mode, base_path: &str, ok: bool) -> Router {
         audio: true,
         codec: Default::default(),
         boot: "b00t".into(),
+        conns: Default::default(),
     };
     router(Arc::new(app))
 }
@@ -155,7 +162,60 @@ async fn basic_auth_guards_the_page_and_answers_with_a_realm() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(headers[header::WWW_AUTHENTICATE].to_str().unwrap().starts_with("Basic realm="));
     let ok = Request::get("/").header(header::AUTHORIZATION, "Basic a2VscGllOnB3").body(Body::empty()).unwrap();
-    assert_eq!(call(&r, ok).await.0, StatusCode::OK);
+    let (status, headers, _) = call(&r, ok).await;
+    assert_eq!(status, StatusCode::OK);
+    // The login hands out an owner cookie, so that later requests need no password check
+    // (and are never slowed by someone else's wrong guesses).
+    let cookie = headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        cookie.starts_with("kelpie_token=") && cookie.contains("HttpOnly") && !cookie.contains("Secure"),
+        "{cookie}"
+    );
+    let value = cookie.split(';').next().unwrap();
+    let claims = TokenKey::new(SECRET).verify(value.trim_start_matches("kelpie_token="), now_unix(), "/").unwrap();
+    assert_eq!((claims.user.as_str(), claims.role), ("kelpie", Role::Owner));
+    let with_cookie = Request::get("/").header(header::COOKIE, value).body(Body::empty()).unwrap();
+    assert_eq!(call(&r, with_cookie).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_refusal_says_why_in_a_header_so_the_page_can_tell_an_expired_link() {
+    let r = app_with(Mode::Token, "/", true);
+    let expired = TokenKey::new(SECRET)
+        .mint(&crate::auth::Claims { user: "bob".into(), role: Role::Owner, desktop: "/".into(), expires_unix: 10 })
+        .unwrap();
+    for (cookie, kind) in [(format!("kelpie_token={expired}"), "expired"), ("kelpie_token=forged.x".into(), "invalid")]
+    {
+        let req = Request::get("/ws")
+            .header(header::HOST, "127.0.0.1:8080")
+            .header(header::COOKIE, cookie)
+            .body(Body::empty())
+            .unwrap();
+        let (status, headers, body) = call(&r, req).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(headers["x-kelpie-denied"], kind, "{body}");
+    }
+    let (_, headers, body) = call(&r, get("/")).await;
+    assert_eq!(headers["x-kelpie-denied"], "missing", "{body}");
+}
+
+#[tokio::test]
+async fn with_auth_none_a_request_for_an_unknown_host_gets_421_on_every_route() {
+    let r = app();
+    for path in ["/", "/health", "/metrics", "/ws", "/files/", "/app.js"] {
+        let req = Request::get(path).header(header::HOST, "rebind.example").body(Body::empty()).unwrap();
+        let (status, _, body) = call(&r, req).await;
+        assert_eq!(status, StatusCode::MISDIRECTED_REQUEST, "{path}: {body}");
+        assert!(body.contains("--public-host rebind.example"), "{body}");
+    }
+    for host in ["localhost:8080", "127.0.0.1:8080", "[::1]:8080"] {
+        let req = Request::get("/health").header(header::HOST, host).body(Body::empty()).unwrap();
+        assert_eq!(call(&r, req).await.0, StatusCode::OK, "{host}");
+    }
+    // A login mode answers any name unless --public-host names them (proxies pass theirs on).
+    let basic = app_with(Mode::Basic { user: "kelpie".into(), password: Secret::new("pw") }, "/", true);
+    let req = Request::get("/health").header(header::HOST, "hub.example.org").body(Body::empty()).unwrap();
+    assert_eq!(call(&basic, req).await.0, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -272,7 +332,8 @@ async fn a_browser_gets_refusals_as_small_pages_that_say_what_to_do_and_curl_get
     let (status, headers, body) = call(&app_with(Mode::None, "/desk/", true), browser_get("/desk/nope")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
-    assert!(body.contains("<h1>Not found</h1>") && body.contains("The desktop is at /desk/"), "{body}");
+    assert!(body.contains(">Not found</h1>") && body.contains("The desktop is at /desk/"), "{body}");
+    assert!(!body.contains("<script"), "only login refusals run login.js: {body}");
     assert!(headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().starts_with("default-src 'none'"));
     let (_, headers, body) = call(&app(), get("/nope")).await;
     assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain"), "{headers:?}");
@@ -284,6 +345,9 @@ async fn a_browser_gets_refusals_as_small_pages_that_say_what_to_do_and_curl_get
     assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
     assert!(body.contains("link you were given"), "{body}");
     assert!(!body.contains("<script>"), "{body}");
+    // It runs login.js (a #token= link never reached the server), which its CSP allows.
+    assert!(body.contains("<script src=\"login.js\"></script>"), "{body}");
+    assert!(headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("script-src 'self'"));
     // Basic: the browser prompts; the page behind the prompt says to log in.
     let r = app_with(Mode::Basic { user: "kelpie".into(), password: Secret::new("pw") }, "/", true);
     let (status, _, body) = call(&r, browser_get("/")).await;

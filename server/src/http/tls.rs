@@ -1,19 +1,13 @@
-//! The listeners: plain TCP, and HTTPS/WSS termination with rustls for deployments
-//! without a TLS proxy in front; both tune every accepted connection (`tune`).
+//! TLS for deployments without a TLS proxy in front (rustls), and the options every
+//! accepted connection gets (`tune`); the accept loop itself is [`super::serve`].
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
-
-/// A handshake that takes longer than this is abandoned.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use tokio::net::TcpStream;
 
 /// Loads a PEM certificate chain and key into a server configuration.
 pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
@@ -36,39 +30,10 @@ pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, St
     Ok(Arc::new(config))
 }
 
-/// The peer address of a connection, plain or TLS (axum's `ConnectInfo` payload).
+/// The peer address of a connection, plain or TLS (axum's `ConnectInfo` payload, put in
+/// every request by [`super::serve`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Peer(pub SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        Peer(*stream.remote_addr())
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, PlainListener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, PlainListener>) -> Self {
-        Peer(*stream.remote_addr())
-    }
-}
-
-/// A plain TCP listener whose connections get [`tune`]d.
-pub struct PlainListener(pub TcpListener);
-
-impl axum::serve::Listener for PlainListener {
-    type Io = TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (mut tcp, peer) = axum::serve::Listener::accept(&mut self.0).await;
-        tune(&mut tcp);
-        (tcp, peer)
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.0.local_addr()
-    }
-}
 
 /// Unsent bytes the kernel may hold for one connection before the socket stops being
 /// writable. Without a limit Linux buffers up to megabytes per connection, which for
@@ -80,7 +45,7 @@ const NOTSENT_LOWAT: libc::c_int = 64 * 1024;
 
 /// Per-connection socket options: no Nagle delay (input echoes and small frames go out at
 /// once) and a bound on unsent data ([`NOTSENT_LOWAT`]).
-fn tune(tcp: &mut TcpStream) {
+pub(super) fn tune(tcp: &mut TcpStream) {
     use std::os::fd::AsRawFd;
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!("TCP_NODELAY: {e}");
@@ -98,45 +63,5 @@ fn tune(tcp: &mut TcpStream) {
     };
     if rc != 0 {
         tracing::debug!("TCP_NOTSENT_LOWAT: {}", std::io::Error::last_os_error());
-    }
-}
-
-/// A listener that hands axum TLS streams.
-pub struct TlsListener {
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
-}
-
-impl TlsListener {
-    pub fn new(tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> Self {
-        Self { tcp, acceptor: TlsAcceptor::from(config) }
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let (mut tcp, peer) = match self.tcp.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            tune(&mut tcp);
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => return (tls, peer),
-                Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
     }
 }
