@@ -92,6 +92,7 @@ impl Status for DesktopStatus {
             "branches": d.branch_count(),
             "control": self.room.controller().map(crate::room::state::name),
             "frames_encoded": d.health.frames(),
+            "pipeline_restarts": d.pipeline_restarts(),
             "input_applied": self.input.counters.applied.load(Ordering::Relaxed),
             // Dropped: malformed, or the X server could not take it. Refused: the sender
             // lacked control or its role forbids it (by kind in /metrics).

@@ -65,6 +65,8 @@ pub enum RunError {
     Tls(String),
     #[error("{0}; the X display is gone, Kelpie stops (exit status 3)")]
     DisplayLost(String),
+    #[error("the pipeline failed again after its restart ({0}); Kelpie stops (exit status 4)")]
+    PipelineFailed(String),
 }
 
 impl RunError {
@@ -73,6 +75,7 @@ impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
             RunError::DisplayLost(_) => media::xlib::EXIT_X_GONE,
+            RunError::PipelineFailed(_) => media::recovery::EXIT_PIPELINE_FAILED,
             _ => 1,
         }
     }
@@ -251,6 +254,7 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
 
     let conns = app.conns.clone();
     let router = http::router(app);
+    drill_on_sigusr2(desktop.clone());
     let mut fatal = desktop.fatal_error();
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let stop = async move {
@@ -277,15 +281,27 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
         ),
     }
 
-    let lost = desktop.fatal_error().borrow().clone();
+    let fatal = desktop.fatal_error().borrow().clone();
     tracing::info!("shutting down");
     desktop.shutdown();
     drop(screen);
     drop(pulse);
-    match lost {
-        Some(why) => Err(RunError::DisplayLost(why)),
+    match fatal {
+        Some(media::Fatal::DisplayLost(why)) => Err(RunError::DisplayLost(why)),
+        Some(media::Fatal::PipelineFailed(why)) => Err(RunError::PipelineFailed(why)),
         None => Ok(()),
     }
+}
+
+/// `kill -USR2 PID` makes the encoder report an error: a drill of the recovery (one
+/// pipeline restart, then exit status 4), for tests and operators (docs/reliability.md).
+fn drill_on_sigusr2(desktop: Arc<media::Desktop>) {
+    let Ok(mut usr2) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2()) else { return };
+    tokio::spawn(async move {
+        while usr2.recv().await.is_some() {
+            desktop.inject_encoder_error();
+        }
+    });
 }
 
 async fn shutdown_signal() {

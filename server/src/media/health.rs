@@ -41,6 +41,11 @@ impl Health {
         }
     }
 
+    /// After a pipeline restart: the failure is over (stalls are still seen by `check`).
+    pub(super) fn clear_failure(&self) {
+        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     pub fn frames(&self) -> u64 {
         self.frames.load(Ordering::Relaxed)
     }

@@ -13,6 +13,7 @@ mod mic;
 mod nack;
 pub mod pipeline;
 mod ports;
+pub mod recovery;
 mod selftest;
 mod sockets;
 pub mod spec;
@@ -35,6 +36,7 @@ pub use audio::{AudioSettings, AudioState};
 pub use encoder::{EncodeParams, EncoderChoice, EncoderKind, EncoderPreference};
 pub use health::Health;
 pub use pipeline::CaptureSource;
+pub use recovery::Fatal;
 pub use viewer::{IceSettings, Track};
 use viewer::{ViewerBranch, BIN_PREFIX};
 
@@ -209,9 +211,11 @@ pub struct Desktop {
     /// Bandwidth estimates and the bitrate policy (`crate::adapt`).
     adapt: Arc<Mutex<adapt::Adaptation>>,
     stop: Arc<AtomicBool>,
-    /// Set once the capture fails for good (the X display is gone): Kelpie cannot recover
-    /// and should exit so that its supervisor can restart it.
-    fatal: tokio::sync::watch::Sender<Option<String>>,
+    /// Set once Kelpie cannot recover (the X display is gone, or the pipeline failed
+    /// again after its restart) and should exit so that its supervisor restarts it.
+    fatal: tokio::sync::watch::Sender<Option<Fatal>>,
+    /// Restarts after pipeline errors ([`recovery`]).
+    restarts: Mutex<recovery::RestartPolicy>,
 }
 
 impl Desktop {
@@ -298,6 +302,7 @@ impl Desktop {
             })),
             stop: Arc::new(AtomicBool::new(false)),
             fatal: tokio::sync::watch::channel(None).0,
+            restarts: Mutex::new(Default::default()),
         });
         let weak = Arc::downgrade(&desktop);
         desktop.sockets.attach(&au_tee, move || {
@@ -595,7 +600,7 @@ impl Desktop {
     }
 
     /// Resolves with a reason once the desktop can no longer be streamed.
-    pub fn fatal_error(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+    pub fn fatal_error(&self) -> tokio::sync::watch::Receiver<Option<Fatal>> {
         self.fatal.subscribe()
     }
 
@@ -712,11 +717,9 @@ impl Desktop {
                         None => tracing::debug!(viewer = id, "media error from a departed viewer: {text}"),
                     }
                 } else {
-                    tracing::error!("pipeline error: {text}");
-                    self.health.fail(format!("pipeline error: {}", err.error()));
-                    if msg.src().is_some_and(|s| s.name() == "capture") {
-                        self.fatal.send_replace(Some(format!("capture failed: {}", err.error())));
-                    }
+                    tracing::debug!("pipeline error details: {text}");
+                    let from_capture = msg.src().is_some_and(|s| s.name() == "capture");
+                    self.on_pipeline_error(from_capture, &err.error().to_string());
                 }
             }
             MessageView::Warning(w) => tracing::warn!("pipeline warning: {}", w.error()),
