@@ -8,7 +8,7 @@ CARGO ?= cargo
 JOBS ?= 2
 ARGS ?=
 
-.PHONY: run test build build-release deps-run deps-test unit e2e deploy-static bench bench-spine fmt lint clean
+.PHONY: run test build build-release deps-run deps-test unit e2e deploy-static bench bench-spine fuzz soak fmt lint clean
 
 run: deps-run build-release
 	./target/release/kelpie $(ARGS)
@@ -58,6 +58,22 @@ bench: deps-test
 bench-spine: deps-test
 	$(CARGO) build -j$(JOBS) --release -p kelpie -p kelpie-tests
 	./target/release/kelpie-bench
+
+# Fuzzing (docs/reliability.md): every libFuzzer target in tests/fuzz for FUZZ_SECONDS
+# each, with the nightly toolchain; prints executions and crashes. Not part of `make test`.
+FUZZ_SECONDS ?= 60
+fuzz:
+	command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+# Leaks over many connections (docs/reliability.md): SOAK_CYCLES webrtc-rs viewers connect,
+# type, resize and leave, then 50 browser reloads; RSS, descriptors, branches, keycodes and
+# RandR modes before and after. Not part of `make test`.
+SOAK_CYCLES ?= 500
+soak: deps-test
+	$(CARGO) build -j$(JOBS) --release -p kelpie -p kelpie-tests
+	./target/release/kelpie-soak --cycles $(SOAK_CYCLES)
+	KELPIE_BIN=target/release/kelpie KELPIE_XPROBE_BIN=target/release/kelpie-xprobe node tests/bench/soak-reload.mjs
 
 fmt:
 	$(CARGO) fmt --all

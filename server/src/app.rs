@@ -33,7 +33,7 @@ impl Desk for DesktopDesk {
         self.input.send(id, event);
     }
     fn release_input(&self, id: Id) {
-        self.input.viewer_gone(id);
+        self.input.release(id);
     }
     fn clipboard(&self, id: Id, chunk: ClipChunk) {
         self.clipboard.from_browser(id, chunk);
@@ -47,6 +47,7 @@ impl Desk for DesktopDesk {
         }
     }
     fn participant_gone(&self, id: Id) {
+        self.input.viewer_gone(id);
         self.clipboard.participant_gone(id);
     }
     fn resize(&self, width: u32, height: u32, dpr: f64) {

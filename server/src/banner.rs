@@ -66,7 +66,7 @@ impl Banner {
         match &self.access {
             Access::Loopback => "anyone on this machine, no login (loopback only; --auth for more)".into(),
             Access::Basic(user) => format!("HTTP Basic login as {user:?}"),
-            Access::Token => "holders of a signed link (`kelpie token` makes one: add ?token=…)".into(),
+            Access::Token => "holders of a signed link (`kelpie token` makes one: add #token=…)".into(),
             Access::TrustedHeader => "users your authenticating proxy names (--auth trusted-header)".into(),
         }
     }

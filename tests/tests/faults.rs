@@ -40,7 +40,10 @@ async fn an_encoder_error_restarts_the_pipeline_once_and_a_second_one_exits_with
     });
     let frames_before = h["frames_encoded"].as_u64().unwrap();
     let again = ViewerClient::connect(&k.ws_url(), None).await.expect("a viewer connects after the restart");
-    again.wait_for_frames(5, 15 * SECS).await.unwrap_or_else(|e| panic!("no frames after the restart: {e}\n{}", read_log()));
+    again
+        .wait_for_frames(5, 15 * SECS)
+        .await
+        .unwrap_or_else(|e| panic!("no frames after the restart: {e}\n{}", read_log()));
     assert!(k.health()["frames_encoded"].as_u64().unwrap() > frames_before, "the encoder runs again");
     assert!(k.alive(), "one failure does not stop Kelpie");
 

@@ -182,10 +182,12 @@ fn refuse(
         (DenyKind::Expired, _) => "The link this browser used has expired. Ask whoever shared the desktop for a new \
                                    one (`kelpie token`, or People → Share a link), then open it."
             .to_string(),
-        (_, Mode::Token) => "Open the desktop with the link you were given (it ends in ?token=…). A link that has \
+        (_, Mode::Token) => {
+            "Open the desktop with the link you were given (it ends in #token=… or ?token=…). A link that has \
                              expired needs a new one from whoever shared it (`kelpie token`, or People → Share a \
                              link)."
-            .to_string(),
+                .to_string()
+        }
         (_, Mode::Basic { .. }) => "Reload the page and log in with the desktop's user name and password.".into(),
         _ => format!("This desktop needs a login ({}).", denial.why),
     };

@@ -3,6 +3,7 @@
 pub mod binder;
 pub mod keymap;
 pub mod protocol;
+pub mod queue;
 pub mod x11;
 
 pub use protocol::{parse_input, InputError, InputEvent};

@@ -5,9 +5,9 @@
 //! connection: if the X server dies, events are counted as dropped and the thread keeps
 //! trying to reconnect, so the rest of Kelpie stays up and `/health` can say why.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,7 @@ use x11rb::rust_connection::RustConnection;
 use super::binder::{spare_keycodes, KeycodeBinder};
 use super::keymap::{char_keysym, press_plan, FakeKey, KeyError, KeysymMap, XK_SHIFT_L, XK_SHIFT_R};
 use super::protocol::{InputEvent, Notches, WheelAccumulator};
+use super::queue::{coalesce_moves, Cutoffs, Queued, BATCH, QUEUE};
 
 /// Identifies a viewer to the injector, so its held keys can be released when it leaves.
 pub type ViewerKey = u64;
@@ -28,42 +29,76 @@ pub type ViewerKey = u64;
 pub struct InputCounters {
     pub applied: AtomicU64,
     pub dropped: AtomicU64,
-}
-
-enum Command {
-    Event(ViewerKey, InputEvent),
-    ViewerGone(ViewerKey),
+    /// Of `dropped`: refused because the queue to the input thread was full.
+    pub overflowed: AtomicU64,
+    /// Pointer moves skipped because a later one of the same participant was queued.
+    pub coalesced: AtomicU64,
 }
 
 /// Handle to the injector thread; cheap to clone.
 #[derive(Clone)]
 pub struct InputInjector {
-    tx: Sender<Command>,
+    /// Bounded ([`QUEUE`]): a stalled X server makes events drop, not pile up.
+    events: SyncSender<Queued>,
+    /// Numbers every event sent, so that a release can cut off what came before it.
+    seq: Arc<AtomicU64>,
+    /// Releases and departures (`None`: the participant left), apart from events so that
+    /// they are never dropped and go first.
+    gone: Sender<(ViewerKey, Option<u64>)>,
     pub counters: Arc<InputCounters>,
 }
 
 impl InputInjector {
     /// Starts the injector for `display`. Connection problems are retried in the thread.
     pub fn start(display: String) -> Self {
-        let (tx, rx) = mpsc::channel();
+        let (events, rx) = mpsc::sync_channel(QUEUE);
+        let (gone, gone_rx) = mpsc::channel();
         let counters = Arc::new(InputCounters::default());
         let c = counters.clone();
         std::thread::Builder::new()
             .name("kelpie-input".into())
-            .spawn(move || run(display, rx, c))
+            .spawn(move || run(display, rx, gone_rx, c))
             .expect("spawning the input thread");
-        Self { tx, counters }
+        Self { events, seq: Arc::new(AtomicU64::new(0)), gone, counters }
     }
 
     pub fn send(&self, viewer: ViewerKey, event: InputEvent) {
-        if self.tx.send(Command::Event(viewer, event)).is_err() {
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        match self.events.try_send(Queued { viewer, seq, event }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                if self.counters.overflowed.fetch_add(1, Ordering::Relaxed).is_multiple_of(1000) {
+                    tracing::warn!(
+                        "input: {QUEUE} events wait for the X server, which is slow or stalled: dropping new ones \
+                         (counted in kelpie_input_events_total{{result=\"dropped\"}})"
+                    );
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
-    /// Releases everything `viewer` still holds; called when it disconnects.
+    /// Releases everything `viewer` holds (it lost control; it may get it back).
+    pub fn release(&self, viewer: ViewerKey) {
+        let _ = self.gone.send((viewer, Some(self.seq.load(Ordering::Relaxed))));
+    }
+
+    /// Releases everything `viewer` still holds and drops what it still has queued;
+    /// called when it leaves.
     pub fn viewer_gone(&self, viewer: ViewerKey) {
-        let _ = self.tx.send(Command::ViewerGone(viewer));
+        let _ = self.gone.send((viewer, None));
+    }
+}
+
+/// What the log may say of an event: never the text typed (it may be a password).
+fn describe(event: &InputEvent) -> String {
+    match event {
+        InputEvent::Text(t) => format!("text of {} characters", t.chars().count()),
+        InputEvent::Key { down, .. } => format!("a key {}", if *down { "press" } else { "release" }),
+        other => format!("{other:?}"),
     }
 }
 
@@ -303,11 +338,13 @@ fn clamp_i16(v: i32) -> i16 {
     v.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16
 }
 
-fn run(display: String, rx: Receiver<Command>, counters: Arc<InputCounters>) {
+fn run(display: String, rx: Receiver<Queued>, gone: Receiver<(ViewerKey, Option<u64>)>, counters: Arc<InputCounters>) {
     let mut x: Option<XSide> = None;
     let mut held: HashMap<ViewerKey, Held> = HashMap::new();
+    let mut cutoffs = Cutoffs::default();
     let mut last_attempt: Option<Instant> = None;
     let mut last_maintain = Instant::now();
+    let mut batch: VecDeque<Queued> = VecDeque::with_capacity(BATCH);
     loop {
         let received = rx.recv_timeout(MAINTAIN_EVERY);
         // Also under a steady stream of events (pointer moves), so idle keycodes come back.
@@ -320,8 +357,21 @@ fn run(display: String, rx: Receiver<Command>, counters: Arc<InputCounters>) {
                 }
             }
         }
-        let cmd = match received {
-            Ok(c) => c,
+        // Releases and departures first: what a departed participant still had queued must
+        // not apply.
+        while let Ok((viewer, at)) = gone.try_recv() {
+            match at {
+                Some(seq) => cutoffs.released(viewer, seq),
+                None => cutoffs.left(viewer),
+            }
+            if let (Some(mut h), Some(side)) = (held.remove(&viewer), x.as_mut()) {
+                if let Err(e) = side.release_all(&mut h) {
+                    tracing::warn!("input: releasing a departed participant's keys: {e}");
+                }
+            }
+        }
+        match received {
+            Ok(first) => batch.push_back(first),
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => {
                 if let Some(side) = x.as_mut() {
@@ -329,7 +379,14 @@ fn run(display: String, rx: Receiver<Command>, counters: Arc<InputCounters>) {
                 }
                 return;
             }
-        };
+        }
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(e) => batch.push_back(e),
+                Err(_) => break,
+            }
+        }
+        counters.coalesced.fetch_add(coalesce_moves(&mut batch) as u64, Ordering::Relaxed);
         if x.is_none() && last_attempt.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
             last_attempt = Some(Instant::now());
             match XSide::connect(&display) {
@@ -341,33 +398,31 @@ fn run(display: String, rx: Receiver<Command>, counters: Arc<InputCounters>) {
                 Err(e) => tracing::error!("input: {e}; input is dropped until the display comes back"),
             }
         }
-        let result = match (&mut x, cmd) {
-            (Some(side), Command::Event(viewer, event)) => {
-                let shown = format!("{event:?}");
-                side.apply(held.entry(viewer).or_default(), event).map_err(|e| (e, shown))
-            }
-            (Some(side), Command::ViewerGone(viewer)) => match held.remove(&viewer) {
-                Some(mut h) => side.release_all(&mut h).map_err(|e| (e, "release".into())),
-                None => Ok(()),
-            },
-            (None, Command::ViewerGone(viewer)) => {
-                held.remove(&viewer);
-                Ok(())
-            }
-            (None, Command::Event(..)) => Err(("no X connection".into(), String::new())),
-        };
-        match result {
-            Ok(()) => {
-                counters.applied.fetch_add(1, Ordering::Relaxed);
-            }
-            Err((e, what)) => {
+        for Queued { viewer, seq, event } in batch.drain(..) {
+            if cutoffs.drops(viewer, seq) {
                 counters.dropped.fetch_add(1, Ordering::Relaxed);
-                if e.contains("not in the X keymap") {
-                    tracing::debug!("input: dropped {what}: {e}");
-                } else {
-                    tracing::warn!("input: dropped {what}: {e}");
-                    if x.as_ref().is_some_and(|s| s.conn.flush().is_err()) {
-                        x = None;
+                continue;
+            }
+            let result = match &mut x {
+                Some(side) => {
+                    let shown = describe(&event);
+                    side.apply(held.entry(viewer).or_default(), event).map_err(|e| (e, shown))
+                }
+                None => Err(("no X connection".into(), String::new())),
+            };
+            match result {
+                Ok(()) => {
+                    counters.applied.fetch_add(1, Ordering::Relaxed);
+                }
+                Err((e, what)) => {
+                    counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    if e.contains("not in the X keymap") {
+                        tracing::debug!("input: dropped {what}: {e}");
+                    } else {
+                        tracing::warn!("input: dropped {what}: {e}");
+                        if x.as_ref().is_some_and(|s| s.conn.flush().is_err()) {
+                            x = None;
+                        }
                     }
                 }
             }

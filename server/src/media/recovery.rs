@@ -114,7 +114,8 @@ impl Desktop {
     /// recovery above (`kill -USR2`; docs/reliability.md).
     pub fn inject_encoder_error(&self) {
         tracing::warn!("fault drill: the encoder reports an error (SIGUSR2)");
-        let msg = gst::message::Error::builder(gst::CoreError::Failed, "fault drill (SIGUSR2)").src(&self.encoder).build();
+        let msg =
+            gst::message::Error::builder(gst::CoreError::Failed, "fault drill (SIGUSR2)").src(&self.encoder).build();
         if let Some(bus) = self.pipeline.bus() {
             let _ = bus.post(msg);
         }

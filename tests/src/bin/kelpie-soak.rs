@@ -1,0 +1,151 @@
+//! `kelpie-soak`: connect/disconnect cycles of webrtc-rs viewers against one `kelpie`,
+//! looking for what a long-lived desktop would leak (`make soak`, docs/reliability.md).
+//!
+//! Usage: `kelpie-soak [--cycles N] [--warmup N]` (defaults 500 and 20), with the
+//! `kelpie` and `kelpie-xprobe` binaries next to this one (build with `--release`).
+//!
+//! Each cycle: a viewer connects, waits for a frame, types text whose characters are not
+//! on the keyboard (each needs a spare keycode bound for it), asks for a screen size of
+//! its own (a RandR mode), and leaves; every 10th cycle it vanishes without closing. After
+//! `--warmup` cycles the server's RSS and open file descriptors are taken; after all of
+//! them, once the room is empty and stopped branches are freed, again (both counts are
+//! rounded up to whole rounds of the screen sizes asked for). Prints one JSON line with the figures and exits 1
+//! if the RSS grew by more than 5 MiB, descriptors grew, or a branch, a held keycode
+//! binding or an extra RandR mode remains.
+
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use kelpie_tests::harness::{workspace_bin, Kelpie, XProbe, Xvfb};
+use kelpie_tests::ViewerClient;
+use serde_json::json;
+
+const USAGE: &str = "usage: kelpie-soak [--cycles N] [--warmup N]";
+const MAX_RSS_GROWTH_KIB: i64 = 5 * 1024;
+/// Sizes the viewers ask for in turn: each is a RandR mode the server must not keep.
+const SIZES: [(u32, u32); 3] = [(1280, 720), (1024, 768), (1152, 648)];
+/// Longer than the grace a stopped participant's branch is kept for (media::grave).
+const GRAVE_GRACE: Duration = Duration::from_secs(35);
+
+/// `n` rounded up to whole rounds of [`SIZES`], so that both measurements follow the same
+/// size (the current RandR mode is one the server keeps).
+fn whole_rounds(n: u64) -> u64 {
+    n.div_ceil(SIZES.len() as u64) * SIZES.len() as u64
+}
+
+fn rss_kib(pid: u32) -> i64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(-1)
+}
+
+fn open_fds(pid: u32) -> i64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(-1, |d| d.count() as i64)
+}
+
+/// RandR modes the X server knows (`xrandr --verbose` lists each once).
+fn randr_modes(display: &str) -> i64 {
+    let out = Command::new("xrandr").args(["--display", display, "--verbose"]).output();
+    out.map_or(-1, |o| String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.contains("MHz")).count() as i64)
+}
+
+/// Keycodes with a keysym bound (`xmodmap -pke`): spare keycodes bound for typed text
+/// must be reused, not piled up.
+fn bound_keycodes(display: &str) -> i64 {
+    let out = Command::new("xmodmap").args(["-display", display, "-pke"]).output();
+    out.map_or(-1, |o| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.split_once('=').is_some_and(|(_, r)| !r.trim().is_empty()))
+            .count() as i64
+    })
+}
+
+async fn cycle(k: &Kelpie, i: u64) -> Result<(), String> {
+    let v = ViewerClient::connect(&k.ws_url(), None).await.map_err(|e| format!("cycle {i}: connect: {e}"))?;
+    v.wait_for_frames(1, Duration::from_secs(15)).await.map_err(|e| format!("cycle {i}: no frame: {e}"))?;
+    let (w, h) = SIZES[(i % SIZES.len() as u64) as usize];
+    let _ = v.send_input(&json!({"t": "txt", "s": "ÆØÅ→€"})).await;
+    let _ = v.send_input(&json!({"t": "resize", "w": w, "h": h})).await;
+    if i % 10 == 9 {
+        drop(v); // gone without a goodbye
+    } else {
+        v.close().await.map_err(|e| format!("cycle {i}: close: {e}"))?;
+    }
+    Ok(())
+}
+
+fn arg(args: &[String], name: &str, default: u64) -> Result<u64, String> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(default),
+        Some(i) => {
+            args.get(i + 1).and_then(|v| v.parse().ok()).ok_or_else(|| format!("{name} needs a number\n{USAGE}"))
+        }
+    }
+}
+
+async fn run(cycles: u64, warmup: u64) -> Result<bool, String> {
+    let x = Xvfb::start(1280, 720);
+    let _probe = XProbe::start(&x.display, &["--animate", "30"]);
+    let k =
+        Kelpie::start_bin(&workspace_bin("kelpie"), &x.display, &["--framerate", "30", "--ice-address", "127.0.0.1"]);
+    // Empty, and past the grace in which stopped branches are kept before they are freed
+    // (media::grave, 30 s): what is measured then is what stays.
+    let settle = |what: &str| {
+        let h = k.wait_health(Duration::from_secs(30), what, |h| h["viewers"] == 0 && h["branches"] == 0);
+        std::thread::sleep(GRAVE_GRACE);
+        h
+    };
+    for i in 0..warmup {
+        cycle(&k, i).await?;
+    }
+    settle("the room empty after the warm-up");
+    let (rss0, fds0, modes0, keys0) =
+        (rss_kib(k.pid()), open_fds(k.pid()), randr_modes(&x.display), bound_keycodes(&x.display));
+    let started = Instant::now();
+    for i in warmup..warmup + cycles {
+        cycle(&k, i).await?;
+    }
+    let h = settle("the room empty after the cycles");
+    let (rss1, fds1, modes1, keys1) =
+        (rss_kib(k.pid()), open_fds(k.pid()), randr_modes(&x.display), bound_keycodes(&x.display));
+    let growth = rss1 - rss0;
+    let ok = growth <= MAX_RSS_GROWTH_KIB && fds1 <= fds0 && h["branches"] == 0 && modes1 <= modes0 && keys1 <= keys0;
+    println!(
+        "{}",
+        json!({
+            "cycles": cycles, "warmup": warmup, "seconds": started.elapsed().as_secs_f64().round(),
+            "rss_kib": [rss0, rss1], "rss_growth_kib": growth, "fds": [fds0, fds1],
+            "randr_modes": [modes0, modes1], "bound_keycodes": [keys0, keys1], "branches": h["branches"], "frames_encoded": h["frames_encoded"],
+            "input_dropped": h["input_dropped"], "ok": ok,
+        })
+    );
+    Ok(ok)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let (cycles, warmup) = match (arg(&args, "--cycles", 500), arg(&args, "--warmup", 20)) {
+        (Ok(c), Ok(w)) => (whole_rounds(c), whole_rounds(w)),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cycles, warmup).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("kelpie-soak: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
