@@ -209,9 +209,10 @@ async fn wrong_passwords_slow_the_guesser_but_the_right_one_always_gets_in() {
     assert_eq!(basic_status(port, "pw-pw-pw", Some("198.51.100.7")), 200, "the guesser's own address, right password");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_tls_connections_do_not_hold_up_others() {
-    let dir = std::env::temp_dir().join(format!("kelpie-tls-idle-{}", std::process::id()));
+/// A fresh self-signed certificate for 127.0.0.1 in a directory of its own (removed by
+/// the caller): (directory, certificate, key).
+fn self_signed(tag: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("kelpie-tls-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let ok = Command::new("openssl")
@@ -221,6 +222,12 @@ async fn idle_tls_connections_do_not_hold_up_others() {
         .status()
         .expect("openssl runs");
     assert!(ok.success());
+    (dir, cert, key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_tls_connections_do_not_hold_up_others() {
+    let (dir, cert, key) = self_signed("idle");
     let (x, _p) = display();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
@@ -423,16 +430,7 @@ async fn metrics_parse_and_move_while_a_viewer_plays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_serves_https_with_the_given_certificate() {
-    let dir = std::env::temp_dir().join(format!("kelpie-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let ok = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
-        .args(["-keyout", key.to_str().unwrap(), "-out", cert.to_str().unwrap()])
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl runs");
-    assert!(ok.success());
+    let (dir, cert, key) = self_signed("serve");
     let (x, _p) = display();
     let mut args = base_args();
     args.extend(["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);

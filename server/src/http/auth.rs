@@ -86,7 +86,9 @@ pub async fn require_auth(State(app): State<Arc<App>>, mut req: Request, next: N
     let cookie = text(header::COOKIE.as_str()).and_then(|c| cookie_value(c, COOKIE));
     let query = req.uri().query().unwrap_or("").to_owned();
     let (trusted, trusted_role) = match &app.auth.mode {
-        Mode::TrustedHeader { header, role_header, .. } => (text(header), role_header.as_deref().and_then(text)),
+        Mode::TrustedHeader { header, role_header, .. } => {
+            (single_value(&headers, header), role_header.as_deref().and_then(|h| single_value(&headers, h)))
+        }
         _ => (None, None),
     };
     let presented = Presented {
@@ -137,6 +139,17 @@ pub async fn require_auth(State(app): State<Arc<App>>, mut req: Request, next: N
             resp
         }
         Verdict::Deny(denial) => refuse(&app, &headers, req.uri().path(), client, throttle_key, denial),
+    }
+}
+
+/// The header's value when it appears exactly once. A proxy that appends to a header the
+/// client already sent, instead of replacing it, would otherwise let the client pick the
+/// first value, and so the user (review #19): two values are refused.
+fn single_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) => v.to_str().ok(),
+        _ => None,
     }
 }
 
@@ -289,4 +302,19 @@ fn token_to_cookie(
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trusted_header_sent_twice_names_nobody() {
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-user", HeaderValue::from_static("alice"));
+        assert_eq!(single_value(&h, "x-forwarded-user"), Some("alice"));
+        h.append("x-forwarded-user", HeaderValue::from_static("root"));
+        assert_eq!(single_value(&h, "x-forwarded-user"), None);
+        assert_eq!(single_value(&h, "x-other"), None);
+    }
 }
