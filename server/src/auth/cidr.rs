@@ -50,6 +50,11 @@ impl FromStr for Cidr {
     }
 }
 
+/// Whether any of `cidrs` contains `ip` (is it one of the trusted proxies?).
+pub fn any_contains(cidrs: &[Cidr], ip: IpAddr) -> bool {
+    cidrs.iter().any(|c| c.contains(ip))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use super::Cidr;
 /// The client of a request from `peer` carrying `forwarded_for` (every
 /// `X-Forwarded-For` value, in order).
 pub fn client_address<'a>(peer: IpAddr, forwarded_for: impl IntoIterator<Item = &'a str>, trusted: &[Cidr]) -> IpAddr {
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    let is_trusted = |ip: IpAddr| super::cidr::any_contains(trusted, ip);
     if !is_trusted(peer) {
         return peer;
     }

@@ -268,7 +268,7 @@ impl Auth {
             Mode::None => Verdict::Allow { user: "kelpie".into(), role: Role::Owner, via: Via::Nothing },
             Mode::TrustedHeader { header, proxies, role_header } => {
                 let Some(peer) = p.peer else { return Verdict::deny("unknown peer address", DenyKind::Refused) };
-                if !proxies.iter().any(|c| c.contains(peer)) {
+                if !cidr::any_contains(proxies, peer) {
                     return Verdict::deny(format!("{peer} is not a trusted proxy"), DenyKind::Refused);
                 }
                 let Some(user) = p.trusted_header.map(str::trim).filter(|u| token::valid_user(u)) else {

@@ -263,7 +263,7 @@ impl RefusalLog {
 /// Whether the request reached us over https: Kelpie's own TLS, or a trusted proxy's
 /// `X-Forwarded-Proto`.
 fn proxy_says_https(app: &App, headers: &HeaderMap, peer: Option<std::net::IpAddr>) -> bool {
-    let trusted = peer.is_some_and(|p| app.trusted_proxies.iter().any(|c| c.contains(p)));
+    let trusted = peer.is_some_and(|p| crate::auth::cidr::any_contains(&app.trusted_proxies, p));
     trusted
         && headers
             .get("x-forwarded-proto")
