@@ -14,7 +14,7 @@ run: deps-run build-release
 	./target/release/kelpie $(ARGS)
 
 build-release:
-	$(CARGO) build -j$(JOBS) --release -p kelpie
+	$(CARGO) build -j$(JOBS) --release -p kelpie -p kelpie-gamepad -p kelpie-gamepad-preload
 
 build:
 	$(CARGO) build -j$(JOBS) --workspace --all-targets

@@ -2,7 +2,7 @@
 # Installs the Debian packages Kelpie needs, and only the missing ones.
 #   install-deps.sh build   GStreamer + X development files, to compile
 #   install-deps.sh run     build + Xvfb, PulseAudio and a light XFCE desktop, to stream
-#   install-deps.sh test    build + Xvfb, PulseAudio, xterm, Chromium, Firefox ESR, WebKitGTK and Node.js, to run every test
+#   install-deps.sh test    build + Xvfb, PulseAudio, xterm, Chromium, Firefox ESR, WebKitGTK, Node.js, jstest and SDL2, to run every test
 set -euo pipefail
 
 profile="${1:-run}"
@@ -16,7 +16,7 @@ case "$profile" in
   run)   want=("${build[@]}" "${x[@]}" "${sound[@]}" xterm dbus-x11 xfce4-session xfwm4 xfce4-panel xfdesktop4 xfce4-terminal
                 thunar xfce4-settings adwaita-icon-theme fonts-dejavu-core) ;;
   test)  want=("${build[@]}" "${x[@]}" "${sound[@]}" x11-xserver-utils xterm xdotool xclip chromium firefox-esr webkit2gtk-driver nodejs npm fonts-dejavu-core
-                iproute2 iptables openssl) ;;
+                iproute2 iptables openssl joystick libsdl2-dev) ;;
   *) echo "usage: $0 build|run|test" >&2; exit 2 ;;
 esac
 

@@ -29,6 +29,7 @@ import { attachConnection, splitCountdown } from './connection.js';
 import { attachPanels } from './panels.js';
 import { attachToolbar } from './toolbar.js';
 import { attachExtraKeys } from './extra-keys.js';
+import { attachGamepads } from './gamepad.js';
 
 /** The "you are only watching" hint comes back at most this often. */
 const REFUSED_HINT_EVERY_MS = 30_000;
@@ -151,11 +152,13 @@ const settings = attachSettings(video, input, send, {
 });
 const clipboard = attachClipboard(video, input.keyboard, send);
 attachCursor(video);
+const gamepads = attachGamepads({ send, hasControl: () => room.hasControl(), notice: showNotice });
 
 /** This page now holds control on an open channel: make the remote side match it. */
 function controlStarted() {
   settings.resend();
   clipboard.resync();
+  gamepads.resend();
 }
 
 channel.onOpen(() => {
@@ -174,6 +177,7 @@ room.onChange((r, { gained, lost }) => {
   // (an `r` from us would be refused now), and leave pointer lock, whose motion goes nowhere.
   if (lost) {
     input.forgetHeld();
+    gamepads.forget();
     if (input.pointerLocked) input.togglePointerLock();
   }
   if (gained && channel.isOpen()) controlStarted();
@@ -257,6 +261,8 @@ window.kelpie = {
   clipboard,
   files,
   people,
+  /** The browser's pads as sent to the desktop: {connected, messages, resend()}. */
+  gamepads,
   /** The statistics overlay: {open, latest, history, net, selfTest, runSelfTest(), toggle()}. */
   statsOverlay,
   cursor: cursorInfo,

@@ -15,7 +15,7 @@ export const ROLES = Object.freeze(['owner', 'guest', 'viewer']);
  * Data-channel messages the server refuses (and counts) from a participant without
  * control. Everything else (`kf`, a keyframe request, today) may always go out.
  */
-export const CONTROL_ONLY = Object.freeze(new Set(['m', 'b', 'w', 'k', 'r', 'txt', 'rm', 'clip', 'resize', 'set', 'lock']));
+export const CONTROL_ONLY = Object.freeze(new Set(['m', 'b', 'w', 'k', 'r', 'txt', 'rm', 'clip', 'resize', 'set', 'lock', 'gp', 'gpoff']));
 
 /** Whether `msg` may be sent by a participant who does not hold control. */
 export function allowedWithoutControl(msg) {

@@ -9,8 +9,9 @@ use serde_json::json;
 
 use crate::clipboard::Clipboard;
 use crate::cursor::RemoteCursor;
+use crate::gamepad::Gamepads;
 use crate::http::Status;
-use crate::input::protocol::ClipChunk;
+use crate::input::protocol::{ClipChunk, PadInput};
 use crate::input::{InputEvent, InputInjector};
 use crate::media::Desktop;
 use crate::metrics::Metric;
@@ -26,6 +27,8 @@ pub struct DesktopDesk {
     pub cursor: Option<Arc<RemoteCursor>>,
     /// `None` with `--resize off`.
     pub resizer: Option<Resizer>,
+    /// `None` with `--gamepads off`, or when its socket could not be made.
+    pub gamepads: Option<Arc<Gamepads>>,
 }
 
 impl Desk for DesktopDesk {
@@ -34,6 +37,18 @@ impl Desk for DesktopDesk {
     }
     fn release_input(&self, id: Id) {
         self.input.release(id);
+        if let Some(g) = &self.gamepads {
+            g.release(id);
+        }
+    }
+    fn gamepad(&self, id: Id, input: PadInput) -> Option<String> {
+        match &self.gamepads {
+            Some(g) => g.apply(id, &input),
+            None => {
+                tracing::debug!("gamepad message ignored: gamepads are off");
+                None
+            }
+        }
     }
     fn clipboard(&self, id: Id, chunk: ClipChunk) {
         self.clipboard.from_browser(id, chunk);
@@ -73,6 +88,7 @@ pub struct DesktopStatus {
     pub width: u16,
     pub height: u16,
     pub framerate: u32,
+    pub gamepads: Option<Arc<Gamepads>>,
 }
 
 impl Status for DesktopStatus {
@@ -101,6 +117,11 @@ impl Status for DesktopStatus {
                 + self.room.malformed.load(Ordering::Relaxed),
             "input_refused": self.room.refused().iter().map(|(_, n)| n).sum::<u64>(),
         });
+        body["gamepads"] = match &self.gamepads {
+            Some(g) => json!({"socket": g.path().display().to_string(), "readers": g.readers(),
+                              "updates": g.counts().updates, "reports": g.reports()}),
+            None => json!("off"),
+        };
         // Sound is reported, never a reason for /health to fail: video streams without it.
         body["audio"] = match d.audio_status() {
             Some(report) => serde_json::to_value(report).unwrap_or_default(),
@@ -137,6 +158,22 @@ impl Status for DesktopStatus {
         );
         refused.samples =
             self.room.refused().into_iter().map(|(a, n)| (vec![("what", a.as_str().into())], n as f64)).collect();
+        let mut pads = Metric::counter(
+            "kelpie_gamepad_messages_total",
+            "Gamepad messages from pages: applied, refused (no control, or too fast) or malformed.",
+            0.0,
+        );
+        let refused_pads = self.room.refused().into_iter().find(|(a, _)| *a == crate::room::state::Act::Gamepad);
+        pads.samples = vec![
+            (vec![("result", "applied".into())], self.gamepads.as_ref().map_or(0, |g| g.counts().updates) as f64),
+            (vec![("result", "refused".into())], refused_pads.map_or(0, |(_, n)| n) as f64),
+            (vec![("result", "malformed".into())], self.room.malformed_gamepad.load(Ordering::Relaxed) as f64),
+        ];
+        let mut readers = Metric::gauge("kelpie_gamepad_readers", "Apps reading each virtual gamepad.", 0.0);
+        if let Some(g) = &self.gamepads {
+            readers.samples =
+                g.readers().iter().enumerate().map(|(i, n)| (vec![("pad", i.to_string())], *n as f64)).collect();
+        }
         let mut kinds = Metric::gauge("kelpie_transport_viewers", "Viewers by media transport.", 0.0);
         kinds.samples = d.kinds().into_iter().map(|(k, n)| (vec![("transport", k.to_string())], n as f64)).collect();
         let mut socket_frames = Metric::counter(
@@ -220,6 +257,8 @@ impl Status for DesktopStatus {
             lost,
             input_events,
             refused,
+            pads,
+            readers,
             Metric::counter(
                 "kelpie_errors_total",
                 "Pipeline and viewer errors.",

@@ -22,6 +22,7 @@ pub mod config;
 pub mod cursor;
 pub mod display;
 pub mod files;
+pub mod gamepad;
 pub mod http;
 pub mod input;
 pub mod media;
@@ -140,7 +141,10 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
     } else {
         None
     };
-    let session_env: Vec<(&str, String)> = pulse.iter().map(|p| ("PULSE_SERVER", p.server())).collect();
+    let mut session_env: Vec<(&str, String)> = pulse.iter().map(|p| ("PULSE_SERVER", p.server())).collect();
+    if config.gamepads {
+        session_env.extend(gamepad_session_env(config.gamepad_socket.as_deref()));
+    }
     let screen = tokio::task::block_in_place(|| match &config.display {
         Some(name) => Display::attach(name),
         None => {
@@ -169,6 +173,7 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
             server: pulse.as_ref().map(sound::pulse::Daemon::server),
         }),
     )?;
+    let gamepads = config.gamepads.then(|| start_gamepads(config.gamepad_socket.clone(), &screen.name)).flatten();
     let input = input::InputInjector::start(screen.name.clone());
     let outbox: Arc<dyn outbox::Outbox> = desktop.clone();
     let cursor = config.remote_cursor.then(|| cursor::RemoteCursor::start(screen.name.clone(), outbox.clone()));
@@ -182,6 +187,7 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
         clipboard,
         cursor,
         resizer: config.resize.then(|| screen::Resizer::start(screen.name.clone(), config.max_size)),
+        gamepads: gamepads.clone(),
     };
     let limits = room::Limits {
         max_participants: config.max_viewers as usize,
@@ -189,6 +195,15 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
         max_bitrate_kbps: config.bitrate,
     };
     let room = room::RoomActor::new(limits, Arc::new(desk), desktop.clone(), audience);
+    if let Some(g) = &gamepads {
+        // An app that cannot use the pads says so to whoever is driving them.
+        let room = Arc::downgrade(&room);
+        g.on_report(move |text| {
+            if let Some(r) = room.upgrade() {
+                r.notify_controller(text);
+            }
+        });
+    }
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -202,6 +217,7 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
         width: screen.width,
         height: screen.height,
         framerate: config.framerate,
+        gamepads: gamepads.clone(),
     };
     let app = Arc::new(http::App {
         room,
@@ -284,6 +300,7 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
     let fatal = desktop.fatal_error().borrow().clone();
     tracing::info!("shutting down");
     desktop.shutdown();
+    drop(gamepads);
     drop(screen);
     drop(pulse);
     match fatal {
@@ -291,6 +308,43 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
         Some(media::Fatal::PipelineFailed(why)) => Err(RunError::PipelineFailed(why)),
         None => Ok(()),
     }
+}
+
+/// The gamepad socket for display `display`: `--gamepad-socket`, else the per-user,
+/// per-display default that `kelpie-gamepad` finds by itself. Failing to make it costs the
+/// gamepads only.
+fn start_gamepads(given: Option<std::path::PathBuf>, display: &str) -> Option<Arc<gamepad::Gamepads>> {
+    let (path, ours) = match given {
+        Some(p) => (p, false),
+        None => {
+            let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from);
+            // SAFETY: getuid cannot fail.
+            let uid = unsafe { libc::getuid() };
+            (kelpie_gamepad::paths::default_socket(runtime.as_deref(), uid, Some(display)), true)
+        }
+    };
+    match gamepad::Gamepads::start(path, ours) {
+        Ok(g) => Some(Arc::new(g)),
+        Err(e) => {
+            tracing::warn!("{e}; gamepads are off (everything else works)");
+            None
+        }
+    }
+}
+
+/// What Kelpie's own session needs for gamepads: the socket when it is not the default,
+/// and `kelpie-gamepad` on its `PATH` when it sits next to this binary.
+fn gamepad_session_env(socket: Option<&std::path::Path>) -> Vec<(&'static str, String)> {
+    let mut env = Vec::new();
+    if let Some(s) = socket {
+        env.push((kelpie_gamepad::paths::SOCKET_ENV, s.display().to_string()));
+    }
+    let dir = std::env::current_exe().ok().and_then(|e| e.parent().map(std::path::Path::to_path_buf));
+    if let Some(dir) = dir.filter(|d| d.join("kelpie-gamepad").is_file()) {
+        let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+        env.push(("PATH", format!("{}:{path}", dir.display())));
+    }
+    env
 }
 
 /// `kill -USR2 PID` makes the encoder report an error: a drill of the recovery (one

@@ -157,10 +157,10 @@ const roomOf = (you, control, ...participants) => ({
 test('a participant without control may only ask for keyframes', async () => {
   const { allowedWithoutControl, CONTROL_ONLY } = await import('../../web-client/room.js');
   assert.ok(allowedWithoutControl({ t: 'kf' }));
-  for (const t of ['m', 'b', 'w', 'k', 'r', 'txt', 'rm', 'clip', 'resize', 'set', 'lock']) {
+  for (const t of ['m', 'b', 'w', 'k', 'r', 'txt', 'rm', 'clip', 'resize', 'set', 'lock', 'gp', 'gpoff']) {
     assert.ok(!allowedWithoutControl({ t }), t);
   }
-  assert.equal(CONTROL_ONLY.size, 11);
+  assert.equal(CONTROL_ONLY.size, 13);
 });
 
 test('the gated send drops control-only messages until control arrives', async () => {
@@ -578,4 +578,17 @@ test('an extra-keys latch ends with the next key released or text typed, not wit
   assert.equal(endsLatch({ t: 'k', k: 0xffe1, d: false }), false); // Shift let go
   assert.equal(endsLatch({ t: 'txt', s: 'c' }), true);
   assert.equal(endsLatch({ t: 'm', x: 1, y: 1 }), false);
+});
+
+test('a pad becomes integers in the standard layout, bounded, without -0', async () => {
+  const { padMessage } = await import('../../web-client/gamepad.js');
+  const pad = {
+    buttons: [{ value: 1, pressed: true }, { value: 0.5 }, { pressed: true }, { value: 7 }, 0.25],
+    axes: [-1, 1, -0.00001, 0.5, -2],
+  };
+  assert.deepEqual(padMessage(2, pad), { t: 'gp', p: 2, b: [255, 128, 255, 255, 64], a: [-32767, 32767, 0, 16384, -32767] });
+  assert.ok(!Object.is(padMessage(0, { buttons: [], axes: [-0.000001] }).a[0], -0));
+  const big = padMessage(0, { buttons: new Array(40).fill({ value: 1 }), axes: new Array(20).fill(0) });
+  assert.equal(big.b.length, 32);
+  assert.equal(big.a.length, 16);
 });

@@ -119,6 +119,20 @@ pub struct Config {
           value_name = "KBPS", value_parser = clap::value_parser!(u32).range(16..=510))]
     pub audio_bitrate: u32,
 
+    /// Give desktop apps the gamepads of the browser tab in control: apps started with
+    /// `kelpie-gamepad APP` see them as /dev/input/js0-3 and event1000-1003, with no
+    /// uinput and no privileges (docs/gamepads.md).
+    #[arg(help_heading = "Gamepads", long, env = "KELPIE_GAMEPADS", default_value = "on", value_name = "on|off",
+          value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set,
+          hide_possible_values = true)]
+    pub gamepads: bool,
+
+    /// The Unix socket apps' gamepad library connects to [default: $XDG_RUNTIME_DIR/kelpie/
+    /// gamepad-N.sock for display :N, else /tmp/kelpie-UID/gamepad-N.sock, which is where
+    /// kelpie-gamepad looks when KELPIE_GAMEPAD_SOCKET is not set].
+    #[arg(help_heading = "Gamepads", long, env = "KELPIE_GAMEPAD_SOCKET", value_name = "PATH")]
+    pub gamepad_socket: Option<std::path::PathBuf>,
+
     /// Screen capture: `damage` (Kelpie's XDamage/XShm source: converts only what changed,
     /// sends nothing while the screen is still) or `ximagesrc` (GStreamer's, for comparison).
     #[arg(help_heading = "Stream", long, env = "KELPIE_CAPTURE", value_enum, default_value_t = CaptureSource::Damage)]
@@ -392,6 +406,15 @@ mod tests {
         assert!(parse(&["--udp-ports", "10-5"]).is_err());
         assert!(parse(&["--udp-ports", "0-5"]).is_err());
         assert!(parse(&["--ice-address", "not-an-ip"]).is_err());
+    }
+
+    #[test]
+    fn gamepads_default_on_with_a_default_socket() {
+        let c = parse(&[]).unwrap();
+        assert!(c.gamepads && c.gamepad_socket.is_none());
+        let c = parse(&["--gamepads", "off", "--gamepad-socket", "/tmp/x.sock"]).unwrap();
+        assert!(!c.gamepads);
+        assert_eq!(c.gamepad_socket.as_deref(), Some(std::path::Path::new("/tmp/x.sock")));
     }
 
     #[test]

@@ -73,6 +73,16 @@ pub enum InputEvent {
     Ping(u32),
     /// The connection self-test: send this many bytes of padding as fast as the link allows.
     Probe(u32),
+    /// A browser gamepad's state, or its loss (for the desktop's virtual pads).
+    Gamepad(PadInput),
+}
+
+/// One gamepad message: the whole state of pad `pad` in the W3C standard layout (buttons
+/// 0..=255, axes −32767..=32767), sent when it changes, or that the page lost the pad.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PadInput {
+    State { pad: u8, buttons: Vec<u16>, axes: Vec<i32> },
+    Gone { pad: u8 },
 }
 
 /// Largest bandwidth probe a viewer may ask for.
@@ -132,6 +142,24 @@ enum Wire {
     Ping { id: i64 },
     #[serde(rename = "probe")]
     Probe { bytes: i64 },
+    #[serde(rename = "gp")]
+    Pad { p: i64, b: Vec<i64>, a: Vec<i64> },
+    #[serde(rename = "gpoff")]
+    PadGone { p: i64 },
+}
+
+/// Whether `text` is a gamepad message (`gp`, `gpoff`), for counting refusals of its kind
+/// even when it does not parse. The page writes `t` first, as JSON.stringify keeps order.
+pub fn looks_like_gamepad(text: &str) -> bool {
+    let t = text.trim_start();
+    t.starts_with(r#"{"t":"gp"#)
+}
+
+fn pad_index(p: i64) -> Result<u8, InputError> {
+    if !(0..kelpie_gamepad::MAX_PADS as i64).contains(&p) {
+        return Err(InputError::OutOfRange("gamepad index must be 0..=3"));
+    }
+    Ok(p as u8)
 }
 
 /// Clipboard formats that cross the data channel.
@@ -233,6 +261,25 @@ pub fn parse_input(text: &str) -> Result<InputEvent, InputError> {
             }
             InputEvent::Probe(bytes as u32)
         }
+        Wire::Pad { p, b, a } => {
+            use kelpie_gamepad::state::{AXIS_MAX, BUTTON_MAX, MAX_BROWSER_AXES, MAX_BROWSER_BUTTONS};
+            let pad = pad_index(p)?;
+            if b.len() > MAX_BROWSER_BUTTONS || a.len() > MAX_BROWSER_AXES {
+                return Err(InputError::OutOfRange("a gamepad has at most 32 buttons and 16 axes"));
+            }
+            if b.iter().any(|v| !(0..=i64::from(BUTTON_MAX)).contains(v)) {
+                return Err(InputError::OutOfRange("gamepad buttons must be 0..=255"));
+            }
+            if a.iter().any(|v| !(-i64::from(AXIS_MAX)..=i64::from(AXIS_MAX)).contains(v)) {
+                return Err(InputError::OutOfRange("gamepad axes must be -32767..=32767"));
+            }
+            InputEvent::Gamepad(PadInput::State {
+                pad,
+                buttons: b.into_iter().map(|v| v as u16).collect(),
+                axes: a.into_iter().map(|v| v as i32).collect(),
+            })
+        }
+        Wire::PadGone { p } => InputEvent::Gamepad(PadInput::Gone { pad: pad_index(p)? }),
     })
 }
 
@@ -339,6 +386,34 @@ mod tests {
         }
         let padded = format!(r#"{{"t":"r"}}{}"#, " ".repeat(5000));
         assert_eq!(parse_input(&padded), Err(InputError::TooLarge(padded.len())));
+    }
+
+    #[test]
+    fn gamepad_messages_are_validated_and_bounded() {
+        assert_eq!(
+            parse_input(r#"{"t":"gp","p":1,"b":[0,255],"a":[-32767,32767]}"#),
+            Ok(InputEvent::Gamepad(PadInput::State { pad: 1, buttons: vec![0, 255], axes: vec![-32767, 32767] }))
+        );
+        assert_eq!(parse_input(r#"{"t":"gpoff","p":3}"#), Ok(InputEvent::Gamepad(PadInput::Gone { pad: 3 })));
+        let many = format!(r#"{{"t":"gp","p":0,"b":[{}],"a":[]}}"#, vec!["1"; 33].join(","));
+        for bad in [
+            r#"{"t":"gp","p":4,"b":[],"a":[]}"#,
+            r#"{"t":"gp","p":-1,"b":[],"a":[]}"#,
+            r#"{"t":"gp","p":0,"b":[256],"a":[]}"#,
+            r#"{"t":"gp","p":0,"b":[-1],"a":[]}"#,
+            r#"{"t":"gp","p":0,"b":[],"a":[32768]}"#,
+            r#"{"t":"gp","p":0,"b":[0.5],"a":[]}"#,
+            r#"{"t":"gp","p":0,"b":[]}"#,
+            r#"{"t":"gp","p":0,"b":[],"a":[],"x":1}"#,
+            r#"{"t":"gpoff","p":9}"#,
+            many.as_str(),
+        ] {
+            assert!(parse_input(bad).is_err(), "{bad:?} accepted");
+            assert!(looks_like_gamepad(bad), "{bad:?} not counted as a gamepad message");
+        }
+        let huge = format!(r#"{{"t":"gp","p":0,"b":[],"a":[]}}{}"#, " ".repeat(5000));
+        assert_eq!(parse_input(&huge), Err(InputError::TooLarge(huge.len())));
+        assert!(!looks_like_gamepad(r#"{"t":"k","k":65,"d":true}"#));
     }
 
     #[test]

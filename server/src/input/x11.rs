@@ -313,7 +313,8 @@ impl XSide {
             | InputEvent::Settings { .. }
             | InputEvent::PointerLock(_)
             | InputEvent::Ping(_)
-            | InputEvent::Probe(_) => {}
+            | InputEvent::Probe(_)
+            | InputEvent::Gamepad(_) => {}
         }
         self.conn.flush().map_err(|e| e.to_string())
     }

@@ -40,6 +40,8 @@ pub struct RoomActor {
     next_id: AtomicU64,
     /// Input-channel messages that did not parse (or were oversized): dropped, not refused.
     pub malformed: AtomicU64,
+    /// Of those, the gamepad messages (`gp`, `gpoff`).
+    pub malformed_gamepad: AtomicU64,
 }
 
 /// A slot in the room, taken before the greeting; given back on drop unless it became a
@@ -72,6 +74,7 @@ impl RoomActor {
             clipboard_audience,
             next_id: AtomicU64::new(0),
             malformed: AtomicU64::new(0),
+            malformed_gamepad: AtomicU64::new(0),
         })
     }
 
@@ -153,6 +156,14 @@ impl RoomActor {
         tracing::info!(participant = id, "participant's transport closed");
     }
 
+    /// Tells whoever holds control `text` (an app's report that it cannot use a gamepad).
+    pub fn notify_controller(&self, text: String) {
+        let inner = self.lock();
+        if let Some(session) = inner.room.controller().and_then(|c| inner.sessions.get(&c)) {
+            let _ = session.send(ServerMessage::Notice { text });
+        }
+    }
+
     /// A control request from `id`'s signalling session.
     pub fn control(&self, id: Id, action: ControlAction, to: Option<&str>) {
         let target = to.and_then(parse_name);
@@ -187,6 +198,9 @@ impl RoomActor {
             Ok(e) => e,
             Err(e) => {
                 self.malformed.fetch_add(1, Ordering::Relaxed);
+                if crate::input::protocol::looks_like_gamepad(text) {
+                    self.malformed_gamepad.fetch_add(1, Ordering::Relaxed);
+                }
                 tracing::debug!(participant = id, "input dropped: {e}");
                 return;
             }
@@ -223,6 +237,9 @@ impl RoomActor {
             InputEvent::Resize { width, height, dpr } => inner.room.authorize(id, Act::Resize).map(|()| {
                 self.desk.resize(width, height, dpr);
                 Vec::new()
+            }),
+            InputEvent::Gamepad(pad) => inner.room.authorize_gamepad(id, Instant::now()).map(|()| {
+                self.desk.gamepad(id, pad).map(|text| vec![Effect::Notice { to: id, text }]).unwrap_or_default()
             }),
             InputEvent::Clip(chunk) => inner.room.authorize(id, Act::Clipboard).map(|()| {
                 self.desk.clipboard(id, chunk);

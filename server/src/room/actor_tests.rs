@@ -183,3 +183,31 @@ fn every_participant_hears_of_every_change() {
     assert_eq!((participants.len(), control), (1, None));
     drop(last(&mut o));
 }
+
+#[test]
+fn only_the_controllers_gamepad_reaches_the_desktop_and_bad_ones_are_counted() {
+    use crate::input::protocol::PadInput;
+    let (room, rec) = actor();
+    let (owner, _o) = enter(&room, "alice", Role::Owner);
+    let (guest, _g) = enter(&room, "bob", Role::Guest);
+    rec.take();
+    let pad = r#"{"t":"gp","p":0,"b":[255],"a":[0,100]}"#;
+    room.on_inbound(guest, pad);
+    room.on_inbound(guest, r#"{"t":"gpoff","p":0}"#);
+    assert_eq!(rec.take(), vec![], "a guest without control reaches nothing");
+    let by: std::collections::HashMap<_, _> = room.refused().into_iter().collect();
+    assert_eq!((by[&Act::Gamepad], by[&Act::Input]), (2, 0), "counted as gamepad refusals");
+
+    room.on_inbound(owner, pad);
+    assert_eq!(
+        rec.take(),
+        vec![Did::Gamepad(owner, PadInput::State { pad: 0, buttons: vec![255], axes: vec![0, 100] })]
+    );
+    for bad in [r#"{"t":"gp","p":7,"b":[],"a":[]}"#, r#"{"t":"gp","p":0,"b":[999],"a":[]}"#, r#"{"t":"gp","p":0}"#] {
+        room.on_inbound(owner, bad);
+    }
+    room.on_inbound(owner, r#"{"t":"zz"}"#);
+    assert_eq!(rec.take(), vec![]);
+    assert_eq!(room.malformed_gamepad.load(Ordering::Relaxed), 3);
+    assert_eq!(room.malformed.load(Ordering::Relaxed), 4);
+}

@@ -3,7 +3,7 @@
 //! clipboard, resizer, cursor and media, and tests with a recorder.
 
 use super::state::Id;
-use crate::input::protocol::ClipChunk;
+use crate::input::protocol::{ClipChunk, PadInput};
 use crate::input::InputEvent;
 
 /// The desktop as the room sees it. Every call only queues work: the room calls these
@@ -11,8 +11,11 @@ use crate::input::InputEvent;
 pub trait Desk: Send + Sync + 'static {
     /// Keys, pointer, wheel, text or release-all from the participant in control.
     fn input(&self, id: Id, event: InputEvent);
-    /// Releases every key and button `id` holds.
+    /// Releases every key and button `id` holds, and puts its gamepads at rest.
     fn release_input(&self, id: Id);
+    /// A gamepad message from the participant in control; may return a notice for it
+    /// (no app reads that pad).
+    fn gamepad(&self, id: Id, input: PadInput) -> Option<String>;
     /// A clipboard chunk from the participant in control.
     fn clipboard(&self, id: Id, chunk: ClipChunk);
     /// `id`'s data channel opened and it may have the remote clipboard: send it.

@@ -50,11 +50,21 @@ pub enum Act {
     Control,
     /// Input beyond the participant's rate ([`super::rate`]).
     Rate,
+    /// Gamepad state for the desktop's virtual pads.
+    Gamepad,
 }
 
 impl Act {
-    pub const ALL: [Act; 7] =
-        [Act::Input, Act::Clipboard, Act::Resize, Act::Settings, Act::PointerLock, Act::Control, Act::Rate];
+    pub const ALL: [Act; 8] = [
+        Act::Input,
+        Act::Clipboard,
+        Act::Resize,
+        Act::Settings,
+        Act::PointerLock,
+        Act::Control,
+        Act::Rate,
+        Act::Gamepad,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -65,6 +75,7 @@ impl Act {
             Act::PointerLock => "pointer_lock",
             Act::Control => "control",
             Act::Rate => "rate",
+            Act::Gamepad => "gamepad",
         }
     }
 }
@@ -390,7 +401,23 @@ impl Room {
     /// Input from `id` (one event, carrying `text_chars` characters of text): it must hold
     /// control, and the event must fit its rate buckets.
     pub fn authorize_input(&mut self, id: Id, text_chars: u32, now: Instant) -> Result<(), (Refusal, Vec<Effect>)> {
-        self.authorize(id, Act::Input)?;
+        self.authorize_paced(id, Act::Input, text_chars, now)
+    }
+
+    /// A gamepad message from `id`: like input, from the participant in control and within
+    /// the same event bucket (a pad polled at 60 Hz is far below it), counted apart.
+    pub fn authorize_gamepad(&mut self, id: Id, now: Instant) -> Result<(), (Refusal, Vec<Effect>)> {
+        self.authorize_paced(id, Act::Gamepad, 0, now)
+    }
+
+    fn authorize_paced(
+        &mut self,
+        id: Id,
+        act: Act,
+        text_chars: u32,
+        now: Instant,
+    ) -> Result<(), (Refusal, Vec<Effect>)> {
+        self.authorize(id, act)?;
         let fits = self.participants.get_mut(&id).is_some_and(|p| {
             // Text is checked first so that a refused txt does not cost an event token.
             (text_chars == 0 || p.text.take(text_chars, now)) && p.events.take(1, now)

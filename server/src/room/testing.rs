@@ -6,7 +6,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::ports::Desk;
 use super::state::Id;
-use crate::input::protocol::ClipChunk;
+use crate::input::protocol::{ClipChunk, PadInput};
 use crate::input::InputEvent;
 use crate::outbox::Outbox;
 use crate::transport::{Kind, OpenError, SelfTest, TransportEvent, Transports, Wire};
@@ -26,6 +26,7 @@ pub enum Did {
     Keyframe,
     Closed(Id),
     SelfTest(Id, SelfTest),
+    Gamepad(Id, PadInput),
 }
 
 /// A desktop and transports that record every call. Who the transports were last told
@@ -53,6 +54,10 @@ impl Desk for Recorder {
     }
     fn release_input(&self, id: Id) {
         self.push(Did::Release(id));
+    }
+    fn gamepad(&self, id: Id, input: PadInput) -> Option<String> {
+        self.push(Did::Gamepad(id, input));
+        None
     }
     fn clipboard(&self, id: Id, _chunk: ClipChunk) {
         self.push(Did::Clip(id));
