@@ -43,7 +43,13 @@ impl Desk for DesktopDesk {
     }
     fn gamepad(&self, id: Id, input: PadInput) -> Option<String> {
         match &self.gamepads {
-            Some(g) => g.apply(id, &input),
+            Some(g) => {
+                let notice = g.apply(id, &input);
+                if let Some(text) = &notice {
+                    tracing::info!(participant = id, "{text}");
+                }
+                notice
+            }
             None => {
                 tracing::debug!("gamepad message ignored: gamepads are off");
                 None

@@ -145,6 +145,13 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
     if config.gamepads {
         session_env.extend(gamepad_session_env(config.gamepad_socket.as_deref()));
     }
+    // The gamepad socket is named after the display; the embedded session finds it ready.
+    let mut gamepads = None;
+    let mut start_pads = |display: &str| {
+        if config.gamepads && gamepads.is_none() {
+            gamepads = start_gamepads(config.gamepad_socket.clone(), display);
+        }
+    };
     let screen = tokio::task::block_in_place(|| match &config.display {
         Some(name) => Display::attach(name),
         None => {
@@ -152,9 +159,17 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
                 Some(c) => c,
                 None => display::prepare_embedded()?,
             };
-            Display::spawn_embedded(config.size, config.max_size, config.session.as_deref(), &session_env, cookie)
+            Display::spawn_embedded(
+                config.size,
+                config.max_size,
+                config.session.as_deref(),
+                &session_env,
+                cookie,
+                &mut start_pads,
+            )
         }
     })?;
+    start_pads(&screen.name);
     tracing::info!(x_display = %screen.name, width = screen.width, height = screen.height, "capturing display");
 
     let params = EncodeParams { bitrate_kbps: config.bitrate, framerate: config.framerate, threads: video_threads() };
@@ -173,7 +188,6 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
             server: pulse.as_ref().map(sound::pulse::Daemon::server),
         }),
     )?;
-    let gamepads = config.gamepads.then(|| start_gamepads(config.gamepad_socket.clone(), &screen.name)).flatten();
     let input = input::InputInjector::start(screen.name.clone());
     let outbox: Arc<dyn outbox::Outbox> = desktop.clone();
     let cursor = config.remote_cursor.then(|| cursor::RemoteCursor::start(screen.name.clone(), outbox.clone()));

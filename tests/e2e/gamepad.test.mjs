@@ -204,3 +204,31 @@ test('apps that cannot use the pads are told apart, and the page hears why', { t
   await waitFor('the hidraw notice', async () => (await notice()).includes('not HID'), { timeoutMs: 10_000 });
   assert.equal((await env.health()).body.gamepads.reports, 2);
 });
+
+test('without --gamepad-socket the socket is per user and display, found by kelpie-gamepad, and a shared directory is refused', { timeout: 120_000 }, async (t) => {
+  const runtime = fs.mkdtempSync(path.join(os.tmpdir(), 'kelpie-run-'));
+  t.after(() => fs.rmSync(runtime, { recursive: true, force: true }));
+  const env = await startEnv(t, { width: 640, height: 480, framerate: 15, serverEnv: { XDG_RUNTIME_DIR: runtime } });
+  const number = env.display.slice(1);
+  const socket = path.join(runtime, 'kelpie', `gamepad-${number}.sock`);
+  assert.equal(fs.statSync(path.dirname(socket)).mode & 0o777, 0o700);
+  assert.equal(fs.statSync(socket).mode & 0o777, 0o600);
+  assert.equal((await env.health()).body.gamepads.socket, socket);
+
+  // kelpie-gamepad finds it from DISPLAY and XDG_RUNTIME_DIR alone.
+  const check = env.spawn('check', WRAPPER, ['--check'], { env: { DISPLAY: env.display, XDG_RUNTIME_DIR: runtime, KELPIE_GAMEPAD_SOCKET: '' } });
+  check.readStdout();
+  assert.equal(await check.exited, 0, env.why('kelpie-gamepad --check'));
+  assert.ok(check.lines.includes(`socket: ${socket} (reachable)`), env.why('the default socket'));
+
+  // Another user's (or anyone's) directory is not trusted: gamepads go off, the rest streams.
+  const shared = fs.mkdtempSync(path.join(os.tmpdir(), 'kelpie-shared-'));
+  t.after(() => fs.rmSync(shared, { recursive: true, force: true }));
+  fs.mkdirSync(path.join(shared, 'kelpie'), { mode: 0o777 });
+  fs.chmodSync(path.join(shared, 'kelpie'), 0o777);
+  const second = await env.startKelpie({ name: 'kelpie-shared', env: { XDG_RUNTIME_DIR: shared } });
+  assert.equal((await env.health(second.url)).body.gamepads, 'off');
+  assert.ok(second.proc.lines.some((l) => l.includes('is not private to this user') && l.includes('gamepads are off')),
+    env.why('the refusal is logged'));
+  assert.ok(!fs.existsSync(path.join(shared, 'kelpie', `gamepad-${number}.sock`)));
+});

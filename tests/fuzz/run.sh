@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-60}
-targets=(signalling input clipboard_chunks file_name token randr_plan http_headers)
+targets=(signalling input clipboard_chunks file_name token randr_plan http_headers gamepad)
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 failed=0

@@ -53,7 +53,9 @@ impl Display {
         Ok(Self { name: name.to_owned(), width, height, session: None, xvfb: None, cookie: None })
     }
 
-    /// Starts Xvfb on a free display number and a session on it. Only clients with
+    /// Starts Xvfb on a free display number and a session on it; `before_session` runs in
+    /// between with the display's name (what the session should find ready, such as the
+    /// gamepad socket, is made there). Only clients with
     /// `cookie` may connect: Kelpie itself (the caller has pointed `XAUTHORITY` at it, see
     /// [`prepare_embedded`]) and the session.
     ///
@@ -66,6 +68,7 @@ impl Display {
         session: Option<&str>,
         session_env: &[(&str, String)],
         cookie: XCookie,
+        before_session: &mut dyn FnMut(&str),
     ) -> Result<Self, DisplayError> {
         let frame = ScreenSize { width: size.width.max(max_size.width), height: size.height.max(max_size.height) };
         let mut xvfb = Command::new("Xvfb")
@@ -102,6 +105,7 @@ impl Display {
             Some(c) => c.to_owned(),
             None => default_session(),
         };
+        before_session(&display.name);
         display.session = Some(spawn_session(&display.name, &cmd, cookie.path(), session_env)?);
         display.cookie = Some(cookie);
         Ok(display)

@@ -49,6 +49,13 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // An empty variable means "not set" here, as it does to the library; clap would
+    // call it a missing value.
+    for var in [paths::SOCKET_ENV, "KELPIE_GAMEPAD_PRELOAD"] {
+        if std::env::var_os(var).is_some_and(|v| v.is_empty()) {
+            std::env::remove_var(var);
+        }
+    }
     let args = Args::parse();
     let socket = args.socket.clone().unwrap_or_else(paths::socket_from_env);
     let Some(library) = find_library(args.preload.as_deref()) else {
