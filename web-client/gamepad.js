@@ -2,7 +2,8 @@
  * The browser's gamepads, for the desktop's virtual pads (docs/gamepads.md): while a pad
  * is connected, each animation frame (the display's rate) reads `navigator.getGamepads()`
  * and sends a pad's whole state when it changed since it was last sent, so a held stick
- * costs nothing and a burst of changes costs one message per frame. Up to four pads.
+ * costs nothing and a burst of changes costs one message per frame (at most 60 a second).
+ * Up to four pads.
  *
  * Only the page holding control sends (the caller's `send` is gated, and the server
  * checks again). Gaining control sends every pad afresh; losing it sends nothing more,
@@ -14,6 +15,10 @@
  */
 
 export const MAX_PADS = 4;
+/** At most one message per pad per this many ms (60 Hz), whatever the display's rate: four
+ *  busy pads stay well inside the server's input budget (500 events/s, shared with the
+ *  mouse). A change held back goes out on a later frame. */
+const MIN_INTERVAL_MS = 15;
 /** Real pads have up to ~20 buttons; the server refuses more than these. */
 const MAX_BUTTONS = 32;
 const MAX_AXES = 16;
@@ -43,22 +48,25 @@ export function attachGamepads({ send, hasControl, notice, getGamepads = () => n
   /** Per slot: the key last sent, or null (nothing sent since control/connection). */
   const sent = new Array(MAX_PADS).fill(null);
   const names = new Array(MAX_PADS).fill(null);
+  const sentAt = new Array(MAX_PADS).fill(-Infinity);
   let frame = 0;
   let messages = 0;
 
   const pads = () => Array.from(getGamepads() ?? []).slice(0, MAX_PADS);
 
-  function poll() {
+  function poll(now = performance.now()) {
     frame = 0;
     let any = false;
     pads().forEach((pad, i) => {
       if (!pad || pad.connected === false) return;
       any = true;
       if (!hasControl()) return;
+      if (now - sentAt[i] < MIN_INTERVAL_MS) return;
       const msg = padMessage(i, pad);
       const key = keyOf(msg);
       if (key !== sent[i] && send(msg)) {
         sent[i] = key;
+        sentAt[i] = now;
         messages += 1;
       }
     });
