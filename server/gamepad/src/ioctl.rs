@@ -147,27 +147,37 @@ const EV_MAX: usize = 0x1f;
 /// The answer to `request` on `device`.
 pub fn answer(device: Device, request: u32) -> Answer {
     let p = parts(request);
-    match (device.kind, p.ty) {
-        (Kind::Joystick, b'j') => joystick(device.pad, &p),
-        (Kind::Evdev, b'E') => evdev(device.pad, &p),
+    let answer = match (device.kind, p.ty) {
+        (Kind::Joystick, b'j') => joystick(device.pad, request, &p),
+        (Kind::Evdev, b'E') => evdev(device.pad, request, &p),
         // The other driver's requests: neither joydev nor evdev knows them.
         (_, b'j' | b'E') => Answer::Fail(libc::EINVAL),
         _ => Answer::Pass,
+    };
+    // The caller's buffer is the request's size: never answer more (JSIOCGCORR, one
+    // js_corr per axis whatever the size says, is joydev's own contract). Found by the
+    // fuzzer: JSIOCGVERSION with a 1-byte size once got 4 bytes.
+    match answer {
+        Answer::Read { ref bytes, .. } if bytes.len() > p.size && request != JSIOCGCORR => Answer::Fail(libc::EINVAL),
+        other => other,
     }
 }
 
-fn joystick(pad: usize, p: &Parts) -> Answer {
+fn joystick(pad: usize, request: u32, p: &Parts) -> Answer {
     let read = p.dir & IOC_READ != 0;
+    // Fixed-size requests match whole, as joydev matches them: another size is another
+    // request, which joydev refuses.
+    match request {
+        JSIOCGVERSION => return read_fixed(JS_VERSION.to_ne_bytes().to_vec()),
+        JSIOCGAXES => return read_fixed(vec![AXES.len() as u8]),
+        JSIOCGBUTTONS => return read_fixed(vec![BUTTONS.len() as u8]),
+        // Kelpie already sends joydev-scaled values: no correction on top (JS_CORR_NONE),
+        // one js_corr per axis as joydev copies them.
+        JSIOCGCORR => return read_fixed(vec![0u8; JS_CORR_SIZE * AXES.len()]),
+        _ => {}
+    }
     match (p.nr, read) {
-        (0x01, true) => read_fixed(JS_VERSION.to_ne_bytes().to_vec()),
-        (0x11, true) => read_fixed(vec![AXES.len() as u8]),
-        (0x12, true) => read_fixed(vec![BUTTONS.len() as u8]),
         (0x13, true) => read_cut(c_string(&layout::name(pad)), p.size),
-        (0x22, true) => {
-            // Kelpie already sends joydev-scaled values: no correction on top (JS_CORR_NONE),
-            // one js_corr per axis as joydev copies them.
-            read_fixed(vec![0u8; JS_CORR_SIZE * AXES.len()])
-        }
         (0x32, true) => {
             let mut map = vec![0u8; ABS_CNT];
             for (i, a) in AXES.iter().enumerate() {
@@ -188,15 +198,19 @@ fn joystick(pad: usize, p: &Parts) -> Answer {
     }
 }
 
-fn evdev(pad: usize, p: &Parts) -> Answer {
+fn evdev(pad: usize, request: u32, p: &Parts) -> Answer {
     let read = p.dir & IOC_READ != 0;
     let write = p.dir & IOC_WRITE != 0;
-    match p.nr {
-        0x01 if read => read_fixed(EV_VERSION.to_ne_bytes().to_vec()),
-        0x02 if read => {
+    match request {
+        EVIOCGVERSION => return read_fixed(EV_VERSION.to_ne_bytes().to_vec()),
+        EVIOCGID => {
             let id = [layout::BUS_USB, layout::VENDOR, layout::PRODUCT, layout::VERSION];
-            read_fixed(id.iter().flat_map(|v| v.to_ne_bytes()).collect())
+            return read_fixed(id.iter().flat_map(|v| v.to_ne_bytes()).collect());
         }
+        EVIOCGEFFECTS => return read_fixed(0i32.to_ne_bytes().to_vec()),
+        _ => {}
+    }
+    match p.nr {
         // No autorepeat (EV_REP) and no keymap: the kernel's answers for such a device.
         0x03 => Answer::Fail(libc::ENOSYS),
         0x04 => Answer::Fail(libc::EINVAL),
@@ -225,7 +239,6 @@ fn evdev(pad: usize, p: &Parts) -> Answer {
         0xc0..=0xff if write => Answer::Done(0),
         // No force feedback.
         0x80 | 0x81 => Answer::Fail(libc::ENOSYS),
-        0x84 if read => read_fixed(0i32.to_ne_bytes().to_vec()),
         // Grabbing, revoking and the event clock: accepted (nobody else reads this socket;
         // timestamps stay CLOCK_REALTIME, which is also the kernel's default).
         0x90 | 0x91 | 0xa0 if write => Answer::Done(0),

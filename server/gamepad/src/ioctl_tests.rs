@@ -173,3 +173,30 @@ fn each_driver_refuses_the_others_requests_and_sockets_pass() {
     assert_eq!(answer(EV1, 0x541b), Answer::Pass);
     assert_eq!(answer(JS0, 0x5421), Answer::Pass);
 }
+
+#[test]
+fn a_fixed_request_with_another_size_is_refused_not_overrun() {
+    // The fuzzer's find: JSIOCGVERSION's number with a 1-byte size.
+    assert_eq!(answer(JS0, ioc(IOC_READ, b'j', 0x01, 1)), Answer::Fail(libc::EINVAL));
+    assert_eq!(answer(JS0, ioc(IOC_READ, b'j', 0x11, 4)), Answer::Fail(libc::EINVAL));
+    assert_eq!(answer(EV1, ioc(IOC_READ, b'E', 0x02, 2)), Answer::Fail(libc::EINVAL));
+    assert_eq!(answer(EV1, ioc(IOC_READ, b'E', 0x01, 0)), Answer::Fail(libc::EINVAL));
+    // Variable-size reads are cut instead; absinfo too.
+    let (b, ret) = bytes(answer(EV1, ioc(IOC_READ, b'E', 0x40, 8)));
+    assert_eq!((b.len(), ret), (8, 0));
+    // Every reply fits its request, for every number a program could pass.
+    for dir in [0u32, 1, 2, 3] {
+        for ty in [b'j', b'E'] {
+            for nr in 0..=255u8 {
+                for size in [0usize, 1, 3, 4, 7, 8, 24, 36, 64, 96, 255, 1024, 0x3fff] {
+                    let req = ioc(dir, ty, nr, size);
+                    for dev in [JS0, EV1] {
+                        if let Answer::Read { bytes, .. } = answer(dev, req) {
+                            assert!(bytes.len() <= size || req == JSIOCGCORR, "{req:#x}: {} bytes", bytes.len());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
