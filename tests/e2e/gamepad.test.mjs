@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'node:test';
-import { REPO_ROOT, metricSamples, startEnv, waitFor } from './harness.mjs';
+import { REPO_ROOT, metricSamples, openConnected, startEnv, waitFor } from './harness.mjs';
 
 const WRAPPER = process.env.KELPIE_GAMEPAD_BIN || path.join(REPO_ROOT, 'target/debug/kelpie-gamepad');
 const SDL_SOURCE = path.join(REPO_ROOT, 'tests/testdata/gamepad/sdl-pad.c');
@@ -42,6 +42,23 @@ function gamepadDouble() {
   };
   /** Resolves after two animation frames: the page's poll has run since. */
   window.__frames = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+}
+
+/** A new browser's page with the Gamepad double, connected; `control`: wait until it holds control. */
+async function padPage(env, { control }) {
+  const browser = await env.launchBrowser();
+  const ctx = await browser.browser.newContext({ viewport: VIEWPORT });
+  await ctx.addInitScript(gamepadDouble);
+  const page = await openConnected(env, ctx, env.url);
+  if (control) await page.waitForFunction(() => window.kelpie.hasControl, null, { timeout: 10_000 });
+  return page;
+}
+
+/** A fresh private directory for a test's socket, removed after it. */
+function scratchSocket(t) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kelpie-pad-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return { dir, socket: path.join(dir, 'gamepad.sock') };
 }
 
 /** A pad state: pressed standard buttons (index → value) and the four axes. */
@@ -71,9 +88,7 @@ async function counter(env, result) {
 }
 
 test('pads sent by the controlling page reach jstest and an SDL2 game controller, in order, and nothing else does', { timeout: 180_000 }, async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kelpie-pad-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const socket = path.join(dir, 'gamepad.sock');
+  const { dir, socket } = scratchSocket(t);
   const env = await startEnv(t, { width: 640, height: 480, framerate: 15, serverArgs: ['--gamepad-socket', socket] });
   const sdlPad = compileSdlProgram(dir);
   const padEnv = { KELPIE_GAMEPAD_SOCKET: socket };
@@ -100,12 +115,7 @@ test('pads sent by the controlling page reach jstest and an SDL2 game controller
   assert.deepEqual(init.map(([type]) => type), [...new Array(11).fill(129), ...new Array(8).fill(130)]);
   assert.deepEqual(init.slice(11).map(([, , v]) => v), [0, 0, -32767, 0, 0, -32767, 0, 0]);
 
-  const browser = await env.launchBrowser();
-  const ctx = await browser.browser.newContext({ viewport: VIEWPORT });
-  await ctx.addInitScript(gamepadDouble);
-  const { openConnected } = await import('./harness.mjs');
-  const page = await openConnected(env, ctx, env.url);
-  await page.waitForFunction(() => window.kelpie.hasControl, null, { timeout: 10_000 });
+  const page = await padPage(env, { control: true });
 
   /** Sets pad 1 and waits until jstest has `n` more events. */
   let seen = 19;
@@ -136,10 +146,7 @@ test('pads sent by the controlling page reach jstest and an SDL2 game controller
 
   // Another participant, without control: its page sends nothing, and what it sends past
   // its page is refused and counted; then a change from the controller is the next event.
-  const other = await env.launchBrowser();
-  const octx = await other.browser.newContext({ viewport: VIEWPORT });
-  await octx.addInitScript(gamepadDouble);
-  const watcher = await openConnected(env, octx, env.url);
+  const watcher = await padPage(env, { control: false });
   assert.equal(await watcher.evaluate(() => window.kelpie.hasControl), false);
   await watcher.evaluate(async () => { window.__setPad(0, { 1: 1 }, [0, 0, 0, 0]); await window.__frames(); });
   assert.equal(await watcher.evaluate(() => window.kelpie.gamepads.messages), 0, 'a page without control sends no pad');
@@ -175,16 +182,9 @@ test('pads sent by the controlling page reach jstest and an SDL2 game controller
 });
 
 test('apps that cannot use the pads are told apart, and the page hears why', { timeout: 120_000 }, async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kelpie-pad-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const socket = path.join(dir, 'gamepad.sock');
+  const { socket } = scratchSocket(t);
   const env = await startEnv(t, { width: 640, height: 480, framerate: 15, serverArgs: ['--gamepad-socket', socket] });
-  const browser = await env.launchBrowser();
-  const ctx = await browser.browser.newContext({ viewport: VIEWPORT });
-  await ctx.addInitScript(gamepadDouble);
-  const { openConnected } = await import('./harness.mjs');
-  const page = await openConnected(env, ctx, env.url);
-  await page.waitForFunction(() => window.kelpie.hasControl, null, { timeout: 10_000 });
+  const page = await padPage(env, { control: true });
   const notice = () => page.evaluate(() => document.getElementById('notice')?.textContent ?? '');
 
   // A pad nobody reads: the page is told how to start an app with it.
