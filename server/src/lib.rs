@@ -330,12 +330,7 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
 fn start_gamepads(given: Option<std::path::PathBuf>, display: &str) -> Option<Arc<gamepad::Gamepads>> {
     let (path, ours) = match given {
         Some(p) => (p, false),
-        None => {
-            let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from);
-            // SAFETY: getuid cannot fail.
-            let uid = unsafe { libc::getuid() };
-            (kelpie_gamepad::paths::default_socket(runtime.as_deref(), uid, Some(display)), true)
-        }
+        None => (kelpie_gamepad::paths::default_socket_here(Some(display)), true),
     };
     match gamepad::Gamepads::start(path, ours) {
         Ok(g) => Some(Arc::new(g)),

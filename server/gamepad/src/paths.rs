@@ -99,11 +99,16 @@ pub fn socket_from_env() -> PathBuf {
     if let Some(p) = std::env::var_os(SOCKET_ENV).filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
+    default_socket_here(std::env::var("DISPLAY").ok().as_deref())
+}
+
+/// [`default_socket`] for this process's user and `$XDG_RUNTIME_DIR`: what Kelpie binds
+/// for `display` and what the launcher and library compute from `DISPLAY`.
+pub fn default_socket_here(display: Option<&str>) -> PathBuf {
     let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
-    let display = std::env::var("DISPLAY").ok();
     // SAFETY: getuid cannot fail.
     let uid = unsafe { libc::getuid() };
-    default_socket(runtime.as_deref(), uid, display.as_deref())
+    default_socket(runtime.as_deref(), uid, display)
 }
 
 #[cfg(test)]
