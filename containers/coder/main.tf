@@ -49,7 +49,7 @@ variable "turn_urls" {
 variable "turn_secret_name" {
   type        = string
   default     = ""
-  description = "Kubernetes Secret (in the workspace namespace) whose key turn-secret is coturn's static-auth-secret."
+  description = "Kubernetes Secret (in the workspace namespace) whose key turn-secret is coturn's static-auth-secret. Mounted only into a turn-broker sidecar, never into the workspace's own container."
 }
 
 provider "kubernetes" {
@@ -248,16 +248,14 @@ resource "kubernetes_deployment" "main" {
               value = var.turn_urls
             }
           }
+          # The workspace's user can read everything this container holds, so coturn's
+          # shared secret stays in the turn-broker sidecar below; Kelpie asks it for one
+          # time-limited credential per viewer.
           dynamic "env" {
             for_each = var.turn_secret_name != "" ? [1] : []
             content {
-              name = "KELPIE_TURN_SECRET"
-              value_from {
-                secret_key_ref {
-                  name = var.turn_secret_name
-                  key  = "turn-secret"
-                }
-              }
+              name  = "KELPIE_TURN_BROKER"
+              value = "http://127.0.0.1:3479/turn"
             }
           }
 
@@ -293,6 +291,55 @@ resource "kubernetes_deployment" "main" {
           volume_mount {
             name       = "dshm"
             mount_path = "/dev/shm"
+          }
+        }
+
+        # Mints TURN credentials from coturn's secret, which only this container mounts,
+        # under a UID of its own (the pod does not share its process namespace).
+        dynamic "container" {
+          for_each = var.turn_secret_name != "" ? [1] : []
+          content {
+            name              = "turn-broker"
+            image             = var.image
+            image_pull_policy = "IfNotPresent"
+            command           = ["/usr/local/bin/kelpie-turn-broker"]
+            env {
+              name  = "KELPIE_TURN_SECRET_FILE"
+              value = "/etc/kelpie/turn/turn-secret"
+            }
+            env {
+              name  = "KELPIE_TURN_BROKER_LABEL"
+              value = local.name
+            }
+            security_context {
+              run_as_user                = 1001
+              run_as_non_root            = true
+              allow_privilege_escalation = false
+              privileged                 = false
+              read_only_root_filesystem  = true
+              capabilities {
+                drop = ["ALL"]
+              }
+            }
+            resources {
+              requests = { cpu = "10m", memory = "16Mi" }
+              limits   = { cpu = "100m", memory = "64Mi" }
+            }
+            volume_mount {
+              name       = "turn-secret"
+              mount_path = "/etc/kelpie/turn"
+              read_only  = true
+            }
+          }
+        }
+        dynamic "volume" {
+          for_each = var.turn_secret_name != "" ? [1] : []
+          content {
+            name = "turn-secret"
+            secret {
+              secret_name  = var.turn_secret_name
+              default_mode = "0440"
+            }
           }
         }
 

@@ -232,11 +232,37 @@ def shape(variant: str, docs: list[dict[str, Any]]) -> list[str]:
             problems.append("coturn: args must allow the pod network again (--allowed-peer-ip=$(POD_NETWORK))")
         turn_env = {e["name"]: e.get("valueFrom", {}) for e in tc.get("env") or []}
         ref = turn_env.get("TURN_SECRET", {}).get("secretKeyRef", {})
-        secret_file_ok(docs, deploy, c, env, "KELPIE_TURN_SECRET_FILE", problems)
-        kelpie_secret = next((v["secret"]["secretName"] for v in pod.get("volumes", []) if "secret" in v), None)
-        key = env.get("KELPIE_TURN_SECRET_FILE", "").rsplit("/", 1)[-1]
-        if (ref.get("name"), ref.get("key")) != (kelpie_secret, key):
-            problems.append(f"coturn and Kelpie must share one TURN secret: coturn reads {ref}, Kelpie {kelpie_secret}/{key}")
+        # The desktop container never holds the TURN secret (its user could mint credentials
+        # that never expire): a broker sidecar, under a UID of its own, has the only mount.
+        for var in ("KELPIE_TURN_SECRET_FILE", "KELPIE_TURN_SECRET"):
+            if var in env:
+                problems.append(f"Deployment/kelpie: the desktop container must not get {var} (use the broker)")
+        broker = container(deploy, "turn-broker")
+        benv = env_of(docs, broker)
+        if not broker:
+            problems.append("coturn: the desktop's pod needs the turn-broker sidecar")
+        else:
+            secret_file_ok(docs, deploy, broker, benv, "KELPIE_TURN_SECRET_FILE", problems)
+            listen = benv.get("KELPIE_TURN_BROKER_LISTEN", "")
+            if not listen.startswith("127.0.0.1:"):
+                problems.append(f"turn-broker: must listen on the pod's loopback only (is {listen!r})")
+            if env.get("KELPIE_TURN_BROKER") != f"http://{listen}/turn":
+                problems.append(f"KELPIE_TURN_BROKER={env.get('KELPIE_TURN_BROKER')!r} must be the broker's http://{listen}/turn")
+            desk_uid = (c.get("securityContext") or {}).get("runAsUser", pod.get("securityContext", {}).get("runAsUser"))
+            if (broker.get("securityContext") or {}).get("runAsUser") in (None, desk_uid):
+                problems.append("turn-broker: must run as a UID other than the desktop's")
+            if pod.get("shareProcessNamespace"):
+                problems.append("coturn: shareProcessNamespace would let the desktop read the broker's files via /proc")
+            vols = {v["name"]: v for v in pod.get("volumes") or []}
+            bmount = next((m for m in broker.get("volumeMounts") or []
+                           if benv.get("KELPIE_TURN_SECRET_FILE", "").startswith(m["mountPath"].rstrip("/") + "/")), {})
+            broker_secret = (vols.get(bmount.get("name", ""), {}).get("secret") or {}).get("secretName")
+            key = benv.get("KELPIE_TURN_SECRET_FILE", "").rsplit("/", 1)[-1]
+            if (ref.get("name"), ref.get("key")) != (broker_secret, key):
+                problems.append(f"coturn and the broker must share one TURN secret: coturn reads {ref}, the broker {broker_secret}/{key}")
+            for m in c.get("volumeMounts") or []:
+                if (vols.get(m["name"], {}).get("secret") or {}).get("secretName") == broker_secret:
+                    problems.append(f"Deployment/kelpie: the desktop container mounts the TURN secret at {m['mountPath']}")
         if not re.match(r"turns?:", env.get("KELPIE_TURN_URLS", "")):
             problems.append("coturn: KELPIE_TURN_URLS must name the TURN server")
         listen = int(settings.get("listening-port", "3478"))

@@ -113,6 +113,7 @@ impl Status for DesktopStatus {
             "viewers": self.room.len(),
             "transports": d.kinds().into_iter().map(|(k, n)| (k.to_string(), n.into())).collect::<serde_json::Map<_, _>>(),
             "branches": d.branch_count(),
+            "webrtcbins_alive": crate::media::webrtcbins_alive(),
             "control": self.room.controller().map(crate::room::state::name),
             "frames_encoded": d.health.frames(),
             "pipeline_restarts": d.pipeline_restarts(),

@@ -18,7 +18,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'node:test';
-import { decodeRate, freePort, openConnected, sleep, startEnv, waitDecoding, waitFor } from './harness.mjs';
+import { KELPIE_BIN, decodeRate, freePort, openConnected, sleep, startEnv, waitDecoding, waitFor } from './harness.mjs';
 
 const TURNSERVER = process.env.KELPIE_TURNSERVER || '/usr/bin/turnserver';
 const TTL_S = 600;
@@ -202,6 +202,88 @@ test('TURN over TLS (turns:, as on port 443) with --force-relay plays through th
   assert.equal(pair.local.relayProtocol, 'tls', `the browser's relay is not over TLS: ${JSON.stringify(pair)}`);
   assert.ok(pair.local.url?.startsWith(`turns:127.0.0.1:${turn.tlsPort}`), JSON.stringify(pair.local));
   assert.ok(turn.lines.some((l) => /ALLOCATE processed, success/.test(l)), env.why('coturn allocated nothing'));
+});
+
+test('with a TURN broker the desktop holds no TURN secret and each viewer gets its own credential', { timeout: 90_000 }, async (t) => {
+  assert.ok(fs.existsSync(TURNSERVER), `${TURNSERVER} is missing (Debian package coturn): run tests/e2e/setup-deploy-tools.sh`);
+  const brokerBin = path.join(path.dirname(KELPIE_BIN), 'kelpie-turn-broker');
+  assert.ok(fs.existsSync(brokerBin), `${brokerBin} is missing: cargo build -p kelpie`);
+  const secret = crypto.randomBytes(24).toString('base64url');
+  const env = await startEnv(t, { width: 1280, height: 720, framerate: 30, animate: true, startServer: false });
+  const turn = await startCoturn(env, secret);
+  const turnUrl = `turn:127.0.0.1:${turn.port}?transport=udp`;
+
+  // The broker alone has the secret (in a file, as a sidecar's mount would give it).
+  const secretFile = path.join(env.logDir, 'turn-secret');
+  fs.writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
+  const brokerPort = await freePort();
+  const broker = env.spawn('turn-broker', brokerBin, [
+    '--listen', `127.0.0.1:${brokerPort}`, '--turn-secret-file', secretFile, '--turn-ttl', `${TTL_S}s`,
+    '--label', 'desk-7', '--per-minute', '3',
+  ]);
+  await waitFor('the broker to answer /health', async () => {
+    if (!broker.running) throw new Error('kelpie-turn-broker exited');
+    return (await fetch(`http://127.0.0.1:${brokerPort}/health`).catch(() => null))?.ok;
+  }, { timeoutMs: 10_000, intervalMs: 100 });
+
+  const server = await env.startKelpie({
+    args: ['--turn-url', turnUrl, '--force-relay', '--turn-broker', `http://127.0.0.1:${brokerPort}/turn`],
+  });
+  env.url = server.url;
+  env.server = server.proc;
+  const environ = fs.readFileSync(`/proc/${server.proc.pid}/environ`, 'latin1');
+  assert.ok(!environ.includes(secret) && !environ.includes('KELPIE_TURN_SECRET'), 'Kelpie was given the TURN secret');
+
+  const welcomes = [];
+  const viewer = await env.launchBrowser();
+  // A new context whose pages' welcome messages are kept, in order.
+  const watched = async () => {
+    const context = await viewer.browser.newContext({ viewport: { width: 1280, height: 720 } });
+    context.on('page', (p) => p.on('websocket', (ws) => ws.on('framereceived', ({ payload }) => {
+      try {
+        const msg = JSON.parse(payload);
+        if (msg.type === 'welcome') welcomes.push(msg);
+      } catch { /* not JSON */ }
+    })));
+    return context;
+  };
+  const page = await openConnected(env, await watched(), server.url);
+  const now = Math.floor(Date.now() / 1000);
+  const entry = (w) => w.ice_servers.find((s) => s.urls.includes(turnUrl));
+  const first = entry(welcomes[0]);
+  assert.ok(first, env.why(`no TURN server in the welcome: ${JSON.stringify(welcomes[0])}`));
+  // The broker's form: EXPIRY:LABEL/VIEWER, signed with the secret Kelpie never had.
+  const m = /^(\d+):desk-7\/(.+)$/.exec(first.username);
+  assert.ok(m, `TURN username ${JSON.stringify(first.username)} is not <expiry>:desk-7/<viewer>`);
+  assert.ok(Math.abs(Number(m[1]) - (now + TTL_S)) <= 30, `expiry ${m[1]}, want about ${now + TTL_S}`);
+  assert.equal(first.credential, crypto.createHmac('sha1', secret).update(first.username).digest('base64'));
+
+  // It plays, through the relay.
+  await waitDecoding(env, page, 5);
+  const pair = await selectedPair(page);
+  assert.equal(pair?.local.candidateType, 'relay', env.why(JSON.stringify(pair)));
+  assert.ok(turn.lines.some((l) => l.includes(`username=<${first.username}>`)), env.why('coturn never saw the brokered username'));
+
+  // A second viewer gets a credential of its own (the broker logs one issue per viewer).
+  const page2 = await openConnected(env, await watched(), server.url);
+  await waitDecoding(env, page2, 5);
+  assert.equal(welcomes.length, 2);
+  const second = entry(welcomes[1]);
+  assert.ok(second && second.credential !== first.credential, `the second viewer's credential: ${JSON.stringify(second)}`);
+  await waitFor('the broker to log two issues', () => broker.lines.filter((l) => l.includes('credential issued')).length === 2,
+    { timeoutMs: 5000, intervalMs: 100 });
+
+  // Over the broker's budget (3 a minute; the two viewers and nothing else so far: take the
+  // last one by hand), a viewer is told nothing about TURN, Kelpie logs why, and the
+  // page still connects: over the WebSocket, since WebRTC here is relay only.
+  const direct = await fetch(`http://127.0.0.1:${brokerPort}/turn?service=turn&username=by-hand`);
+  assert.equal(direct.status, 200);
+  const page3 = await openConnected(env, await watched(), server.url);
+  assert.equal(welcomes.length, 3);
+  assert.equal(entry(welcomes[2]), undefined, `over budget, yet a TURN entry: ${JSON.stringify(welcomes[2])}`);
+  await waitFor('Kelpie to log the refusal', () => server.proc.lines.some((l) => /TURN broker .*429.*no TURN relay/.test(l)),
+    { timeoutMs: 5000, intervalMs: 100 });
+  await page3.close();
 });
 
 /** The transport's selected candidate pair with both candidates, from getStats. */

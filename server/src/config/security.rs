@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use crate::auth::{Auth, Cidr, CookieSecure, Mode, Secret, TokenKey};
+use crate::turn::broker::BrokerUrl;
 use crate::turn::{IceServers, TurnCredentials};
 
 use super::ConfigError;
@@ -111,6 +112,13 @@ pub struct IceArgs {
     #[arg(long, env = "KELPIE_TURN_SECRET_FILE", value_name = "PATH")]
     pub turn_secret_file: Option<PathBuf>,
 
+    /// A TURN broker that mints each viewer's credential (`kelpie-turn-broker`, or any
+    /// TURN REST API service), e.g. http://127.0.0.1:3479/turn: Kelpie then holds no TURN
+    /// secret, which matters where the desktop's user can read what Kelpie reads (a pod
+    /// of their own). Use instead of KELPIE_TURN_SECRET.
+    #[arg(long, env = "KELPIE_TURN_BROKER", value_name = "URL")]
+    pub turn_broker: Option<String>,
+
     /// Lifetime of time-limited TURN credentials, e.g. 3600s, 90m, 24h.
     #[arg(long, env = "KELPIE_TURN_TTL", default_value = "24h", value_parser = parse_duration)]
     pub turn_ttl: Duration,
@@ -139,7 +147,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// A secret from an environment variable or a file (not both).
-fn load_secret(env: &str, file: Option<&Path>) -> Result<Option<Secret>, ConfigError> {
+pub fn load_secret(env: &str, file: Option<&Path>) -> Result<Option<Secret>, ConfigError> {
     let from_env = std::env::var(env).ok().filter(|v| !v.is_empty());
     match (from_env, file) {
         (Some(_), Some(f)) => Err(ConfigError::Secret(format!("both {env} and {} are set; use one", f.display()))),
@@ -229,6 +237,15 @@ impl IceArgs {
     pub fn build(&self) -> Result<IceServers, ConfigError> {
         let rest = load_secret("KELPIE_TURN_SECRET", self.turn_secret_file.as_deref())?;
         let password = load_secret("KELPIE_TURN_PASSWORD", self.turn_password_file.as_deref())?;
+        if let Some(url) = &self.turn_broker {
+            if rest.is_some() || self.turn_username.is_some() || password.is_some() {
+                return Err(ConfigError::Secret(
+                    "--turn-broker replaces the TURN secret and the static TURN user: set only one of them".into(),
+                ));
+            }
+            let url = BrokerUrl::parse(url).map_err(|e| ConfigError::Secret(e.to_string()))?;
+            return self.servers(TurnCredentials::Broker(url));
+        }
         let credentials = match (rest, &self.turn_username, password) {
             (Some(secret), None, None) => TurnCredentials::Rest { secret, ttl: self.turn_ttl },
             (None, Some(username), Some(password)) => TurnCredentials::Static { username: username.clone(), password },
@@ -245,6 +262,10 @@ impl IceArgs {
                 ));
             }
         };
+        self.servers(credentials)
+    }
+
+    fn servers(&self, credentials: TurnCredentials) -> Result<IceServers, ConfigError> {
         let servers = IceServers {
             stun_urls: self.stun_urls.clone(),
             turn_urls: self.turn_urls.clone(),

@@ -201,8 +201,16 @@ fn spawn_session(
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
     let log_path = std::env::temp_dir().join(format!("kelpie-session-{uid}-{}.log", display.trim_start_matches(':')));
-    let log = std::fs::File::create(&log_path)
-        .map_err(|e| DisplayError::Session { cmd: cmd.to_owned(), why: format!("{}: {e}", log_path.display()) })?;
+    let log = match open_session_log(&log_path) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(log = %log_path.display(), "cannot write the session's log ({e}); its output is discarded");
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .map_err(|e| DisplayError::Session { cmd: cmd.to_owned(), why: format!("/dev/null: {e}") })?
+        }
+    };
     let log_err = log.try_clone().map_err(|e| DisplayError::Session { cmd: cmd.to_owned(), why: e.to_string() })?;
     let shown = display.to_owned();
     tracing::info!(x_display = %shown, session = cmd, log = %log_path.display(), "starting session");
@@ -219,6 +227,20 @@ fn spawn_session(
         .process_group(0)
         .spawn()
         .map_err(|e| DisplayError::Session { cmd: cmd.to_owned(), why: e.to_string() })
+}
+
+/// A fresh session log at `path` in a shared directory: whatever is there is unlinked
+/// (ours from a previous run; in a sticky /tmp nobody else's can be), and the new file is
+/// created exclusively, 0600, refusing to follow a link, so nobody can point it elsewhere
+/// (review #30).
+fn open_session_log(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(path)
 }
 
 /// Sends `signal` to the process group led by `child` (spawned with `process_group(0)`).
@@ -254,5 +276,34 @@ impl Drop for Display {
             stop_group(&mut x, "Xvfb");
             tracing::info!(x_display = %self.name, "stopped embedded Xvfb");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::open_session_log;
+
+    #[test]
+    fn the_session_log_is_new_private_and_never_written_through_a_link() {
+        let dir = std::env::temp_dir().join(format!("kelpie-log-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let path = dir.join("session.log");
+        std::fs::write(&path, "old run").unwrap();
+        drop(open_session_log(&path).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"", "a previous run's log is replaced");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+
+        // A link planted at the path: the link goes, the file it names is untouched.
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "keep me").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        drop(open_session_log(&path).unwrap());
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+        assert!(!std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -13,6 +13,7 @@ mod reply;
 pub mod serve;
 mod share;
 mod tls;
+mod turn_broker;
 mod ws;
 mod ws_writer;
 

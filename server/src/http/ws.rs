@@ -144,7 +144,7 @@ async fn serve(socket: WebSocket, app: Arc<App>, who: AuthedUser, asked: Option<
         Ok(slot) => slot,
         Err(full) => {
             tracing::warn!(user = who.user, "{full}");
-            let mut p = Participant::new(0, app, who, writer);
+            let mut p = Participant::new(0, app, who, writer, ViewerIce::default());
             execute(Session::refuse(ErrorCode::ServerFull, full.to_string()), &mut p).await;
             drop(p);
             let _ = written.await;
@@ -153,7 +153,8 @@ async fn serve(socket: WebSocket, app: Arc<App>, who: AuthedUser, asked: Option<
         }
     };
     let span = tracing::info_span!("participant", id = slot.id, user = %who.user, role = %who.role);
-    let mut p = Participant::new(slot.id, app, who, writer);
+    let ice = super::turn_broker::viewer_ice(&app.ice, &who.user, super::now_unix()).instrument(span.clone()).await;
+    let mut p = Participant::new(slot.id, app, who, writer, ice);
     p.user_agent = user_agent;
     participant(slot, p, stream, written, asked).instrument(span).await;
 }
@@ -192,8 +193,7 @@ struct Participant {
 }
 
 impl Participant {
-    fn new(id: u64, app: Arc<App>, who: AuthedUser, writer: Writer) -> Self {
-        let ice = app.ice.for_viewer(&who.user, super::now_unix());
+    fn new(id: u64, app: Arc<App>, who: AuthedUser, writer: Writer, ice: ViewerIce) -> Self {
         Self { id, app, who, ice, writer, media: mpsc::unbounded_channel().1, user_agent: String::new() }
     }
 

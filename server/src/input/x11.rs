@@ -237,15 +237,11 @@ impl XSide {
             }
             Err(KeyError::Unmapped(_)) => {
                 let bound = self.binder.press(keysym, Instant::now()).map_err(|e| e.to_string())?;
-                if bound.remap {
-                    self.map_keycode(bound.keycode, keysym)?;
-                    tracing::debug!(
-                        keysym = format_args!("{keysym:#x}"),
-                        keycode = bound.keycode,
-                        "input: keysym bound"
-                    );
+                if let Err(e) = self.press_bound(bound.keycode, bound.remap, keysym) {
+                    // Not pressed after all: the spare keycode must not stay held for ever.
+                    self.binder.release(bound.keycode, Instant::now());
+                    return Err(e);
                 }
-                self.key(FakeKey { keycode: bound.keycode, press: true })?;
                 Some(bound.keycode)
             }
         };
@@ -256,6 +252,15 @@ impl XSide {
             held.shifts.extend(held.keys.get(&keysym));
         }
         Ok(())
+    }
+
+    /// Maps `keysym` onto the spare `keycode` (when the binder says it must) and presses it.
+    fn press_bound(&mut self, keycode: u8, remap: bool, keysym: u32) -> Result<(), String> {
+        if remap {
+            self.map_keycode(keycode, keysym)?;
+            tracing::debug!(keysym = format_args!("{keysym:#x}"), keycode, "input: keysym bound");
+        }
+        self.key(FakeKey { keycode, press: true })
     }
 
     fn key_up(&mut self, held: &mut Held, keysym: u32) -> Result<(), String> {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 
 use super::audio::{capture_chain, AudioSettings, AudioState};
+use super::pulse_probe::{self, Probe};
 
 /// Retries back off from this…
 const FIRST_RETRY: Duration = Duration::from_millis(500);
@@ -157,6 +158,10 @@ fn run_once(
             };
             return Ended::Permanent(format!("{hint} (element {f})"));
         }
+    }
+    // Asked first: a pulsesrc that cannot connect leaks its libpulse thread (pulse_probe).
+    if let Probe::Unreachable(why) = pulse_probe::probe(settings.server.as_deref()) {
+        return Ended::Failed(describe(&format!("Failed to connect: {why}")));
     }
     let Some(main) = desktop.upgrade() else { return Ended::Stopped };
     let pipeline = match gst::parse::launch(&chain.launch_line()).map(|e| e.downcast::<gst::Pipeline>()) {

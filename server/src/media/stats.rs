@@ -97,8 +97,17 @@ impl MediaStats {
         self.viewers.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// A viewer whose figures will be kept (from when its transport opens).
+    pub fn add_viewer(&self, id: u64) {
+        self.viewers.lock().unwrap_or_else(|e| e.into_inner()).entry(id).or_default();
+    }
+
+    /// New figures for a viewer still known; a `get-stats` reply that arrives after the
+    /// viewer was forgotten is dropped, so no stale series stays in `/metrics`.
     pub fn set_viewer(&self, id: u64, net: ViewerNet) {
-        self.viewers.lock().unwrap_or_else(|e| e.into_inner()).insert(id, net);
+        if let Some(v) = self.viewers.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&id) {
+            *v = net;
+        }
     }
 
     pub fn forget_viewer(&self, id: u64) {
@@ -119,4 +128,22 @@ pub fn viewer_net_from_stats(stats: &gst::StructureRef) -> ViewerNet {
         }
     }
     net
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_are_kept_only_for_viewers_present() {
+        let stats = MediaStats::default();
+        stats.set_viewer(1, ViewerNet { packets_lost: 3, ..Default::default() });
+        assert!(stats.viewers().is_empty(), "a reply for a viewer never added is dropped");
+        stats.add_viewer(1);
+        stats.set_viewer(1, ViewerNet { packets_lost: 3, ..Default::default() });
+        assert_eq!(stats.viewers()[&1].packets_lost, 3);
+        stats.forget_viewer(1);
+        stats.set_viewer(1, ViewerNet { packets_lost: 4, ..Default::default() });
+        assert!(stats.viewers().is_empty(), "a late reply does not bring a departed viewer back");
+    }
 }

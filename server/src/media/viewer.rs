@@ -16,6 +16,10 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::MediaError;
 use crate::transport::{InboundHandler, TransportEvent};
 
+/// webrtcbins not yet finalized (GObject weak-ref notify), whether in the pipeline, in a
+/// grave or leaked: `make soak` checks it returns to 0 once the room is empty.
+pub static WEBRTCBINS_ALIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Where webrtcbin may gather ICE candidates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IceSettings {
@@ -119,6 +123,10 @@ impl ViewerBranch {
         };
         let bin = gst::Bin::with_name(&format!("{BIN_PREFIX}{id}"));
         let webrtc = make("webrtcbin")?;
+        WEBRTCBINS_ALIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        webrtc.add_weak_ref_notify(|| {
+            WEBRTCBINS_ALIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        });
         webrtc.set_property_from_str("bundle-policy", "max-bundle");
         webrtc.set_property("latency", 0u32);
         configure_ice(&webrtc, ice, servers);

@@ -119,12 +119,19 @@ pub struct Start {
     pub stream: StreamLimits,
 }
 
+/// Remote ICE candidates taken per offer: a browser gathers a handful per interface, and
+/// each one taken costs connectivity checks towards the address it names (review #34).
+/// The rest are ignored, not refused: a host with many interfaces still connects.
+pub const MAX_REMOTE_CANDIDATES: u32 = 50;
+
 /// One viewer's signalling conversation.
 #[derive(Debug)]
 pub struct Session {
     state: State,
     kind: Kind,
     offered: Vec<Kind>,
+    /// Remote candidates taken since the last offer.
+    remote_candidates: u32,
 }
 
 impl Session {
@@ -143,7 +150,12 @@ impl Session {
             boot: start.boot,
             stream: start.stream,
         };
-        let session = Self { state: media_state(start.transport), kind: start.transport, offered: start.offered };
+        let session = Self {
+            state: media_state(start.transport),
+            kind: start.transport,
+            offered: start.offered,
+            remote_candidates: 0,
+        };
         (session, vec![Action::Send(welcome)])
     }
 
@@ -194,6 +206,7 @@ impl Session {
             ),
             Event::LocalOffer(sdp) if self.state == State::CreatingOffer => {
                 self.state = State::OfferSent;
+                self.remote_candidates = 0;
                 vec![Action::Send(ServerMessage::Offer { sdp })]
             }
             Event::LocalOffer(_) => Vec::new(),
@@ -257,6 +270,10 @@ impl Session {
                 if !candidate.starts_with("candidate:") || candidate.contains(['\r', '\n']) {
                     return self.fail(ErrorCode::BadMessage, "ICE candidate must be one \"candidate:...\" line".into());
                 }
+                if self.remote_candidates >= MAX_REMOTE_CANDIDATES {
+                    return Vec::new();
+                }
+                self.remote_candidates += 1;
                 vec![Action::AddRemoteIce { candidate, sdp_mline_index }]
             }
         }
@@ -519,6 +536,23 @@ mod tests {
         assert_eq!(s.handle(Event::ClientText(r#"{"type":"ping"}"#.into())), vec![Action::Send(ServerMessage::Pong)]);
         s.handle(Event::ClientText(answer_json()));
         assert!(s.handle(Event::ClientText(r#"{"type":"ice","candidate":"","sdpMLineIndex":0}"#.into())).is_empty());
+    }
+
+    #[test]
+    fn remote_candidates_past_the_cap_are_ignored_not_refused() {
+        let mut s = started();
+        s.handle(Event::ClientText(answer_json()));
+        let ice = |n: u32| {
+            format!(
+                r#"{{"type":"ice","candidate":"candidate:{n} 1 udp 1 10.0.0.{} 9 typ host","sdpMLineIndex":0}}"#,
+                n % 250
+            )
+        };
+        let taken = (0..MAX_REMOTE_CANDIDATES + 20)
+            .filter(|&n| matches!(s.handle(Event::ClientText(ice(n))).as_slice(), [Action::AddRemoteIce { .. }]))
+            .count();
+        assert_eq!(taken, MAX_REMOTE_CANDIDATES as usize);
+        assert!(!s.is_closed(), "ignored, not refused");
     }
 
     #[test]

@@ -9,9 +9,10 @@
 //! its own (a RandR mode), and leaves; every 10th cycle it vanishes without closing. After
 //! `--warmup` cycles the server's RSS and open file descriptors are taken; after all of
 //! them, once the room is empty and stopped branches are freed, again (both counts are
-//! rounded up to whole rounds of the screen sizes asked for). Prints one JSON line with the figures and exits 1
-//! if the RSS grew by more than 5 MiB, descriptors grew, or a branch, a held keycode
-//! binding or an extra RandR mode remains.
+//! rounded up to whole rounds of the screen sizes asked for). Prints one JSON line with the
+//! figures (descriptors by kind and threads by name, so a growth names its source) and
+//! exits 1 if the RSS grew by more than 5 MiB, descriptors or threads grew, or a branch, a
+//! held keycode binding or an extra RandR mode remains.
 
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -44,6 +45,36 @@ fn rss_kib(pid: u32) -> i64 {
 
 fn open_fds(pid: u32) -> i64 {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(-1, |d| d.count() as i64)
+}
+
+/// Open descriptors by kind (`socket`, `pipe`, `anon_inode:[eventfd]`, or a file's path),
+/// so that a growth says what grew.
+fn fd_kinds(pid: u32) -> std::collections::BTreeMap<String, i64> {
+    let mut kinds = std::collections::BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return kinds };
+    for entry in dir.flatten() {
+        let target = std::fs::read_link(entry.path()).map_or_else(|_| "?".into(), |t| t.display().to_string());
+        let kind = target.split_once(":[").map_or(target.clone(), |(k, rest)| {
+            if k == "anon_inode" {
+                format!("anon_inode:[{rest}")
+            } else {
+                k.to_owned()
+            }
+        });
+        *kinds.entry(kind).or_insert(0) += 1;
+    }
+    kinds
+}
+
+/// Threads of `pid` by name: a growth in threads names the component that left them.
+fn thread_names(pid: u32) -> std::collections::BTreeMap<String, i64> {
+    let mut names = std::collections::BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return names };
+    for entry in dir.flatten() {
+        let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default().trim().to_owned();
+        *names.entry(name).or_insert(0) += 1;
+    }
+    names
 }
 
 /// RandR modes the X server knows (`xrandr --verbose` lists each once).
@@ -105,6 +136,7 @@ async fn run(cycles: u64, warmup: u64) -> Result<bool, String> {
     settle("the room empty after the warm-up");
     let (rss0, fds0, modes0, keys0) =
         (rss_kib(k.pid()), open_fds(k.pid()), randr_modes(&x.display), bound_keycodes(&x.display));
+    let (kinds0, threads0) = (fd_kinds(k.pid()), thread_names(k.pid()));
     let started = Instant::now();
     for i in warmup..warmup + cycles {
         cycle(&k, i).await?;
@@ -112,15 +144,24 @@ async fn run(cycles: u64, warmup: u64) -> Result<bool, String> {
     let h = settle("the room empty after the cycles");
     let (rss1, fds1, modes1, keys1) =
         (rss_kib(k.pid()), open_fds(k.pid()), randr_modes(&x.display), bound_keycodes(&x.display));
+    let (kinds1, threads1) = (fd_kinds(k.pid()), thread_names(k.pid()));
     let growth = rss1 - rss0;
-    let ok = growth <= MAX_RSS_GROWTH_KIB && fds1 <= fds0 && h["branches"] == 0 && modes1 <= modes0 && keys1 <= keys0;
+    let count = |t: &std::collections::BTreeMap<String, i64>| t.values().sum::<i64>();
+    let ok = growth <= MAX_RSS_GROWTH_KIB
+        && fds1 <= fds0
+        && count(&threads1) <= count(&threads0)
+        && h["branches"] == 0
+        && h["webrtcbins_alive"] == 0
+        && modes1 <= modes0
+        && keys1 <= keys0;
     println!(
         "{}",
         json!({
             "cycles": cycles, "warmup": warmup, "seconds": started.elapsed().as_secs_f64().round(),
             "rss_kib": [rss0, rss1], "rss_growth_kib": growth, "fds": [fds0, fds1],
-            "randr_modes": [modes0, modes1], "bound_keycodes": [keys0, keys1], "branches": h["branches"], "frames_encoded": h["frames_encoded"],
+            "randr_modes": [modes0, modes1], "bound_keycodes": [keys0, keys1], "branches": h["branches"], "webrtcbins_alive": h["webrtcbins_alive"], "frames_encoded": h["frames_encoded"],
             "input_dropped": h["input_dropped"], "ok": ok,
+            "fd_kinds": [kinds0, kinds1], "threads": [threads0, threads1],
         })
     );
     Ok(ok)

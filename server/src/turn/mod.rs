@@ -4,6 +4,10 @@
 //! from a secret shared with the TURN server (coturn `use-auth-secret`): the username is
 //! `<expiry>:<user>` and the password `base64(HMAC-SHA1(secret, username))`, so the TURN
 //! server checks them without any call back to Kelpie, and a leaked pair expires.
+//! Or they come from a broker that holds the secret where the desktop's user cannot read
+//! it ([`broker`]).
+
+pub mod broker;
 
 use std::time::Duration;
 
@@ -26,8 +30,16 @@ pub struct IceServer {
 #[derive(Debug)]
 pub enum TurnCredentials {
     None,
-    Static { username: String, password: Secret },
-    Rest { secret: Secret, ttl: Duration },
+    Static {
+        username: String,
+        password: Secret,
+    },
+    Rest {
+        secret: Secret,
+        ttl: Duration,
+    },
+    /// Asked of a TURN broker per viewer (`--turn-broker`): Kelpie never holds the secret.
+    Broker(broker::BrokerUrl),
 }
 
 /// The operator's ICE server settings.
@@ -57,7 +69,7 @@ pub enum TurnError {
     #[error("--force-relay needs at least one --turn-url")]
     RelayWithoutTurn,
     #[error(
-        "--turn-url needs credentials: KELPIE_TURN_SECRET (coturn use-auth-secret) or --turn-username with KELPIE_TURN_PASSWORD"
+        "--turn-url needs credentials: --turn-broker, KELPIE_TURN_SECRET (coturn use-auth-secret) or --turn-username with KELPIE_TURN_PASSWORD"
     )]
     TurnWithoutCredentials,
 }
@@ -87,15 +99,19 @@ impl IceServers {
         Ok(())
     }
 
-    /// ICE configuration for a viewer authenticated as `user`, at `now_unix`.
-    pub fn for_viewer(&self, user: &str, now_unix: u64) -> ViewerIce {
-        let mut ice = ViewerIce { relay_only: self.force_relay, ..Default::default() };
-        if !self.stun_urls.is_empty() {
-            ice.browser.push(IceServer { urls: self.stun_urls.clone(), username: None, credential: None });
-            ice.gst_stun = self.stun_urls.first().and_then(|u| gst_url(u, None));
+    /// The broker to ask for each viewer's TURN credential, when there is one.
+    pub fn broker(&self) -> Option<&broker::BrokerUrl> {
+        match &self.credentials {
+            TurnCredentials::Broker(url) if !self.turn_urls.is_empty() => Some(url),
+            _ => None,
         }
+    }
+
+    /// ICE configuration for a viewer authenticated as `user`, at `now_unix`. With a
+    /// broker, this has no TURN entry: use [`IceServers::with_credential`] with its reply.
+    pub fn for_viewer(&self, user: &str, now_unix: u64) -> ViewerIce {
         let creds = match &self.credentials {
-            TurnCredentials::None => None,
+            TurnCredentials::None | TurnCredentials::Broker(_) => None,
             TurnCredentials::Static { username, password } => {
                 Some((username.clone(), String::from_utf8_lossy(password.expose()).into_owned()))
             }
@@ -103,6 +119,16 @@ impl IceServers {
                 Some(rest_credentials(secret.expose(), user, now_unix + ttl.as_secs()))
             }
         };
+        self.with_credential(creds)
+    }
+
+    /// ICE configuration with the TURN credential `creds` (user name, password), if any.
+    pub fn with_credential(&self, creds: Option<(String, String)>) -> ViewerIce {
+        let mut ice = ViewerIce { relay_only: self.force_relay, ..Default::default() };
+        if !self.stun_urls.is_empty() {
+            ice.browser.push(IceServer { urls: self.stun_urls.clone(), username: None, credential: None });
+            ice.gst_stun = self.stun_urls.first().and_then(|u| gst_url(u, None));
+        }
         if let (Some((username, password)), false) = (creds, self.turn_urls.is_empty()) {
             ice.gst_turn = self.turn_urls.iter().filter_map(|u| gst_url(u, Some((&username, &password)))).collect();
             ice.browser.push(IceServer {
@@ -216,6 +242,23 @@ mod tests {
         for bad in ["turn:", "turn://h:1", "turn:u@h:1", "turn:h:1?transport=sctp"] {
             assert!(split_url(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_broker_credential_goes_to_both_forms() {
+        let s = IceServers {
+            stun_urls: vec![],
+            turn_urls: vec!["turn:127.0.0.1:3478?transport=udp".into()],
+            credentials: TurnCredentials::Broker(broker::BrokerUrl::parse("http://127.0.0.1:3479/turn").unwrap()),
+            force_relay: true,
+        };
+        assert_eq!(s.validate(), Ok(()));
+        assert!(s.broker().is_some());
+        assert!(s.for_viewer("u", 0).browser.is_empty(), "no credential until the broker gives one");
+        let ice = s.with_credential(Some(("9:d/u".into(), "pw".into())));
+        assert_eq!(ice.browser[0].username.as_deref(), Some("9:d/u"));
+        assert_eq!(ice.gst_turn, vec!["turn://9%3Ad%2Fu:pw@127.0.0.1:3478?transport=udp".to_owned()]);
+        assert!(ice.relay_only);
     }
 
     #[test]
