@@ -8,7 +8,7 @@ CARGO ?= cargo
 JOBS ?= 2
 ARGS ?=
 
-.PHONY: run test build build-release deps-run deps-test unit e2e deploy-static bench bench-spine fuzz soak fmt lint clean
+.PHONY: run test build build-release deps-run deps-test unit e2e deploy-static bench bench-spine fuzz soak image image-test deps-image fmt lint clean
 
 run: deps-run build-release
 	./target/release/kelpie $(ARGS)
@@ -74,6 +74,21 @@ soak: deps-test
 	$(CARGO) build -j$(JOBS) --release -p kelpie -p kelpie-tests
 	./target/release/kelpie-soak --cycles $(SOAK_CYCLES)
 	KELPIE_BIN=target/release/kelpie KELPIE_XPROBE_BIN=target/release/kelpie-xprobe node tests/bench/soak-reload.mjs
+
+# The container image (containers/Dockerfile), built here with podman: host-built binaries
+# and, where no registry answers, a Debian base from mmdebstrap (containers/image.sh).
+# image-test runs it strictly (read-only, no capabilities, arbitrary UID, KELPIE_* only)
+# and streams from it to headless Chromium. Slow; not part of `make test`.
+deps-image:
+	command -v podman >/dev/null && command -v mmdebstrap >/dev/null && command -v runc >/dev/null \
+	  || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman runc mmdebstrap)
+
+image: deps-run deps-image
+	CARGO=$(CARGO) ./containers/image.sh build
+
+image-test: deps-test deps-image
+	$(CARGO) build -j$(JOBS) --release -p kelpie-tests --bin kelpie-xprobe
+	CARGO=$(CARGO) ./containers/image.sh test
 
 fmt:
 	$(CARGO) fmt --all

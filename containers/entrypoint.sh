@@ -64,6 +64,15 @@ fi
 chmod 0700 "$XDG_RUNTIME_DIR"
 export XDG_RUNTIME_DIR
 
+# GStreamer's plugin registry, fresh at every start: a registry cached while no GPU was
+# visible lists no NVENC elements, and would hide them from a later start on a GPU node when
+# the home directory is persistent (a Coder PVC, a hub's home volume).
+if [ -z "${GST_REGISTRY:-}" ]; then
+  GST_REGISTRY="$XDG_RUNTIME_DIR/gstreamer-registry-$(uname -m).bin"
+  rm -f "$GST_REGISTRY"
+  export GST_REGISTRY
+fi
+
 # Programs in the session (dbus, PulseAudio, XFCE) look the user up in the passwd database.
 # An arbitrary UID (OpenShift-style, 'docker run --user 12345') has no entry there: give it one
 # with nss_wrapper when the image has it.

@@ -9,6 +9,8 @@
 #   - hadolint on the Dockerfile, shellcheck on the shell scripts
 #   - pytest: the entrypoint and health-check scripts, the checker, jupyter-kelpie
 #   - the Coder template (HCL), the Grafana dashboard, the settings table in the docs
+#   - the Open OnDemand app rendered with Ruby's ERB and run (check_ood.rb)
+#   - the image's package list resolving for amd64 and arm64 (check-arch.sh; network)
 #
 # Works on a fresh Debian 12 as root: installs shellcheck and python3-venv with apt, and
 # pinned Python tools (containers/tests/requirements.txt) into .venv-deploy/. The second
@@ -31,6 +33,7 @@ apt_missing=()
 command -v shellcheck >/dev/null || apt_missing+=(shellcheck)
 /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || apt_missing+=(python3-venv)
 command -v dpkg-deb >/dev/null || apt_missing+=(dpkg)
+command -v ruby >/dev/null || apt_missing+=(ruby)
 if ((${#apt_missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     command -v sudo >/dev/null || die "not root: install ${apt_missing[*]} yourself"
@@ -167,8 +170,14 @@ echo "      ... $(grep -c '^FAIL ' "$out/selftest.log") violations in all, as in
 
 check "hadolint containers/Dockerfile" "$venv/bin/hadolint" --config containers/.hadolint.yaml containers/Dockerfile
 
+check "Open OnDemand app renders with ERB and runs (containers/ood/kelpie)" ruby containers/tests/check_ood.rb
+
+for arch in amd64 arm64; do
+  check "the image's package set resolves for $arch (apt-get -s, bookworm)" bash containers/tests/check-arch.sh "$arch"
+done
+
 for script in containers/entrypoint.sh containers/healthcheck.sh containers/k8s/make-secrets.sh \
-  containers/slurm/kelpie.sbatch containers/tests/check-static.sh; do
+  containers/slurm/kelpie.sbatch containers/tests/check-static.sh containers/image.sh containers/tests/check-arch.sh; do
   check "shellcheck $script" shellcheck "$script"
 done
 

@@ -23,6 +23,7 @@ pub mod cursor;
 pub mod display;
 pub mod files;
 pub mod gamepad;
+pub mod gpu;
 pub mod http;
 pub mod input;
 pub mod media;
@@ -56,6 +57,8 @@ pub enum RunError {
     Gstreamer(String),
     #[error(transparent)]
     Display(#[from] display::DisplayError),
+    #[error("{0}")]
+    Gl(String),
     #[error(transparent)]
     Media(#[from] media::MediaError),
     #[error("cannot listen on {addr}: {why}")]
@@ -141,7 +144,11 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
     } else {
         None
     };
+    let gpu = gpu::GpuFacts::read();
+    tracing::info!("GPU: {}", gpu.summary());
+    let gl = gl_plan(&config, &gpu)?;
     let mut session_env: Vec<(&str, String)> = pulse.iter().map(|p| ("PULSE_SERVER", p.server())).collect();
+    session_env.extend(gl.session_env.iter().cloned());
     if config.gamepads {
         session_env.extend(gamepad_session_env(config.gamepad_socket.as_deref()));
     }
@@ -164,6 +171,7 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
                 config.max_size,
                 config.session.as_deref(),
                 &session_env,
+                &gl.xvfb_env,
                 cookie,
                 &mut start_pads,
             )
@@ -173,7 +181,7 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
     tracing::info!(x_display = %screen.name, width = screen.width, height = screen.height, "capturing display");
 
     let params = EncodeParams { bitrate_kbps: config.bitrate, framerate: config.framerate, threads: video_threads() };
-    let choice = tokio::task::block_in_place(|| media::select_encoder(config.encoder, &params))?;
+    let choice = tokio::task::block_in_place(|| media::select_encoder(config.encoder, &params, &gpu))?;
     let ice =
         media::IceSettings { addresses: config.ice_addresses.clone(), ports: config.udp_ports.map(|r| (r.min, r.max)) };
     let desktop = Desktop::start(
@@ -343,6 +351,28 @@ fn start_gamepads(given: Option<std::path::PathBuf>, display: &str) -> Option<Ar
 
 /// What Kelpie's own session needs for gamepads: the socket when it is not the default,
 /// and `kelpie-gamepad` on its `PATH` when it sits next to this binary.
+/// The embedded session's OpenGL ([`display::gl`]), its manifest written, the choice
+/// logged. An attached display's session is not Kelpie's to set up.
+fn gl_plan(config: &Config, gpu: &gpu::GpuFacts) -> Result<display::gl::GlPlan, RunError> {
+    let runtime_dir =
+        std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    if config.display.is_some() {
+        tracing::info!("--display: the session's OpenGL is the existing desktop's own");
+        return display::gl::plan(display::gl::GlMode::Software, gpu, &runtime_dir)
+            .map_err(|e| RunError::Gl(e.to_string()));
+    }
+    let mut plan = display::gl::plan(config.gl, gpu, &runtime_dir).map_err(|e| RunError::Gl(e.to_string()))?;
+    if let Some((path, json)) = plan.write_icd.take() {
+        if let Err(e) = std::fs::write(&path, json) {
+            tracing::warn!("cannot write {}: {e}; apps render with Mesa llvmpipe on the CPU", path.display());
+            return display::gl::plan(display::gl::GlMode::Software, gpu, &runtime_dir)
+                .map_err(|e| RunError::Gl(e.to_string()));
+        }
+    }
+    tracing::info!(path = ?plan.path, "session OpenGL: {}", plan.reason);
+    Ok(plan)
+}
+
 fn gamepad_session_env(socket: Option<&std::path::Path>) -> Vec<(&'static str, String)> {
     let mut env = Vec::new();
     if let Some(s) = socket {

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 pub mod clipboard;
 pub mod files;
 pub mod security;
+pub use crate::display::gl::GlMode;
 pub use crate::media::{CaptureSource, EncoderPreference};
 pub use crate::screen::ScreenSize;
 pub use crate::transport::Policy;
@@ -142,6 +143,12 @@ pub struct Config {
     /// A hardware encoder that cannot open a session falls back to x264.
     #[arg(help_heading = "Stream", long, env = "KELPIE_ENCODER", value_enum, default_value_t = EncoderPreference::Auto)]
     pub encoder: EncoderPreference,
+
+    /// OpenGL for apps in the embedded session. `auto` renders on an NVIDIA GPU through
+    /// Mesa's zink when the GPU and its Vulkan driver are visible (the log says which and
+    /// why), else on the CPU with llvmpipe; `gpu` refuses to start without the GPU path.
+    #[arg(help_heading = "Display", long, env = "KELPIE_GL", value_enum, default_value_t = GlMode::Auto)]
+    pub gl: GlMode,
 
     /// How many browsers may watch at once; each extra one costs a WebRTC session, not an encode.
     #[arg(help_heading = "Network", long, env = "KELPIE_MAX_VIEWERS", default_value_t = DEFAULT_MAX_VIEWERS,

@@ -1,6 +1,7 @@
 //! The X display Kelpie streams: an existing one, or an embedded Xvfb plus a session.
 //! The embedded Xvfb admits only clients with this run's cookie ([`xauth`]).
 
+pub mod gl;
 pub mod xauth;
 
 use std::io::{BufRead, BufReader};
@@ -67,6 +68,7 @@ impl Display {
         max_size: ScreenSize,
         session: Option<&str>,
         session_env: &[(&str, String)],
+        xvfb_env: &[(&str, String)],
         cookie: XCookie,
         before_session: &mut dyn FnMut(&str),
     ) -> Result<Self, DisplayError> {
@@ -79,6 +81,8 @@ impl Display {
             .arg("-auth")
             .arg(cookie.path())
             .env_clear_secrets()
+            .env_clear_gl_overrides()
+            .envs(xvfb_env.iter().map(|(k, v)| (*k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -172,6 +176,20 @@ pub fn prepare_embedded() -> Result<XCookie, DisplayError> {
     let cookie = XCookie::create()?;
     std::env::set_var("XAUTHORITY", cookie.path());
     Ok(cookie)
+}
+
+/// Xvfb never loads zink, whatever the environment Kelpie was started in ([`gl`]).
+trait ClearGlOverrides {
+    fn env_clear_gl_overrides(&mut self) -> &mut Self;
+}
+
+impl ClearGlOverrides for Command {
+    fn env_clear_gl_overrides(&mut self) -> &mut Self {
+        for var in gl::ZINK_VARIABLES {
+            self.env_remove(var);
+        }
+        self
+    }
 }
 
 /// Child processes of the display never see Kelpie's secrets.

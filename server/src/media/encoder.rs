@@ -228,6 +228,21 @@ pub fn candidates(pref: EncoderPreference) -> Vec<EncoderKind> {
     }
 }
 
+/// Whether `kind` is worth probing on a machine with `facts`: a GPU encoder with no GPU
+/// device to open is passed over at once, with the reason the log gives, instead of
+/// loading its driver libraries to find out.
+pub fn precheck(kind: EncoderKind, facts: &crate::gpu::GpuFacts) -> Result<(), String> {
+    match kind {
+        EncoderKind::NvCudaH264 | EncoderKind::NvH264 if !facts.nvidia_device => {
+            Err("no NVIDIA GPU is visible (/dev/nvidiactl absent)".into())
+        }
+        EncoderKind::VaH264 | EncoderKind::VaH264Lp if facts.render_nodes.is_empty() => {
+            Err("no DRM render node is visible (/dev/dri/renderD*)".into())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The outcome of encoder selection, with the reasons the better ones were passed over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncoderChoice {
@@ -408,5 +423,60 @@ video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au
         let err = choose(EncoderPreference::Vah264, |k| Err(format!("{k} missing"))).unwrap_err();
         assert_eq!(err.0.len(), 3);
         assert!(err.to_string().contains("x264enc: x264enc missing"));
+    }
+
+    fn facts(nvidia: bool, render: bool) -> crate::gpu::GpuFacts {
+        crate::gpu::GpuFacts {
+            nvidia_device: nvidia,
+            render_nodes: if render { vec!["/dev/dri/renderD128".into()] } else { vec![] },
+            ..Default::default()
+        }
+    }
+
+    /// The machine's GPU facts decide which chain runs: each candidate is prechecked
+    /// against them, then probed (here a probe that says every element works).
+    fn chosen(pref: EncoderPreference, f: &crate::gpu::GpuFacts) -> EncoderChoice {
+        choose(pref, |k| precheck(k, f)).unwrap()
+    }
+
+    #[test]
+    fn an_nvidia_gpu_gets_nv12_on_the_gpu_into_nvenc() {
+        let c = chosen(EncoderPreference::Auto, &facts(true, false));
+        assert_eq!(c.kind, EncoderKind::NvCudaH264);
+        let stages = chain(c.kind);
+        assert_eq!(stages.factories(), vec!["cudaupload", "cudaconvert", "nvcudah264enc"]);
+        assert!(
+            stages.launch_line().contains("video/x-raw(memory:CUDAMemory),format=NV12"),
+            "{}",
+            stages.launch_line()
+        );
+    }
+
+    #[test]
+    fn no_gpu_devices_means_x264_with_every_reason_logged() {
+        let c = chosen(EncoderPreference::Auto, &facts(false, false));
+        assert_eq!(c.kind, EncoderKind::X264);
+        let lines = c.explanation();
+        assert!(lines[0].starts_with("nvcudah264enc not usable: no NVIDIA GPU is visible"), "{lines:?}");
+        assert!(lines.iter().any(|l| l.starts_with("vah264enc not usable: no DRM render node")), "{lines:?}");
+        assert_eq!(lines.last().unwrap(), "using H.264 encoder x264enc");
+    }
+
+    #[test]
+    fn a_render_node_without_nvidia_tries_va_api() {
+        assert_eq!(chosen(EncoderPreference::Auto, &facts(false, true)).kind, EncoderKind::VaH264);
+        // An NVIDIA device that cannot encode (H100/H200 have no NVENC) falls through to the
+        // probe's verdict, here a refusal.
+        let c = choose(EncoderPreference::Auto, |k| {
+            precheck(k, &facts(true, false))?;
+            if k.is_hardware() {
+                Err("no NVENC on this GPU".into())
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap();
+        assert_eq!(c.kind, EncoderKind::X264);
+        assert!(c.explanation()[0].contains("no NVENC on this GPU"));
     }
 }

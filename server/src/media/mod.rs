@@ -800,8 +800,15 @@ fn viewer_of(obj: &gst::Object) -> Option<u64> {
 }
 
 /// Chooses the encoder for `pref` by really running each candidate, logging why.
-pub fn select_encoder(pref: EncoderPreference, params: &EncodeParams) -> Result<EncoderChoice, MediaError> {
-    let choice = encoder::choose(pref, |kind| pipeline::probe_encoder(kind, params))?;
+pub fn select_encoder(
+    pref: EncoderPreference,
+    params: &EncodeParams,
+    gpu: &crate::gpu::GpuFacts,
+) -> Result<EncoderChoice, MediaError> {
+    let choice = encoder::choose(pref, |kind| {
+        encoder::precheck(kind, gpu)?;
+        pipeline::probe_encoder(kind, params)
+    })?;
     for line in choice.explanation() {
         if line.starts_with("using") {
             tracing::info!("{line}");

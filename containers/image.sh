@@ -1,0 +1,180 @@
+#!/bin/bash
+# containers/image.sh: build the Kelpie image on this machine, and run it strictly.
+#
+#   containers/image.sh build     make localhost/kelpie:latest (what `make image` runs)
+#   containers/image.sh test      run it read-only, no capabilities, an arbitrary UID,
+#                                 configured only by KELPIE_* variables, and stream from it
+#                                 to headless Chromium (what `make image-test` runs)
+#   containers/image.sh flags     print the podman flags this machine needs
+#
+# Where the registries are out of reach (no Docker Hub, no Rust image), the binaries are
+# built on the host (Debian 12, the runtime stage's own libraries) and passed in with
+# --build-arg KELPIE_BUILD=prebuilt, and debian:bookworm-slim is made with mmdebstrap and
+# `podman import` when it cannot be pulled. What users get from the Dockerfile's default
+# source build is unchanged.
+#
+# Environment: KELPIE_IMAGE (default localhost/kelpie:latest), PODMAN (default podman),
+# KELPIE_IMAGE_PORT (host port for the test, default 18080), CARGO (default cargo).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+image=${KELPIE_IMAGE:-localhost/kelpie:latest}
+base=docker.io/library/debian:bookworm-slim
+podman_bin=${PODMAN:-podman}
+port=${KELPIE_IMAGE_PORT:-18080}
+cargo=${CARGO:-cargo}
+prog=image.sh
+
+log() { printf '%s: %s\n' "$prog" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+command -v "$podman_bin" >/dev/null || die "podman is not installed (apt-get install podman runc mmdebstrap)"
+
+# The global and per-run flags this machine's podman needs. Some kernels refuse crun's
+# (or runc's default) rlimits, and hybrid cgroup hosts need cgroupfs: each set is tried on
+# the base image, and the first that runs a container wins.
+global=()
+limits=()
+pick_flags() {
+  local nofile
+  nofile=$(ulimit -Hn)
+  [ "$nofile" = unlimited ] && nofile=65536
+  [ "$nofile" -gt 65536 ] && nofile=65536
+  local -a g_sets=("" "--runtime runc --cgroup-manager cgroupfs")
+  local -a l_sets=("" "--ulimit nofile=$nofile:$nofile --ulimit nproc=8192:8192")
+  local g l
+  for g in "${g_sets[@]}"; do
+    for l in "${l_sets[@]}"; do
+      # shellcheck disable=SC2086
+      if "$podman_bin" $g run --rm $l "$base" true >/dev/null 2>&1; then
+        read -r -a global <<<"$g"
+        read -r -a limits <<<"$l"
+        log "podman flags: ${g:-(none)} ${l:-(no ulimits)}"
+        return 0
+      fi
+    done
+  done
+  die "no podman configuration could run a container on this machine (see: $podman_bin run --rm $base true)"
+}
+
+# debian:bookworm-slim: pulled when a registry answers, else made from Debian's packages.
+ensure_base() {
+  if "$podman_bin" image exists "$base"; then
+    return 0
+  fi
+  if timeout 60 "$podman_bin" pull -q "$base" >/dev/null 2>&1; then
+    log "pulled $base"
+    return 0
+  fi
+  command -v mmdebstrap >/dev/null || die "$base cannot be pulled and mmdebstrap is not installed (apt-get install mmdebstrap)"
+  log "$base cannot be pulled: making it with mmdebstrap (about a minute)"
+  local tar
+  tar=$(mktemp --suffix=.tar)
+  mmdebstrap --quiet --variant=minbase --format=tar \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+    bookworm "$tar" \
+    "deb http://deb.debian.org/debian bookworm main" \
+    "deb http://deb.debian.org/debian bookworm-updates main" \
+    "deb http://deb.debian.org/debian-security bookworm-security main"
+  "$podman_bin" import --change 'CMD ["bash"]' "$tar" "$base" >/dev/null
+  rm -f "$tar"
+}
+
+build() {
+  ensure_base
+  pick_flags
+  log "building the binaries on the host (release)"
+  (cd "$root" && "$cargo" build --release --locked -p kelpie -p kelpie-gamepad -p kelpie-gamepad-preload)
+  local out="$here/prebuilt"
+  rm -rf "$out"
+  mkdir -p "$out"
+  install -m 0755 "$root/target/release/kelpie" "$root/target/release/kelpie-turn-broker" \
+    "$root/target/release/kelpie-gamepad" "$out/"
+  install -m 0644 "$root/target/release/libkelpie_gamepad_preload.so" "$out/"
+  log "building $image"
+  "$podman_bin" "${global[@]}" build --pull=never --layers \
+    "${limits[@]}" \
+    --build-arg KELPIE_BUILD=prebuilt \
+    -f "$here/Dockerfile" --ignorefile "$here/Dockerfile.dockerignore" \
+    -t "$image" "$root"
+  local size
+  size=$("$podman_bin" image inspect --format '{{.Size}}' "$image")
+  log "built $image: $((size / 1000000)) MB"
+}
+
+# The strict run's container, stopped by name on exit.
+name=kelpie-image-test
+cleanup() {
+  "$podman_bin" "${global[@]}" rm -f -t 5 "$name" >/dev/null 2>&1 || true
+  [ -n "${secret_dir:-}" ] && rm -rf "$secret_dir"
+}
+
+test_image() {
+  "$podman_bin" image exists "$image" || die "$image does not exist: run 'make image' first"
+  pick_flags
+  local xprobe="$root/target/release/kelpie-xprobe"
+  [ -x "$xprobe" ] || (cd "$root" && "$cargo" build --release --locked -p kelpie-tests --bin kelpie-xprobe)
+  secret_dir=$(mktemp -d)
+  trap cleanup EXIT
+  head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$secret_dir/password"
+  local uid=23456 fps=30
+  cleanup
+  # The session is a test X client that animates the whole screen at the frame rate, so
+  # the stream has real work; it is bind-mounted read-only and is not part of the image.
+  "$podman_bin" "${global[@]}" run -d --name "$name" \
+    "${limits[@]}" \
+    --read-only --tmpfs /tmp:rw,mode=1777,size=512m --tmpfs /home/kelpie:rw,mode=1777,size=64m \
+    --shm-size 256m \
+    --cap-drop=all --security-opt=no-new-privileges \
+    --user "$uid:$uid" \
+    -p "127.0.0.1:$port:8080/tcp" \
+    -v "$xprobe:/opt/kelpie-test/kelpie-xprobe:ro" \
+    -e KELPIE_LISTEN=0.0.0.0:8080 \
+    -e KELPIE_AUTH=basic \
+    -e "KELPIE_BASIC_PASSWORD=$(cat "$secret_dir/password")" \
+    -e "KELPIE_FRAMERATE=$fps" \
+    -e KELPIE_SIZE=1280x720 \
+    -e "KELPIE_SESSION=/opt/kelpie-test/kelpie-xprobe --animate $fps" \
+    "$image" >/dev/null
+  local i
+  for i in $(seq 1 60); do
+    if curl -fsS -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null; then break; fi
+    if [ "$("$podman_bin" "${global[@]}" inspect -f '{{.State.Running}}' "$name" 2>/dev/null)" != true ]; then
+      "$podman_bin" "${global[@]}" logs "$name" 2>&1 | tail -40 >&2
+      die "the container exited before it served /health"
+    fi
+    sleep 1
+    [ "$i" = 60 ] && { "$podman_bin" logs "$name" 2>&1 | tail -40 >&2; die "no /health after 60 s"; }
+  done
+  local inside
+  inside=$("$podman_bin" "${global[@]}" exec "$name" id -u)
+  [ "$inside" = "$uid" ] || die "the container runs as UID $inside, not $uid"
+  [ "$inside" != 0 ] || die "the container runs as root"
+  log "runs as UID $inside"
+  local suid
+  suid=$("$podman_bin" "${global[@]}" exec "$name" find / -xdev -perm /6000 -type f 2>/dev/null || true)
+  [ -z "$suid" ] || die "setuid/setgid files in the image: $suid"
+  log "no setuid or setgid file"
+  local caps
+  caps=$("$podman_bin" "${global[@]}" exec "$name" sh -c 'grep -E "^Cap(Eff|Prm)" /proc/1/status' | awk '{print $2}' | sort -u)
+  [ "$caps" = 0000000000000000 ] || die "PID 1 has capabilities: $caps"
+  log "no capabilities (CapEff/CapPrm 0)"
+  if "$podman_bin" "${global[@]}" exec "$name" touch /usr/local/bin/x 2>/dev/null; then
+    die "the root filesystem is writable"
+  fi
+  log "root filesystem read-only"
+  "$podman_bin" "${global[@]}" logs "$name" 2>&1 | grep -E 'using H.264 encoder|session OpenGL|GPU:' | sed 's/^/  kelpie: /' >&2 || true
+  node "$root/tests/e2e/image-stream.mjs" --url "http://127.0.0.1:$port/" --user kelpie \
+    --password-file "$secret_dir/password" --fps "$fps" --min-ratio 0.9 \
+    || { "$podman_bin" logs "$name" 2>&1 | tail -30 >&2; die "the strict run did not stream at 90 % of $fps fps"; }
+  log "strict run: passed"
+}
+
+case "${1:-}" in
+  build) build ;;
+  test) test_image ;;
+  flags) ensure_base; pick_flags; echo "${global[*]} | ${limits[*]}" ;;
+  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ] && exit 2; exit 0 ;;
+esac
