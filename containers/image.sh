@@ -106,9 +106,12 @@ build() {
 
 # The strict run's container, stopped by name on exit.
 name=kelpie-image-test
-cleanup() {
+remove_container() {
   "$podman_bin" "${global[@]}" rm -f -t 5 "$name" >/dev/null 2>&1 || true
-  [ -n "${secret_dir:-}" ] && rm -rf "$secret_dir"
+}
+cleanup() {
+  remove_container
+  if [ -n "${secret_dir:-}" ]; then rm -rf "$secret_dir"; fi
 }
 
 test_image() {
@@ -120,12 +123,12 @@ test_image() {
   trap cleanup EXIT
   head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$secret_dir/password"
   local uid=23456 fps=30
-  cleanup
+  remove_container
   # The session is a test X client that animates the whole screen at the frame rate, so
   # the stream has real work; it is bind-mounted read-only and is not part of the image.
   "$podman_bin" "${global[@]}" run -d --name "$name" \
     "${limits[@]}" \
-    --read-only --tmpfs /tmp:rw,mode=1777,size=512m --tmpfs /home/kelpie:rw,mode=1777,size=64m \
+    --read-only --tmpfs /tmp:rw,mode=1777,size=512m --tmpfs /home/kelpie:rw,size=64m,U \
     --shm-size 256m \
     --cap-drop=all --security-opt=no-new-privileges \
     --user "$uid:$uid" \

@@ -115,9 +115,20 @@ resource "coder_agent" "main" {
   startup_script          = <<-EOT
     #!/bin/sh
     set -eu
-    nohup /usr/local/bin/kelpie-entrypoint \
-      --listen 127.0.0.1:8080 --auth none --base-path "${local.base_path}" \
-      >/tmp/kelpie.log 2>&1 &
+    # Kelpie is restarted when it exits (X lost, an unrecoverable pipeline): the workspace
+    # keeps running, so nothing else would. The pause grows to 30 s while it keeps failing
+    # and resets after a run of a minute or more; every exit is in /tmp/kelpie.log.
+    nohup sh -c '
+      pause=1
+      while :; do
+        started=$(date +%s)
+        /usr/local/bin/kelpie-entrypoint --listen 127.0.0.1:8080 --auth none --base-path "$0"
+        code=$?
+        if [ $(( $(date +%s) - started )) -ge 60 ]; then pause=1; fi
+        echo "kelpie-supervisor: kelpie exited with status $code; restarting in $pause s"
+        sleep "$pause"
+        pause=$(( pause * 2 > 30 ? 30 : pause * 2 ))
+      done' "${local.base_path}" >/tmp/kelpie.log 2>&1 &
   EOT
 
   env = {

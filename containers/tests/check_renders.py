@@ -3,14 +3,20 @@
 
     check_renders.py shape VARIANT RENDER.yaml    VARIANT: base | nvidia-gpu | coturn | turn-tls-passthrough
     check_renders.py same RENDER_A.yaml RENDER_B.yaml
+    check_renders.py front EXAMPLE RENDER.yaml    EXAMPLE: haproxy | gateway-api | per-user
 
 `shape` checks that the pieces agree with each other and with what Kelpie needs: one desktop
-per pod (1 replica, Recreate), /health probes, writable /tmp, home and /dev/shm on a
+per pod (1 replica, Recreate), /health readiness and /livez liveness probes, writable /tmp, home and /dev/shm on a
 read-only root, every referenced ConfigMap/Secret key present in the render, the
 NetworkPolicy's UDP range equal to KELPIE_UDP_PORTS, and per overlay the GPU request and
 NVENC settings or the coturn wiring (shared secret, relay ports == Service ports, TURN over
 TLS: certificate mounted, TLS port published and admitted, turns: URLs on that port, and
 for passthrough the Ingress, a ClusterIP Service and relay addresses on the pod).
+
+`front` checks the examples that compose the base with components: the ingress class and
+the policy's controller namespace (HAProxy), the HTTPRoute replacing the Ingress (Gateway
+API), HTTPS egress to public addresses only, per-user names, labels and selectors, and DNS
+egress intact in every one.
 
 `same` checks that two renders (e.g. by kustomize v2.0.3 and v5) are the same objects,
 ignoring generated-name hashes, key order and empty metadata maps.
@@ -150,10 +156,12 @@ def shape(variant: str, docs: list[dict[str, Any]]) -> list[str]:
 
     c = container(deploy, "kelpie")
     env = env_of(docs, c)
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    # Frames decide readiness; liveness is the process answering, so throttling never
+    # restarts a user's session.
+    for probe, path in (("startupProbe", "/health"), ("readinessProbe", "/health"), ("livenessProbe", "/livez")):
         get = (c.get(probe) or {}).get("httpGet") or {}
-        if get.get("path") != "/health" or get.get("port") != "http":
-            problems.append(f"Deployment/kelpie: {probe} must GET /health on port http (is {get})")
+        if get.get("path") != path or get.get("port") != "http":
+            problems.append(f"Deployment/kelpie: {probe} must GET {path} on port http (is {get})")
     ports = {p["name"]: p for p in c.get("ports") or []}
     listen_port = int(env.get("KELPIE_LISTEN", ":0").rsplit(":", 1)[1])
     if ports.get("http", {}).get("containerPort") != listen_port:
@@ -407,10 +415,95 @@ def same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
+PRIVATE_V4 = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"}
+
+
+def ingress_from(netpol: dict[str, Any]) -> set[str]:
+    """The namespaces the policy admits HTTP from."""
+    return {
+        peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+        for rule in netpol.get("spec", {}).get("ingress", [])
+        for peer in rule.get("from", [])
+    } - {None}
+
+
+def front(variant: str, docs: list[dict[str, Any]]) -> list[str]:
+    """The examples that compose the base with components (kustomize >= 3.7 only)."""
+    problems: list[str] = []
+    suffix = "-alice" if variant == "per-user" else ""
+    name = "kelpie" + suffix
+    check_references(docs, problems)
+    deploy = one(docs, "Deployment", name, problems)
+    netpol = one(docs, "NetworkPolicy", name, problems)
+    svc = one(docs, "Service", name, problems)
+    ingresses = find(docs, "Ingress", "kelpie")
+    routes = find(docs, "HTTPRoute", "kelpie")
+    admitted = ingress_from(netpol)
+    # DNS must stay reachable whatever the composition did to labels.
+    dns = [peer for rule in netpol.get("spec", {}).get("egress", []) for peer in rule.get("to", [])
+           if peer.get("podSelector", {}).get("matchLabels", {}).get("k8s-app") == "kube-dns"]
+    if len(dns) != 1 or dns[0]["podSelector"]["matchLabels"] != {"k8s-app": "kube-dns"}:
+        problems.append(f"NetworkPolicy/{name}: the DNS egress selector must be exactly k8s-app: kube-dns, is {dns}")
+    if variant == "haproxy":
+        if [i.get("spec", {}).get("ingressClassName") for i in ingresses] != ["haproxy"]:
+            problems.append("haproxy: the Ingress must have ingressClassName haproxy")
+        if any(k.startswith("nginx.") for i in ingresses for k in (i["metadata"].get("annotations") or {})):
+            problems.append("haproxy: nginx annotations left on the Ingress")
+        if "haproxy-controller" not in admitted or "ingress-nginx" in admitted:
+            problems.append(f"haproxy: the policy must admit haproxy-controller, not ingress-nginx (admits {admitted})")
+        https = find(docs, "NetworkPolicy", "kelpie-egress-https")
+        if len(https) != 1:
+            problems.append("haproxy example: the egress-https policy is missing")
+        else:
+            for rule in https[0]["spec"]["egress"]:
+                ports = sorted(p["port"] for p in rule.get("ports", []))
+                if ports != [80, 443]:
+                    problems.append(f"egress-https: only TCP 80 and 443, has {ports}")
+                v4 = [p["ipBlock"] for p in rule.get("to", []) if p["ipBlock"]["cidr"] == "0.0.0.0/0"]
+                if not v4 or not PRIVATE_V4 <= set(v4[0].get("except", [])):
+                    problems.append(f"egress-https: private ranges and 169.254/16 must stay closed, has {v4}")
+    if variant == "gateway-api":
+        if ingresses:
+            problems.append("gateway-api: the Ingress must be removed")
+        if len(routes) != 1:
+            problems.append(f"gateway-api: expected one HTTPRoute, found {len(routes)}")
+        else:
+            spec = routes[0]["spec"]
+            refs = [b for r in spec.get("rules", []) for b in r.get("backendRefs", [])]
+            port = next((p["port"] for p in svc.get("spec", {}).get("ports", []) if p.get("name") == "http"), None)
+            if refs != [{"name": name, "port": port}]:
+                problems.append(f"gateway-api: the route must send everything to Service {name}:{port}, has {refs}")
+            if any("timeouts" in r for r in spec.get("rules", [])):
+                problems.append("gateway-api: a request timeout would cut the WebSocket")
+            gw_ns = {p.get("namespace") for p in spec.get("parentRefs", [])}
+            if not gw_ns <= admitted:
+                problems.append(f"gateway-api: the policy must admit the Gateway's namespace {gw_ns} (admits {admitted})")
+    if variant == "per-user":
+        for d in docs:
+            n = d["metadata"]["name"]
+            if not (n.endswith(suffix) or n.rsplit("-", 1)[0].endswith(suffix)):
+                problems.append(f"per-user: {d['kind']}/{n} lacks the user's suffix")
+            if (d["metadata"].get("labels") or {}).get("kelpie.example.org/user") != "alice":
+                problems.append(f"per-user: {d['kind']}/{n} lacks the user's label")
+        sel = [deploy.get("spec", {}).get("selector", {}).get("matchLabels", {}), svc.get("spec", {}).get("selector", {}),
+               netpol.get("spec", {}).get("podSelector", {}).get("matchLabels", {})]
+        pod = deploy.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
+        for s_ in sel:
+            if s_.get("kelpie.example.org/user") != "alice" or not set(s_.items()) <= set(pod.items()):
+                problems.append(f"per-user: selector {s_} must name the user and match the pod's labels {pod}")
+        hosts = [r.get("host") for i in ingresses for r in i["spec"].get("rules", [])]
+        if hosts != ["alice.desktop.example.org"]:
+            problems.append(f"per-user: the Ingress must have the user's host, has {hosts}")
+    return problems
+
+
 def main(argv: list[str]) -> int:
     if len(argv) == 3 and argv[0] == "shape" and argv[1] in ("base", "nvidia-gpu", "coturn", "turn-tls-passthrough"):
         problems = shape(argv[1], load(argv[2]))
         label = f"shape {argv[1]}"
+    elif len(argv) == 3 and argv[0] == "front" and argv[1] in ("haproxy", "gateway-api", "per-user"):
+        problems = front(argv[1], load(argv[2]))
+        label = f"front {argv[1]}"
     elif len(argv) == 3 and argv[0] == "same":
         problems = same(load(argv[1]), load(argv[2]))
         label = f"same {argv[1]} {argv[2]}"

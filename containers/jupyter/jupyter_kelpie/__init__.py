@@ -83,7 +83,11 @@ def setup_kelpie() -> Dict[str, Any]:
         },
         "absolute_url": False,
         "timeout": 30,
-        "new_browser_tab": False,
+        # Its own browser tab, as jupyter-server-proxy and jupyter-remote-desktop-proxy do
+        # by default: JupyterLab's iframe sandbox has no allow-pointer-lock and its frame
+        # grants no clipboard, fullscreen or microphone, so a desktop inside a Lab tab
+        # could not lock the pointer for games and CAD, go fullscreen, or paste.
+        "new_browser_tab": True,
         "launcher_entry": {
             "enabled": True,
             "title": "Desktop (Kelpie)",

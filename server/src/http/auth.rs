@@ -22,7 +22,7 @@ pub type AuthedUser = crate::auth::Identity;
 /// Paths reachable without credentials: probes and scrapers must not need secrets, and
 /// these reveal nothing about the desktop's content; `login` and its script are how a
 /// browser without credentials gets them.
-const OPEN_PATHS: [&str; 4] = ["/health", "/metrics", "/login", "/login.js"];
+const OPEN_PATHS: [&str; 5] = ["/health", "/livez", "/metrics", "/login", "/login.js"];
 
 /// The longest token `POST login` reads (tokens are a few hundred bytes).
 const MAX_LOGIN_BODY: usize = 4096;

@@ -107,6 +107,7 @@ impl App {
 pub fn router(app: Arc<App>) -> Router {
     let inner = Router::new()
         .route("/health", get(health))
+        .route("/livez", get(livez))
         .route("/ws", get(ws::upgrade))
         .route("/metrics", get(metrics))
         .route("/share", post(share::create))
@@ -160,6 +161,17 @@ async fn health(State(app): State<Arc<App>>) -> impl IntoResponse {
         }
     };
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body))
+}
+
+/// Process-level liveness, for Kubernetes' livenessProbe: 200 whenever the server answers.
+///
+/// Why not `/health`: that one is about frames, and a pod throttled at its CPU limit can
+/// stall encoding for seconds while the user's work in the desktop is fine; restarting it
+/// would lose that work. Readiness keeps `/health` (no new viewers are sent to a stalled
+/// desktop); the cases that really need a restart (X gone, the pipeline unrecoverable)
+/// make Kelpie exit by itself.
+async fn livez() -> impl IntoResponse {
+    ([(header::CACHE_CONTROL, "no-store")], Json(serde_json::json!({ "status": "alive" })))
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {

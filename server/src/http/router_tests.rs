@@ -119,6 +119,17 @@ async fn health_is_200_when_streaming_and_503_with_a_reason_when_not() {
 }
 
 #[tokio::test]
+async fn livez_answers_200_while_health_is_503_and_needs_no_credentials() {
+    let basic = Mode::Basic { user: "kelpie".into(), password: Secret::new("pw") };
+    let stalled = app_with(basic, "/", false);
+    assert_eq!(call(&stalled, get("/health")).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, headers, body) = call(&stalled, get("/livez")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["status"], "alive");
+}
+
+#[tokio::test]
 async fn metrics_are_prometheus_text_without_credentials() {
     let basic = Mode::Basic { user: "kelpie".into(), password: Secret::new("pw") };
     let (status, headers, body) = call(&app_with(basic, "/", true), get("/metrics")).await;
