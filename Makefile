@@ -78,7 +78,8 @@ soak: deps-test
 # The container image (containers/Dockerfile), built here with podman: host-built binaries
 # and, where no registry answers, a Debian base from mmdebstrap (containers/image.sh).
 # image-test runs it strictly (read-only, no capabilities, arbitrary UID, KELPIE_* only)
-# and streams from it to headless Chromium. Slow; not part of `make test`.
+# and streams from it to headless Chromium, then `podman kube play`s the rendered
+# Kubernetes base and streams from that pod. Slow; not part of `make test`.
 deps-image:
 	command -v podman >/dev/null && command -v mmdebstrap >/dev/null && command -v runc >/dev/null \
 	  || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman runc mmdebstrap)
@@ -89,6 +90,7 @@ image: deps-run deps-image
 image-test: deps-test deps-image
 	$(CARGO) build -j$(JOBS) --release -p kelpie-tests --bin kelpie-xprobe
 	CARGO=$(CARGO) ./containers/image.sh test
+	CARGO=$(CARGO) ./containers/image.sh kube
 
 fmt:
 	$(CARGO) fmt --all

@@ -5,6 +5,8 @@
 #   containers/image.sh test      run it read-only, no capabilities, an arbitrary UID,
 #                                 configured only by KELPIE_* variables, and stream from it
 #                                 to headless Chromium (what `make image-test` runs)
+#   containers/image.sh kube      `podman kube play` the rendered Kubernetes base with this
+#                                 image, and stream from the pod likewise
 #   containers/image.sh flags     print the podman flags this machine needs
 #
 # Where the registries are out of reach (no Docker Hub, no Rust image), the binaries are
@@ -175,9 +177,82 @@ test_image() {
   log "strict run: passed"
 }
 
+# `podman kube play` of the rendered Kubernetes base: what a cluster would run, with the
+# image replaced, secrets from make-secrets.sh, and the pod's securityContext as written.
+# Podman 4.3 (Debian 12) needs three changes to the render, made here and nowhere else:
+# the Secret played first (as a podman secret), `optional: false` spelled out on the secret
+# volume (it dereferences the unset field), and the downward-API POD_IP dropped (it has no
+# pod status; without it Kelpie offers every address of the pod). For the frame-rate check
+# the session is the animating test client, mounted read-only, at 1280x720 and 30 fps.
+kube_dir=
+kube_cleanup() {
+  if [ -n "$kube_dir" ]; then
+    "$podman_bin" "${global[@]}" kube down "$kube_dir/play.yaml" >/dev/null 2>&1 || true
+    "$podman_bin" secret rm "${kube_secret:-none}" >/dev/null 2>&1 || true
+    rm -rf "$kube_dir"
+  fi
+}
+
+kube_test() {
+  "$podman_bin" image exists "$image" || die "$image does not exist: run 'make image' first"
+  pick_flags
+  local kubectl=$root/.venv-deploy/bin/kubectl
+  [ -x "$kubectl" ] || kubectl=$(command -v kubectl) || die "kubectl is needed to render the base (make deps-test)"
+  local xprobe="$root/target/release/kelpie-xprobe"
+  [ -x "$xprobe" ] || (cd "$root" && "$cargo" build --release --locked -p kelpie-tests --bin kelpie-xprobe)
+  kube_dir=$(mktemp -d)
+  trap kube_cleanup EXIT
+  cp -r "$here/k8s" "$kube_dir/k8s"
+  sh "$kube_dir/k8s/make-secrets.sh" "$kube_dir/k8s" >/dev/null
+  "$kubectl" kustomize "$kube_dir/k8s/base" >"$kube_dir/base.yaml"
+  kube_secret=$(python3 "$here/tests/kube_play_render.py" "$kube_dir" "$image" "$(dirname "$xprobe")")
+  # kube play takes no --ulimit: the limits go in through a private containers.conf.
+  local conf="$kube_dir/containers.conf" l quoted=()
+  for l in "${limits[@]}"; do
+    [ "$l" = --ulimit ] || quoted+=("\"$l\"")
+  done
+  printf '[containers]\ndefault_ulimits = [%s]\n' "$(IFS=,; echo "${quoted[*]}")" >"$conf"
+  export CONTAINERS_CONF="$conf"
+  "$podman_bin" "${global[@]}" kube play "$kube_dir/secret.yaml" >/dev/null
+  "$podman_bin" "${global[@]}" kube play "$kube_dir/play.yaml" >/dev/null
+  local ctr ip i
+  ctr=$("$podman_bin" ps --format '{{.Names}}' | grep -E '^kelpie-pod-[0-9]+-kelpie$' | head -1)
+  [ -n "$ctr" ] || die "kube play started no kelpie container ($("$podman_bin" ps -a --format '{{.Names}}' | tr '\n' ' '))"
+  ip=$("$podman_bin" inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$ctr")
+  if [ -z "$ip" ]; then
+    local infra
+    infra=$("$podman_bin" pod inspect -f '{{.InfraContainerID}}' "$("$podman_bin" inspect -f '{{.Pod}}' "$ctr")")
+    ip=$("$podman_bin" inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$infra")
+  fi
+  [ -n "$ip" ] || die "cannot find the pod's address"
+  for i in $(seq 1 60); do
+    if curl -fsS -o /dev/null "http://$ip:8080/health" 2>/dev/null; then break; fi
+    if [ "$("$podman_bin" inspect -f '{{.State.Running}}' "$ctr" 2>/dev/null)" != true ]; then
+      "$podman_bin" logs "$ctr" 2>&1 | tail -40 >&2
+      die "the pod's kelpie container exited before it served /health"
+    fi
+    sleep 1
+    [ "$i" = 60 ] && { "$podman_bin" logs "$ctr" 2>&1 | tail -40 >&2; die "no /health from the pod after 60 s"; }
+  done
+  local inside caps
+  inside=$("$podman_bin" exec "$ctr" id -u)
+  [ "$inside" = 1000 ] || die "the pod runs as UID $inside, not its runAsUser 1000"
+  caps=$("$podman_bin" exec "$ctr" sh -c 'grep -E "^Cap(Eff|Prm)" /proc/1/status' | awk '{print $2}' | sort -u)
+  [ "$caps" = 0000000000000000 ] || die "the pod's PID 1 has capabilities: $caps"
+  if "$podman_bin" exec "$ctr" touch /usr/local/bin/x 2>/dev/null; then die "the pod's root filesystem is writable"; fi
+  log "pod container $ctr at $ip: UID $inside, no capabilities, read-only root"
+  local token
+  token=$("$podman_bin" exec "$ctr" kelpie token --ttl 10m)
+  [ -n "$token" ] || die "kelpie token printed nothing in the pod"
+  node "$root/tests/e2e/image-stream.mjs" --url "http://$ip:8080/?token=$token" --fps 30 --min-ratio 0.9 \
+    || { "$podman_bin" logs "$ctr" 2>&1 | tail -30 >&2; die "the pod did not stream at 90 % of 30 fps"; }
+  log "kube play of the rendered base: passed"
+}
+
 case "${1:-}" in
   build) build ;;
   test) test_image ;;
+  kube) kube_test ;;
   flags) ensure_base; pick_flags; echo "${global[*]} | ${limits[*]}" ;;
   *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ] && exit 2; exit 0 ;;
 esac

@@ -46,7 +46,8 @@ try {
 
 const password = opts.passwordFile ? fs.readFileSync(opts.passwordFile, 'utf8').trim() : null;
 const browser = await chromium.launch({ executablePath: CHROMIUM_BIN, args: CHROMIUM_ARGS, timeout: 30_000 });
-const result = { url: opts.url, target_fps: opts.fps };
+// The URL without its query: a login token there is a secret.
+const result = { url: opts.url.split('?')[0], target_fps: opts.fps };
 let ok = false;
 try {
   const context = await browser.newContext(password ? { httpCredentials: { username: opts.user, password } } : {});
