@@ -64,8 +64,16 @@ test('a tone played in the desktop reaches two pages from one Opus encoder; vide
 
   // Mute and volume are this browser's: set, reload, still set; the player follows them.
   await pageA.evaluate(() => { window.kelpie.audio.setVolume(0.3); window.kelpie.audio.setMuted(true); });
+  const consoleAfterReload = [];
+  pageA.on('console', (m) => consoleAfterReload.push(`${m.type()}: ${m.text()}`));
   await pageA.reload();
-  await waitFor('the reloaded page to connect', () => pageA.evaluate(() => window.kelpie?.state === 'connected'), { timeoutMs: 20_000 });
+  // A bound on waiting for the event, not a timing claim: the old participant's branch
+  // is torn down (up to 2 s per track) before the new one is offered, slower on a busy host.
+  await waitFor('the reloaded page to connect', () => pageA.evaluate(() => window.kelpie?.state === 'connected'), { timeoutMs: 45_000 })
+    .catch(async (err) => {
+      const state = await pageA.evaluate(() => [window.kelpie?.state, document.getElementById('status')?.textContent]).catch(() => '?');
+      throw new Error(env.why(`${err.message} (state ${JSON.stringify(state)})\n--- page console ---\n${consoleAfterReload.join('\n')}`));
+    });
   const prefs = await pageA.evaluate(() => ({
     muted: window.kelpie.audio.muted,
     volume: window.kelpie.audio.volume,

@@ -416,6 +416,20 @@ impl ViewerBranch {
     }
 }
 
+impl Drop for ViewerBranch {
+    /// Says who else still holds the branch as it is freed: ours and the bin's are the only
+    /// references a webrtcbin should have left (`make soak` counts the ones never freed).
+    fn drop(&mut self) {
+        tracing::debug!(
+            viewer = %self.bin.name(),
+            bin_refs = self.bin.ref_count(),
+            webrtcbin_refs = self.webrtc.ref_count(),
+            channel_refs = self.channel.as_ref().map(|c| c.ref_count()),
+            "freeing a viewer branch"
+        );
+    }
+}
+
 /// How old a packet webrtcbin may still retransmit (NACK/RTX). Retransmission is for the
 /// quick repair of random loss on a path whose queue adaptation keeps short; a packet
 /// asked for later than this would arrive too late to matter, and resending it into a

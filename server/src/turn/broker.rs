@@ -16,7 +16,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::rest_credentials;
+use super::{percent_encode, rest_credentials};
 use crate::auth::Secret;
 
 /// Longest reply Kelpie reads from a broker: a credential is a few hundred bytes.
@@ -164,15 +164,6 @@ fn clean_user(user: &str) -> String {
     } else {
         kept
     }
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Why the broker refused a request.

@@ -176,7 +176,9 @@ fn gst_url(url: &str, creds: Option<(&str, &str)>) -> Option<String> {
     Some(format!("{scheme}://{auth}{hostport}{query}"))
 }
 
-fn percent_encode(s: &str) -> String {
+/// RFC 3986 unreserved characters kept, every other byte `%XX` (TURN URLs and the broker's
+/// query share it).
+pub(crate) fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
