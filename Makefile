@@ -82,7 +82,8 @@ soak: deps-test
 # Kubernetes base and streams from that pod. Slow; not part of `make test`.
 deps-image:
 	command -v podman >/dev/null && command -v mmdebstrap >/dev/null && command -v runc >/dev/null \
-	  || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman runc mmdebstrap)
+	  && command -v kubectl >/dev/null \
+	  || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman runc mmdebstrap kubernetes-client)
 
 image: deps-run deps-image
 	CARGO=$(CARGO) ./containers/image.sh build

@@ -197,7 +197,7 @@ kube_test() {
   "$podman_bin" image exists "$image" || die "$image does not exist: run 'make image' first"
   pick_flags
   local kubectl=$root/.venv-deploy/bin/kubectl
-  [ -x "$kubectl" ] || kubectl=$(command -v kubectl) || die "kubectl is needed to render the base (make deps-test)"
+  [ -x "$kubectl" ] || kubectl=$(command -v kubectl) || die "kubectl is needed to render the base (apt-get install kubernetes-client, or make deps-image)"
   local xprobe="$root/target/release/kelpie-xprobe"
   [ -x "$xprobe" ] || (cd "$root" && "$cargo" build --release --locked -p kelpie-tests --bin kelpie-xprobe)
   kube_dir=$(mktemp -d)
