@@ -106,6 +106,54 @@ build() {
   log "built $image: $((size / 1000000)) MB"
 }
 
+# The animating test client the checks run as the session (bind-mounted, not in the image).
+xprobe_bin() {
+  local xprobe="$root/target/release/kelpie-xprobe"
+  [ -x "$xprobe" ] || (cd "$root" && "$cargo" build --release --locked -p kelpie-tests --bin kelpie-xprobe >&2)
+  echo "$xprobe"
+}
+
+# wait_for_health URL CONTAINER WHAT: until URL answers, failing (with the log's tail)
+# once CONTAINER has exited or after 60 s.
+wait_for_health() {
+  local url=$1 ctr=$2 what=$3 _
+  for _ in $(seq 1 60); do
+    if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
+    if [ "$("$podman_bin" "${global[@]}" inspect -f '{{.State.Running}}' "$ctr" 2>/dev/null)" != true ]; then
+      "$podman_bin" "${global[@]}" logs "$ctr" 2>&1 | tail -40 >&2
+      die "$what exited before it served /health"
+    fi
+    sleep 1
+  done
+  "$podman_bin" "${global[@]}" logs "$ctr" 2>&1 | tail -40 >&2
+  die "no /health from $what after 60 s"
+}
+
+# check_locked_down CONTAINER UID WHAT: runs as UID (never root), no setuid or setgid
+# file, no capabilities on PID 1, and a read-only root filesystem.
+check_locked_down() {
+  local ctr=$1 uid=$2 what=$3 inside suid caps
+  inside=$("$podman_bin" "${global[@]}" exec "$ctr" id -u)
+  [ "$inside" = "$uid" ] || die "$what runs as UID $inside, not $uid"
+  [ "$inside" != 0 ] || die "$what runs as root"
+  suid=$("$podman_bin" "${global[@]}" exec "$ctr" find / -xdev -perm /6000 -type f 2>/dev/null || true)
+  [ -z "$suid" ] || die "setuid/setgid files in $what: $suid"
+  caps=$("$podman_bin" "${global[@]}" exec "$ctr" sh -c 'grep -E "^Cap(Eff|Prm)" /proc/1/status' | awk '{print $2}' | sort -u)
+  [ "$caps" = 0000000000000000 ] || die "PID 1 of $what has capabilities: $caps"
+  if "$podman_bin" "${global[@]}" exec "$ctr" touch /usr/local/bin/x 2>/dev/null; then
+    die "the root filesystem of $what is writable"
+  fi
+  log "$what: UID $inside, no setuid or setgid file, no capabilities (CapEff/CapPrm 0), root filesystem read-only"
+}
+
+# stream_check CONTAINER WHAT FPS ARGS...: headless Chromium decodes at >= 90 % of FPS.
+stream_check() {
+  local ctr=$1 what=$2 fps=$3
+  shift 3
+  node "$root/tests/e2e/image-stream.mjs" --fps "$fps" --min-ratio 0.9 "$@" \
+    || { "$podman_bin" "${global[@]}" logs "$ctr" 2>&1 | tail -30 >&2; die "$what did not stream at 90 % of $fps fps"; }
+}
+
 # The strict run's container, stopped by name on exit.
 name=kelpie-image-test
 remove_container() {
@@ -119,8 +167,8 @@ cleanup() {
 test_image() {
   "$podman_bin" image exists "$image" || die "$image does not exist: run 'make image' first"
   pick_flags
-  local xprobe="$root/target/release/kelpie-xprobe"
-  [ -x "$xprobe" ] || (cd "$root" && "$cargo" build --release --locked -p kelpie-tests --bin kelpie-xprobe)
+  local xprobe
+  xprobe=$(xprobe_bin)
   secret_dir=$(mktemp -d)
   trap cleanup EXIT
   head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$secret_dir/password"
@@ -143,37 +191,11 @@ test_image() {
     -e KELPIE_SIZE=1280x720 \
     -e "KELPIE_SESSION=/opt/kelpie-test/kelpie-xprobe --animate $fps" \
     "$image" >/dev/null
-  local i
-  for i in $(seq 1 60); do
-    if curl -fsS -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null; then break; fi
-    if [ "$("$podman_bin" "${global[@]}" inspect -f '{{.State.Running}}' "$name" 2>/dev/null)" != true ]; then
-      "$podman_bin" "${global[@]}" logs "$name" 2>&1 | tail -40 >&2
-      die "the container exited before it served /health"
-    fi
-    sleep 1
-    [ "$i" = 60 ] && { "$podman_bin" logs "$name" 2>&1 | tail -40 >&2; die "no /health after 60 s"; }
-  done
-  local inside
-  inside=$("$podman_bin" "${global[@]}" exec "$name" id -u)
-  [ "$inside" = "$uid" ] || die "the container runs as UID $inside, not $uid"
-  [ "$inside" != 0 ] || die "the container runs as root"
-  log "runs as UID $inside"
-  local suid
-  suid=$("$podman_bin" "${global[@]}" exec "$name" find / -xdev -perm /6000 -type f 2>/dev/null || true)
-  [ -z "$suid" ] || die "setuid/setgid files in the image: $suid"
-  log "no setuid or setgid file"
-  local caps
-  caps=$("$podman_bin" "${global[@]}" exec "$name" sh -c 'grep -E "^Cap(Eff|Prm)" /proc/1/status' | awk '{print $2}' | sort -u)
-  [ "$caps" = 0000000000000000 ] || die "PID 1 has capabilities: $caps"
-  log "no capabilities (CapEff/CapPrm 0)"
-  if "$podman_bin" "${global[@]}" exec "$name" touch /usr/local/bin/x 2>/dev/null; then
-    die "the root filesystem is writable"
-  fi
-  log "root filesystem read-only"
+  wait_for_health "http://127.0.0.1:$port/health" "$name" "the container"
+  check_locked_down "$name" "$uid" "the container"
   "$podman_bin" "${global[@]}" logs "$name" 2>&1 | grep -E 'using H.264 encoder|session OpenGL|GPU:' | sed 's/^/  kelpie: /' >&2 || true
-  node "$root/tests/e2e/image-stream.mjs" --url "http://127.0.0.1:$port/" --user kelpie \
-    --password-file "$secret_dir/password" --fps "$fps" --min-ratio 0.9 \
-    || { "$podman_bin" logs "$name" 2>&1 | tail -30 >&2; die "the strict run did not stream at 90 % of $fps fps"; }
+  stream_check "$name" "the strict run" "$fps" --url "http://127.0.0.1:$port/" --user kelpie \
+    --password-file "$secret_dir/password"
   log "strict run: passed"
 }
 
@@ -198,8 +220,8 @@ kube_test() {
   pick_flags
   local kubectl=$root/.venv-deploy/bin/kubectl
   [ -x "$kubectl" ] || kubectl=$(command -v kubectl) || die "kubectl is needed to render the base (apt-get install kubernetes-client, or make deps-image)"
-  local xprobe="$root/target/release/kelpie-xprobe"
-  [ -x "$xprobe" ] || (cd "$root" && "$cargo" build --release --locked -p kelpie-tests --bin kelpie-xprobe)
+  local xprobe
+  xprobe=$(xprobe_bin)
   kube_dir=$(mktemp -d)
   trap kube_cleanup EXIT
   cp -r "$here/k8s" "$kube_dir/k8s"
@@ -215,7 +237,7 @@ kube_test() {
   export CONTAINERS_CONF="$conf"
   "$podman_bin" "${global[@]}" kube play "$kube_dir/secret.yaml" >/dev/null
   "$podman_bin" "${global[@]}" kube play "$kube_dir/play.yaml" >/dev/null
-  local ctr ip i
+  local ctr ip
   ctr=$("$podman_bin" ps --format '{{.Names}}' | grep -E '^kelpie-pod-[0-9]+-kelpie$' | head -1)
   [ -n "$ctr" ] || die "kube play started no kelpie container ($("$podman_bin" ps -a --format '{{.Names}}' | tr '\n' ' '))"
   ip=$("$podman_bin" inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$ctr")
@@ -225,27 +247,13 @@ kube_test() {
     ip=$("$podman_bin" inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$infra")
   fi
   [ -n "$ip" ] || die "cannot find the pod's address"
-  for i in $(seq 1 60); do
-    if curl -fsS -o /dev/null "http://$ip:8080/health" 2>/dev/null; then break; fi
-    if [ "$("$podman_bin" inspect -f '{{.State.Running}}' "$ctr" 2>/dev/null)" != true ]; then
-      "$podman_bin" logs "$ctr" 2>&1 | tail -40 >&2
-      die "the pod's kelpie container exited before it served /health"
-    fi
-    sleep 1
-    [ "$i" = 60 ] && { "$podman_bin" logs "$ctr" 2>&1 | tail -40 >&2; die "no /health from the pod after 60 s"; }
-  done
-  local inside caps
-  inside=$("$podman_bin" exec "$ctr" id -u)
-  [ "$inside" = 1000 ] || die "the pod runs as UID $inside, not its runAsUser 1000"
-  caps=$("$podman_bin" exec "$ctr" sh -c 'grep -E "^Cap(Eff|Prm)" /proc/1/status' | awk '{print $2}' | sort -u)
-  [ "$caps" = 0000000000000000 ] || die "the pod's PID 1 has capabilities: $caps"
-  if "$podman_bin" exec "$ctr" touch /usr/local/bin/x 2>/dev/null; then die "the pod's root filesystem is writable"; fi
-  log "pod container $ctr at $ip: UID $inside, no capabilities, read-only root"
+  wait_for_health "http://$ip:8080/health" "$ctr" "the pod's kelpie container"
+  # 1000: the pod's runAsUser.
+  check_locked_down "$ctr" 1000 "the pod's kelpie container"
   local token
   token=$("$podman_bin" exec "$ctr" kelpie token --ttl 10m)
   [ -n "$token" ] || die "kelpie token printed nothing in the pod"
-  node "$root/tests/e2e/image-stream.mjs" --url "http://$ip:8080/?token=$token" --fps 30 --min-ratio 0.9 \
-    || { "$podman_bin" logs "$ctr" 2>&1 | tail -30 >&2; die "the pod did not stream at 90 % of 30 fps"; }
+  stream_check "$ctr" "the pod" 30 --url "http://$ip:8080/?token=$token"
   log "kube play of the rendered base: passed"
 }
 

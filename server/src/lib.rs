@@ -57,8 +57,8 @@ pub enum RunError {
     Gstreamer(String),
     #[error(transparent)]
     Display(#[from] display::DisplayError),
-    #[error("{0}")]
-    Gl(String),
+    #[error(transparent)]
+    Gl(#[from] display::gl::GpuGlUnavailable),
     #[error(transparent)]
     Media(#[from] media::MediaError),
     #[error("cannot listen on {addr}: {why}")]
@@ -349,8 +349,6 @@ fn start_gamepads(given: Option<std::path::PathBuf>, display: &str) -> Option<Ar
     }
 }
 
-/// What Kelpie's own session needs for gamepads: the socket when it is not the default,
-/// and `kelpie-gamepad` on its `PATH` when it sits next to this binary.
 /// The embedded session's OpenGL ([`display::gl`]), its manifest written, the choice
 /// logged. An attached display's session is not Kelpie's to set up.
 fn gl_plan(config: &Config, gpu: &gpu::GpuFacts) -> Result<display::gl::GlPlan, RunError> {
@@ -358,21 +356,21 @@ fn gl_plan(config: &Config, gpu: &gpu::GpuFacts) -> Result<display::gl::GlPlan, 
         std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
     if config.display.is_some() {
         tracing::info!("--display: the session's OpenGL is the existing desktop's own");
-        return display::gl::plan(display::gl::GlMode::Software, gpu, &runtime_dir)
-            .map_err(|e| RunError::Gl(e.to_string()));
+        return Ok(display::gl::plan(display::gl::GlMode::Software, gpu, &runtime_dir)?);
     }
-    let mut plan = display::gl::plan(config.gl, gpu, &runtime_dir).map_err(|e| RunError::Gl(e.to_string()))?;
+    let mut plan = display::gl::plan(config.gl, gpu, &runtime_dir)?;
     if let Some((path, json)) = plan.write_icd.take() {
         if let Err(e) = std::fs::write(&path, json) {
             tracing::warn!("cannot write {}: {e}; apps render with Mesa llvmpipe on the CPU", path.display());
-            return display::gl::plan(display::gl::GlMode::Software, gpu, &runtime_dir)
-                .map_err(|e| RunError::Gl(e.to_string()));
+            return Ok(display::gl::plan(display::gl::GlMode::Software, gpu, &runtime_dir)?);
         }
     }
     tracing::info!(path = ?plan.path, "session OpenGL: {}", plan.reason);
     Ok(plan)
 }
 
+/// What Kelpie's own session needs for gamepads: the socket when it is not the default,
+/// and `kelpie-gamepad` on its `PATH` when it sits next to this binary.
 fn gamepad_session_env(socket: Option<&std::path::Path>) -> Vec<(&'static str, String)> {
     let mut env = Vec::new();
     if let Some(s) = socket {
