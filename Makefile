@@ -51,6 +51,7 @@ e2e: build
 bench: deps-test
 	$(CARGO) build -j$(JOBS) --release -p kelpie -p kelpie-tests -p kelpie-gst-plugins
 	node tests/bench/run.mjs
+	node tests/bench/sweep.mjs
 	node tests/bench/lossy.mjs
 	node tests/bench/audio.mjs
 

@@ -9,6 +9,7 @@
 
 pub mod convert;
 pub mod sprite;
+pub mod stamps;
 pub mod xsrc;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {

@@ -271,6 +271,32 @@ impl Status for DesktopStatus {
                 "Pipeline and viewer errors.",
                 d.stats.errors.load(Ordering::Relaxed) as f64,
             ),
+            stage_metric(crate::latency::global()),
+            Metric::counter(
+                "kelpie_frames_timed_total",
+                "Frames timed from their first damage to their first packet into a viewer's webrtcbin.",
+                crate::latency::global().frames() as f64,
+            ),
         ]
     }
+}
+
+/// Each frame stage's (and the input path's) p50 and p95 over the last
+/// [`crate::latency::WINDOW`] samples.
+fn stage_metric(latency: &crate::latency::Latency) -> Metric {
+    let mut m = Metric::gauge(
+        "kelpie_frame_stage_seconds",
+        "Time per stage of a frame's way (first damage to first packet sent) and of input presses, \
+         by quantile over the last 600 samples.",
+        0.0,
+    );
+    m.samples = latency
+        .summary()
+        .into_iter()
+        .flat_map(|(stage, _, p50, p95)| {
+            [("0.5", p50), ("0.95", p95)]
+                .map(|(q, v)| (vec![("stage", stage.name().to_string()), ("quantile", q.to_string())], v))
+        })
+        .collect();
+    m
 }

@@ -10,7 +10,7 @@
 //! | media | [`media`] | the shared capture/encode pipeline, its tracks, per-participant webrtcbin transports |
 //! | desktop | [`display`], [`input`], [`clipboard`], [`cursor`], [`screen`] | everything that talks to X |
 //! | ports | [`outbox`], [`transport`] | the traits the layers meet at |
-//! | pure cores | [`signalling`], [`auth`], [`files`], [`turn`], [`metrics`], [`web`] | protocols, tokens, names, rendering |
+//! | pure cores | [`signalling`], [`auth`], [`files`], [`turn`], [`metrics`], [`latency`], [`web`] | protocols, tokens, names, rendering |
 //! | flags | [`config`] | flags and `KELPIE_*` environment; may name domain types, never the reverse |
 
 pub mod adapt;
@@ -26,6 +26,7 @@ pub mod gamepad;
 pub mod gpu;
 pub mod http;
 pub mod input;
+pub mod latency;
 pub mod media;
 pub mod metrics;
 pub mod outbox;
@@ -104,7 +105,11 @@ pub fn run_command(config: &Config, command: &Command) -> Result<String, RunErro
 /// Worker threads for software video work: all cores up to four (x264 slices and
 /// videoconvert stop scaling for 1080p beyond that).
 fn video_threads() -> u32 {
-    std::thread::available_parallelism().map_or(2, |n| n.get().min(4) as u32)
+    cores().min(4)
+}
+
+fn cores() -> u32 {
+    std::thread::available_parallelism().map_or(2, |n| n.get() as u32)
 }
 
 /// Runs Kelpie until Ctrl-C or SIGTERM. `cookie` is the embedded display's access cookie
@@ -180,7 +185,13 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
     start_pads(&screen.name);
     tracing::info!(x_display = %screen.name, width = screen.width, height = screen.height, "capturing display");
 
-    let params = EncodeParams { bitrate_kbps: config.bitrate, framerate: config.framerate, threads: video_threads() };
+    let params = EncodeParams {
+        bitrate_kbps: config.bitrate,
+        framerate: config.framerate,
+        threads: video_threads(),
+        x264: config.x264_tuning(cores()),
+    };
+    tracing::debug!(x264 = ?params.x264, "encoder tuning");
     let choice = tokio::task::block_in_place(|| media::select_encoder(config.encoder, &params, &gpu))?;
     let ice =
         media::IceSettings { addresses: config.ice_addresses.clone(), ports: config.udp_ports.map(|r| (r.min, r.max)) };

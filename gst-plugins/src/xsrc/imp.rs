@@ -13,6 +13,7 @@ use gst_base::subclass::prelude::*;
 use super::capture::{CaptureError, XCapture};
 use crate::convert::{bgrx_to_i420, I420Layout, Rect};
 use crate::sprite::Sprite;
+use crate::stamps::{mono_ns, CaptureStamp};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new("kelpiexsrc", gst::DebugColorFlags::empty(), Some("Kelpie X11 damage source"))
@@ -87,6 +88,8 @@ struct Running {
     size_changed: bool,
     /// Refinement frames still to send since the screen last changed.
     refine_left: u32,
+    /// The capture times of the frame being made from fresh damage, for its buffer.
+    stamp: Option<CaptureStamp>,
 }
 
 pub struct KelpieXSrc {
@@ -314,6 +317,7 @@ impl BaseSrcImpl for KelpieXSrc {
             cursor_moved: None,
             size_changed: false,
             refine_left: 0,
+            stamp: None,
         });
         Ok(())
     }
@@ -546,9 +550,11 @@ impl KelpieXSrc {
         } else {
             r.refine_left = r.refine_left.saturating_sub(1);
         }
+        r.stamp = None;
         if damaged || r.need_full {
             r.dirty = false;
-            r.damaged_at = None;
+            let damaged_for = r.damaged_at.take().filter(|_| damaged).map(|t| t.elapsed());
+            let grab_ns = mono_ns();
             let fail = |e: CaptureError| {
                 self.post_error_message(self.error_for(&e));
                 gst::FlowError::Error
@@ -582,6 +588,11 @@ impl KelpieXSrc {
                 }
                 Err(e) => return Err(fail(e)),
             };
+            r.stamp = damaged_for.map(|d| CaptureStamp {
+                damage_ns: grab_ns.saturating_sub(d.as_nanos() as u64),
+                grab_ns,
+                grabbed_ns: mono_ns(),
+            });
             let (w, h) = (r.layout.width, r.layout.height);
             let stride = r.capture.width as usize * 4;
             if let Some(c) = &cursor {
@@ -609,6 +620,9 @@ impl KelpieXSrc {
         }
         if let Some(buf) = buffer.get_mut() {
             buf.set_duration(gst::ClockTime::from_nseconds(r.frame_interval.as_nanos() as u64));
+            if let Some(stamp) = r.stamp.take() {
+                stamp.attach(buf);
+            }
         }
         r.frames += 1;
         r.credit -= 1.0;

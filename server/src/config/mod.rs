@@ -144,6 +144,26 @@ pub struct Config {
     #[arg(help_heading = "Stream", long, env = "KELPIE_ENCODER", value_enum, default_value_t = EncoderPreference::Auto)]
     pub encoder: EncoderPreference,
 
+    /// x264 encoder threads [default: the CPU count, 1 to 4, per the encoder sweep in
+    /// docs/benchmarks.md]. Hardware encoders ignore it.
+    #[arg(help_heading = "Encoder tuning (x264)", long, env = "KELPIE_X264_THREADS", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub x264_threads: Option<u32>,
+
+    /// Slice-based x264 threads: all threads share each frame, adding no delay; `off`
+    /// pipelines whole frames instead (more throughput, a frame of delay per thread).
+    #[arg(help_heading = "Encoder tuning (x264)", long, env = "KELPIE_X264_SLICED_THREADS", default_value = "on",
+          value_name = "on|off", value_parser = clap::builder::BoolishValueParser::new(),
+          action = clap::ArgAction::Set, hide_possible_values = true)]
+    pub x264_sliced_threads: bool,
+
+    /// x264's rate-control buffer in frame intervals (0.5 to 10): 1 bounds each frame to
+    /// one frame's worth of bits (its send time to one frame interval at the bitrate);
+    /// more lets a sudden change look better at first, for as much delay on a full link.
+    #[arg(help_heading = "Encoder tuning (x264)", long, env = "KELPIE_X264_VBV_FRAMES", value_name = "FRAMES",
+          default_value = "1", value_parser = parse_vbv_frames)]
+    pub x264_vbv_frames: VbvFrames,
+
     /// OpenGL for apps in the embedded session. `auto` renders on an NVIDIA GPU through
     /// Mesa's zink when the GPU and its Vulkan driver are visible (the log says which and
     /// why), else on the CPU with llvmpipe; `gpu` refuses to start without the GPU path.
@@ -332,9 +352,47 @@ impl FromStr for PortRange {
     }
 }
 
+/// A VBV size in frame intervals, kept in tenths (1.5 frames = 15).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct VbvFrames(pub u32);
+
+fn parse_vbv_frames(s: &str) -> Result<VbvFrames, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of frames, e.g. 1 or 1.5"))?;
+    if !(0.5..=10.0).contains(&v) {
+        return Err(format!("{v} frames is outside 0.5..10"));
+    }
+    Ok(VbvFrames((v * 10.0).round() as u32))
+}
+
+impl Config {
+    /// x264's tuning on a machine with `cores` CPUs: the measured defaults, then the flags.
+    pub fn x264_tuning(&self, cores: u32) -> crate::media::X264Tuning {
+        let mut t = crate::media::X264Tuning::for_cores(cores);
+        if let Some(n) = self.x264_threads {
+            t.threads = n;
+        }
+        t.sliced_threads = self.x264_sliced_threads;
+        t.vbv_tenths = self.x264_vbv_frames.0;
+        t
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn x264_tuning_defaults_and_overrides() {
+        let c = parse(&[]).unwrap();
+        let t = c.x264_tuning(2);
+        assert_eq!(t, crate::media::X264Tuning { threads: 2, sliced_threads: true, vbv_tenths: 10 });
+        assert_eq!(c.x264_tuning(64).threads, 4, "more threads than 4 slices a 1080p frame too thin");
+        let c = parse(&["--x264-threads", "1", "--x264-sliced-threads", "off", "--x264-vbv-frames", "1.5"]).unwrap();
+        assert_eq!(c.x264_tuning(2), crate::media::X264Tuning { threads: 1, sliced_threads: false, vbv_tenths: 15 });
+        assert!(parse(&["--x264-vbv-frames", "0.1"]).is_err());
+        assert!(parse(&["--x264-vbv-frames", "lots"]).is_err());
+        assert!(parse(&["--x264-threads", "0"]).is_err());
+    }
 
     fn parse(args: &[&str]) -> Result<Config, clap::Error> {
         Config::try_parse_from(std::iter::once("kelpie").chain(args.iter().copied()))

@@ -21,6 +21,8 @@ pub struct Queued {
     pub viewer: ViewerKey,
     pub seq: u64,
     pub event: InputEvent,
+    /// When it arrived ([`crate::latency::mono_ns`]): presses are timed to their flush.
+    pub arrived_ns: u64,
 }
 
 /// Events queued for the input thread at most.
@@ -86,7 +88,11 @@ mod tests {
     }
 
     fn queue(events: &[(ViewerKey, InputEvent)]) -> VecDeque<Queued> {
-        events.iter().enumerate().map(|(i, (v, e))| Queued { viewer: *v, seq: i as u64, event: e.clone() }).collect()
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, (v, e))| Queued { viewer: *v, seq: i as u64, event: e.clone(), arrived_ns: 0 })
+            .collect()
     }
 
     fn events(b: &VecDeque<Queued>) -> Vec<(ViewerKey, InputEvent)> {

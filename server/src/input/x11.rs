@@ -64,7 +64,7 @@ impl InputInjector {
 
     pub fn send(&self, viewer: ViewerKey, event: InputEvent) {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        match self.events.try_send(Queued { viewer, seq, event }) {
+        match self.events.try_send(Queued { viewer, seq, event, arrived_ns: crate::latency::mono_ns() }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
@@ -404,11 +404,12 @@ fn run(display: String, rx: Receiver<Queued>, gone: Receiver<(ViewerKey, Option<
                 Err(e) => tracing::error!("input: {e}; input is dropped until the display comes back"),
             }
         }
-        for Queued { viewer, seq, event } in batch.drain(..) {
+        for Queued { viewer, seq, event, arrived_ns } in batch.drain(..) {
             if cutoffs.drops(viewer, seq) {
                 counters.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
+            let press = matches!(event, InputEvent::Key { down: true, .. } | InputEvent::Button { down: true, .. });
             let result = match &mut x {
                 Some(side) => {
                     let shown = describe(&event);
@@ -419,6 +420,9 @@ fn run(display: String, rx: Receiver<Queued>, gone: Receiver<(ViewerKey, Option<
             match result {
                 Ok(()) => {
                     counters.applied.fetch_add(1, Ordering::Relaxed);
+                    if press {
+                        crate::latency::global().input_applied(arrived_ns, crate::latency::mono_ns());
+                    }
                 }
                 Err((e, what)) => {
                     counters.dropped.fetch_add(1, Ordering::Relaxed);

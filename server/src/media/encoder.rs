@@ -90,8 +90,44 @@ impl fmt::Display for EncoderKind {
 pub struct EncodeParams {
     pub bitrate_kbps: u32,
     pub framerate: u32,
-    /// Worker threads for software conversion and encoding.
+    /// Worker threads for software conversion (`videoconvert`, ximagesrc capture only).
     pub threads: u32,
+    /// x264's threading and rate-control buffer.
+    pub x264: X264Tuning,
+}
+
+/// How x264 spreads a frame over threads and how much it may overshoot one frame's bits.
+/// The defaults ([`X264Tuning::for_cores`]) come from the encoder sweep of `make bench`
+/// (`tests/bench/sweep.mjs`, recorded in `docs/benchmarks.md`); `--x264-*` overrides them.
+/// There is no 8×8-transform switch: it is a High-profile tool, and the stream is
+/// constrained baseline (what every browser decodes), so x264 never uses it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct X264Tuning {
+    /// Encoder threads.
+    pub threads: u32,
+    /// Slice-based threading: every thread works on the same frame, so a frame costs no
+    /// extra latency; without it x264 pipelines frames (one frame of delay per thread).
+    pub sliced_threads: bool,
+    /// The VBV (rate-control buffer) in tenths of a frame interval: 10 lets one frame
+    /// carry one frame's worth of bits, so its send time on a link at the bitrate is
+    /// bounded by a frame interval; more lets a scene change look better at first, for
+    /// as much latency on a link at capacity.
+    pub vbv_tenths: u32,
+}
+
+impl X264Tuning {
+    /// The default for a machine with `cores` CPUs: two threads where there are two or
+    /// more, sliced; a one-frame VBV.
+    pub const fn for_cores(cores: u32) -> Self {
+        let threads = if cores < 1 {
+            1
+        } else if cores > 4 {
+            4
+        } else {
+            cores
+        };
+        Self { threads, sliced_threads: true, vbv_tenths: 10 }
+    }
 }
 
 impl EncodeParams {
@@ -100,9 +136,9 @@ impl EncodeParams {
         self.bitrate_kbps.div_ceil(self.framerate.max(1))
     }
 
-    /// One frame interval in milliseconds, rounded up.
-    fn frame_ms(&self) -> u32 {
-        1000u32.div_ceil(self.framerate.max(1))
+    /// x264's VBV in milliseconds: [`X264Tuning::vbv_tenths`] of a frame interval, rounded up.
+    fn x264_vbv_ms(&self) -> u32 {
+        (100 * self.x264.vbv_tenths.max(1)).div_ceil(self.framerate.max(1))
     }
 }
 
@@ -140,7 +176,7 @@ pub fn encoder_stages_from(kind: EncoderKind, p: &EncodeParams, input: RawFormat
                 .prop("tune", "zerolatency")
                 .prop("pass", "cbr")
                 .prop("bitrate", p.bitrate_kbps)
-                .prop("vbv-buf-capacity", p.frame_ms())
+                .prop("vbv-buf-capacity", p.x264_vbv_ms())
                 .prop("key-int-max", X264_KEYINT_INFINITE)
                 .prop("bframes", 0)
                 .prop("b-adapt", false)
@@ -149,8 +185,8 @@ pub fn encoder_stages_from(kind: EncoderKind, p: &EncodeParams, input: RawFormat
                 .prop("mb-tree", false)
                 .prop("qp-min", X264_QP_MIN)
                 .prop("qp-step", X264_QP_STEP)
-                .prop("sliced-threads", true)
-                .prop("threads", p.threads)
+                .prop("sliced-threads", p.x264.sliced_threads)
+                .prop("threads", p.x264.threads)
                 .prop("aud", false)
                 .prop("insert-vui", true)])
             .collect(),
@@ -294,10 +330,32 @@ mod tests {
     use super::*;
     use crate::media::spec::Chain;
 
-    const P: EncodeParams = EncodeParams { bitrate_kbps: 6000, framerate: 60, threads: 2 };
+    const P: EncodeParams = EncodeParams {
+        bitrate_kbps: 6000,
+        framerate: 60,
+        threads: 2,
+        x264: X264Tuning { threads: 2, sliced_threads: true, vbv_tenths: 10 },
+    };
 
     fn chain(kind: EncoderKind) -> Chain {
         Chain(encoder_stages(kind, &P))
+    }
+
+    #[test]
+    fn x264_tuning_reaches_the_element() {
+        let p = EncodeParams { x264: X264Tuning { threads: 1, sliced_threads: false, vbv_tenths: 15 }, ..P };
+        let c = Chain(encoder_stages(EncoderKind::X264, &p));
+        let line = c.launch_line();
+        assert!(line.contains("vbv-buf-capacity=25 "), "1.5 frames at 60 fps: {line}");
+        assert!(line.contains("sliced-threads=false threads=1 "), "{line}");
+    }
+
+    #[test]
+    fn the_measured_x264_defaults_are_pinned() {
+        // Chosen from the encoder sweep in docs/benchmarks.md (tests/bench/sweep.mjs).
+        assert_eq!(X264Tuning::for_cores(2), X264Tuning { threads: 2, sliced_threads: true, vbv_tenths: 10 });
+        assert_eq!(X264Tuning::for_cores(1).threads, 1);
+        assert_eq!(X264Tuning::for_cores(16).threads, 4);
     }
 
     #[test]

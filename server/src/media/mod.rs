@@ -6,6 +6,7 @@ pub mod annexb;
 pub mod audio;
 mod audio_out;
 pub mod encoder;
+mod frame_timing;
 pub mod grave;
 mod health;
 pub mod keyframe;
@@ -34,7 +35,7 @@ use crate::transport::feed::Feed;
 use crate::transport::{Kind, TransportEvent, Wire};
 pub use adapt::ViewerAdapt;
 pub use audio::{AudioSettings, AudioState};
-pub use encoder::{EncodeParams, EncoderChoice, EncoderKind, EncoderPreference};
+pub use encoder::{EncodeParams, EncoderChoice, EncoderKind, EncoderPreference, X264Tuning};
 pub use health::Health;
 pub use pipeline::CaptureSource;
 pub use recovery::Fatal;
@@ -193,6 +194,8 @@ pub struct Desktop {
     /// The second, lower-bitrate encode for viewers whose link cannot carry the main one.
     low: LowRung,
     capture: gst::Element,
+    /// Each frame's time per stage, into `crate::latency` (and so `/metrics`).
+    timing: Arc<frame_timing::FrameTiming>,
     /// Bytes a viewer's queue may hold: about three frames at the configured bitrate.
     viewer_queue_bytes: u32,
     ice: IceSettings,
@@ -276,6 +279,7 @@ impl Desktop {
         refresh_on_keyframe_requests(&low.encoder, &capture);
         let media_stats = Arc::new(stats::MediaStats::default());
         media_stats.attach(&encoder);
+        let timing = frame_timing::FrameTiming::attach(&capture, &encoder);
         let desktop = Arc::new_cyclic(|me| Self {
             me: me.clone(),
             pipeline,
@@ -285,6 +289,7 @@ impl Desktop {
             encoder,
             low,
             capture,
+            timing,
             viewer_queue_bytes: viewer_queue_bytes(params),
             ice,
             viewers: Mutex::new(HashMap::new()),
@@ -414,6 +419,9 @@ impl Desktop {
                         }) as viewer::MicHandler
                     }),
                 )?;
+                if let Some(pad) = branch.video_pad() {
+                    self.timing.watch_sent(pad);
+                }
                 let me = self.me.clone();
                 let keyframe = self.keyframe_handler(id);
                 branch.watch_feedback(move |s| {
@@ -845,9 +853,10 @@ mod tests {
 
     #[test]
     fn viewer_queues_hold_about_three_frames_of_bytes() {
-        let p = EncodeParams { bitrate_kbps: 8000, framerate: 30, threads: 2 };
+        let p = EncodeParams { bitrate_kbps: 8000, framerate: 30, threads: 2, x264: encoder::X264Tuning::for_cores(2) };
         assert_eq!(viewer_queue_bytes(&p), 3 * 33_333);
-        let tiny = EncodeParams { bitrate_kbps: 500, framerate: 60, threads: 2 };
+        let tiny =
+            EncodeParams { bitrate_kbps: 500, framerate: 60, threads: 2, x264: encoder::X264Tuning::for_cores(2) };
         assert_eq!(viewer_queue_bytes(&tiny), 64 * 1024);
     }
 }

@@ -191,8 +191,10 @@ fn run_to_eos(pipeline: &gst::Element, timeout: Duration) -> Result<(), String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::encoder::X264Tuning;
 
-    const P: EncodeParams = EncodeParams { bitrate_kbps: 8000, framerate: 30, threads: 2 };
+    const P: EncodeParams =
+        EncodeParams { bitrate_kbps: 8000, framerate: 30, threads: 2, x264: X264Tuning::for_cores(2) };
 
     #[test]
     fn damage_capture_feeds_x264_directly() {

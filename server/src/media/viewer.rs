@@ -102,6 +102,12 @@ pub(super) struct ViewerBranch {
 }
 
 impl ViewerBranch {
+    /// The video track's pad into webrtcbin (where a frame's packets leave the server's
+    /// queues), for the per-frame timing.
+    pub fn video_pad(&self) -> Option<&gst::Pad> {
+        self.into_webrtc.first()
+    }
+
     /// Builds the branch (one queue and one send-only transceiver per track), links it
     /// to every track's tee and starts the offer.
     #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
