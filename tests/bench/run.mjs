@@ -50,7 +50,7 @@ import { fileURLToPath } from 'node:url';
 import { CpuMeter, live, peakRss, round, sleep } from './lib.mjs';
 import { renderSection, evaluateTargets, updateDocs } from './report.mjs';
 import {
-  BIN, ROOT, Stack, VIEWPORT, browserRun, captureLabel, launchBrowser, runPipeline, pluginDir, sh, startContent, startKelpie, startXvfb,
+  BIN, BITRATE, ROOT, Stack, VIEWPORT, browserRun, captureLabel, launchBrowser, runPipeline, pluginDir, sh, startContent, startKelpie, startXvfb,
 } from './stack.mjs';
 
 const COMMAND = 'make bench  # = cargo build -j2 --release -p kelpie -p kelpie-tests -p kelpie-gst-plugins && node tests/bench/run.mjs';

@@ -27,7 +27,18 @@ describe('resize to fit', { timeout: 180_000 }, () => {
 
   async function expectSize(page, w, h) {
     await waitFor(`X screen ${w}x${h}`, () => screenSize() === `${w}x${h}`, { timeoutMs: 10_000 }).catch(() => {});
-    assert.equal(screenSize(), `${w}x${h}`, env.why('X screen size'));
+    if (screenSize() !== `${w}x${h}`) {
+      // Say first what decides a resize: the page's seat and channel, and the server's
+      // lines about resizing and refusals (the full logs follow, and may be cut).
+      const seat = await page.evaluate(() => ({
+        role: window.kelpie.role, control: window.kelpie.hasControl, transport: window.kelpie.transport,
+        inner: [window.innerWidth, window.innerHeight], dpr: window.devicePixelRatio,
+      })).catch((e) => `page unreadable: ${e.message}`);
+      const kelpie = env.procs.find((p) => p.name === 'kelpie');
+      const relevant = (kelpie?.lines ?? []).filter((l) => /resiz|refus|control|screen/i.test(l)).slice(-20);
+      assert.fail(`X screen is ${screenSize()}, not ${w}x${h}; page ${JSON.stringify(seat)}\n`
+        + `kelpie on resizing:\n${relevant.join('\n') || '(nothing)'}\n${env.why('logs')}`);
+    }
     await page.waitForFunction(([ww, hh]) => window.kelpie.video.videoWidth === ww && window.kelpie.video.videoHeight === hh,
       [w, h], { timeout: 10_000 }).catch(() => {});
     const got = await page.evaluate(() => [window.kelpie.video.videoWidth, window.kelpie.video.videoHeight]);

@@ -144,8 +144,8 @@ pub struct Config {
     #[arg(help_heading = "Stream", long, env = "KELPIE_ENCODER", value_enum, default_value_t = EncoderPreference::Auto)]
     pub encoder: EncoderPreference,
 
-    /// x264 encoder threads [default: the CPU count, 1 to 4, per the encoder sweep in
-    /// docs/benchmarks.md]. Hardware encoders ignore it.
+    /// x264 encoder threads [default: one fewer than the CPUs, 1 to 4, chosen by the
+    /// encoder sweep in docs/benchmarks.md]. Hardware encoders ignore it.
     #[arg(help_heading = "Encoder tuning (x264)", long, env = "KELPIE_X264_THREADS", value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=16))]
     pub x264_threads: Option<u32>,
@@ -385,8 +385,9 @@ mod tests {
     fn x264_tuning_defaults_and_overrides() {
         let c = parse(&[]).unwrap();
         let t = c.x264_tuning(2);
-        assert_eq!(t, crate::media::X264Tuning { threads: 2, sliced_threads: true, vbv_tenths: 10 });
+        assert_eq!(t, crate::media::X264Tuning { threads: 1, sliced_threads: true, vbv_tenths: 10 });
         assert_eq!(c.x264_tuning(64).threads, 4, "more threads than 4 slices a 1080p frame too thin");
+        assert_eq!(parse(&["--x264-threads", "2"]).unwrap().x264_tuning(2).threads, 2);
         let c = parse(&["--x264-threads", "1", "--x264-sliced-threads", "off", "--x264-vbv-frames", "1.5"]).unwrap();
         assert_eq!(c.x264_tuning(2), crate::media::X264Tuning { threads: 1, sliced_threads: false, vbv_tenths: 15 });
         assert!(parse(&["--x264-vbv-frames", "0.1"]).is_err());

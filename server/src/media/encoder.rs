@@ -116,15 +116,20 @@ pub struct X264Tuning {
 }
 
 impl X264Tuning {
-    /// The default for a machine with `cores` CPUs: two threads where there are two or
-    /// more, sliced; a one-frame VBV.
+    /// The default for a machine with `cores` CPUs: one thread fewer than the CPUs (1 to
+    /// 4), sliced; a one-frame VBV. On 2 cores, with the desktop and often the browser
+    /// on the same machine, one x264 thread delivered as many frames as two, sooner and
+    /// with fewer bits lost to slice borders (the sweep of 2026-12-03 in
+    /// docs/benchmarks.md: medians of three runs each, 47.1 against 43.3 fps, 74 against
+    /// 85 ms glass-to-glass, 39.1 against 37.6 dB); the core left over runs capture and
+    /// the rest of the session. Selkies makes the same choice (threads = CPUs − 1).
     pub const fn for_cores(cores: u32) -> Self {
-        let threads = if cores < 1 {
+        let threads = if cores <= 2 {
             1
-        } else if cores > 4 {
+        } else if cores > 5 {
             4
         } else {
-            cores
+            cores - 1
         };
         Self { threads, sliced_threads: true, vbv_tenths: 10 }
     }
@@ -353,9 +358,12 @@ mod tests {
     #[test]
     fn the_measured_x264_defaults_are_pinned() {
         // Chosen from the encoder sweep in docs/benchmarks.md (tests/bench/sweep.mjs).
-        assert_eq!(X264Tuning::for_cores(2), X264Tuning { threads: 2, sliced_threads: true, vbv_tenths: 10 });
+        assert_eq!(X264Tuning::for_cores(2), X264Tuning { threads: 1, sliced_threads: true, vbv_tenths: 10 });
         assert_eq!(X264Tuning::for_cores(1).threads, 1);
+        assert_eq!(X264Tuning::for_cores(4).threads, 3);
         assert_eq!(X264Tuning::for_cores(16).threads, 4);
+        let line = Chain(encoder_stages(EncoderKind::X264, &EncodeParams { x264: X264Tuning::for_cores(2), ..P })).launch_line();
+        assert!(line.contains("vbv-buf-capacity=17 ") && line.contains("sliced-threads=true threads=1 "), "{line}");
     }
 
     #[test]
