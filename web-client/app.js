@@ -20,7 +20,7 @@ import { attachCursor, cursorInfo } from './cursor.js';
 import { Room, badgeText, gateSend, refusedHint } from './room.js';
 import { attachPeople } from './people.js';
 import { attachStatsOverlay } from './stats-overlay.js';
-import { keepKeys } from './dom.js';
+import { afterLoad, keepKeys } from './dom.js';
 import { showNotice } from './notice.js';
 import { attachAudio } from './audio.js';
 import { attachMic } from './mic.js';
@@ -120,19 +120,21 @@ const session = new Session(location.href, {
   },
   onNotice: (msg) => showNotice(msg.text),
   onTrack: (stream) => {
-    video.srcObject = stream;
-    play();
     // When the first picture reaches the screen: the last step of `kelpie.timings`.
     const attempt = session.timings;
-    onFirstFrame(video, () => {
-      attempt.first_frame ??= Math.round(performance.now());
-      connection?.update();
+    afterLoad(() => {
+      video.srcObject = stream;
+      play();
+      onFirstFrame(video, () => {
+        attempt.first_frame ??= Math.round(performance.now());
+        connection?.update();
+      });
     });
   },
   onChannel: channel.setChannel,
   onMediaEnd: () => connection?.keepLastFrame(),
   onTransport: () => settings?.showTransport(),
-  onAudioTrack: (track) => audio.playTrack(track),
+  onAudioTrack: (track) => afterLoad(() => audio.playTrack(track)),
   onAudioFrame: (frame) => audio.socketFrame(frame),
   onAudioRoute: (route) => {
     audio.setRoute(route);

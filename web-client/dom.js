@@ -26,3 +26,15 @@ export function el(tag, props = {}, children = []) {
 export function keepKeys(element) {
   for (const type of ['keydown', 'keyup', 'keypress']) element.addEventListener(type, (ev) => ev.stopPropagation());
 }
+
+/**
+ * Runs `fn` now if the page has finished loading, else on its load event. For handing a
+ * stream to a media element: an element with a stream and no data yet delays the
+ * document's load event until its first frame, and the offer can arrive before the page
+ * has loaded (the socket is opened early, early-socket.js); where media cannot get
+ * through, the tab would then show "loading" for ever.
+ */
+export function afterLoad(fn, doc = globalThis.document, win = globalThis) {
+  if (doc.readyState === 'complete') fn();
+  else win.addEventListener('load', () => fn(), { once: true });
+}

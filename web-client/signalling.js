@@ -23,6 +23,7 @@
  */
 import { SocketChannel, SocketMedia, ackFrame, parseFrame } from './socket-media.js';
 import { answerRejectsVideo, cannotDecodeText, isFirefox, probeCodecs } from './codecs.js';
+import { signallingUrl, takeEarly, wantedTransport } from './early-socket.js';
 
 const BACKOFF_START_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
@@ -42,27 +43,9 @@ export const TRANSPORT_CHOICES = ['auto', 'webrtc', 'websocket'];
 export const NO_SOCKET_MEDIA = 'this page cannot use the WebSocket transport: browsers offer its video decoder '
   + '(WebCodecs) only to secure pages, so open Kelpie over https:// (or on localhost)';
 
-/**
- * The WebSocket URL next to the page, so a reverse proxy's base path is kept;
- * `transport` asks the server to start media on that kind.
- */
-export function signallingUrl(href = location.href, transport = null) {
-  const url = new URL('ws', href);
-  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-  url.hash = '';
-  url.search = transport ? `?transport=${encodeURIComponent(transport)}` : '';
-  return url.href;
-}
-
-/**
- * The kind to ask for at connect time: the settings' choice, or the WebSocket once WebRTC
- * has failed on this page (reconnects need not wait for the fallback again) or cannot
- * decode the video at all.
- */
-export function wantedTransport(choice, fellBack, webrtcDecodes = true) {
-  if (choice === 'webrtc' || choice === 'websocket') return choice;
-  return fellBack || !webrtcDecodes ? 'websocket' : null;
-}
+// The signalling URL and the transport to ask for live with the early socket, which needs
+// them before this module has loaded; they are re-exported here for the rest of the app.
+export { signallingUrl, wantedTransport };
 
 /**
  * Whether this page can show the desktop on this server at all, and on what:
@@ -326,23 +309,37 @@ export class Session {
     this.errorText = null;
     this.#setState('connecting');
     this.timings = {};
-    this.mark('ws_start');
     this.transport = null;
     this.pending = null;
-    if (this.stopped) return;
+    if (this.stopped) {
+      this.mark('ws_start');
+      return;
+    }
     const wanted = wantedTransport(this.choice, this.fellBack, this.codecs.webrtc);
-    const ws = new WebSocket(signallingUrl(this.href, wanted === 'websocket' && !this.codecs.websocket ? null : wanted));
+    const url = signallingUrl(this.href, wanted === 'websocket' && !this.codecs.websocket ? null : wanted);
+    // The first attempt takes over the socket preconnect.js opened, when it went here.
+    const early = takeEarly(url);
+    if (early) {
+      this.timings.ws_start = early.startedAt;
+      if (early.openedAt !== null) this.timings.ws_open = early.openedAt;
+      this.mark('ws_taken'); // when the app took it over: the time the early socket saved
+    }
+    this.mark('ws_start');
+    const ws = early ? early.ws : new WebSocket(url);
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
     ws.onopen = () => this.mark('ws_open');
     // Messages are handled strictly in order: an ICE candidate must not be added
     // while the offer before it is still being applied.
     let queue = Promise.resolve();
-    ws.onmessage = (ev) => {
+    const handle = (data) => {
       queue = queue
-        .then(() => this.#handle(ws, ev.data))
+        .then(() => this.#handle(ws, data))
         .catch((err) => this.#fail(ws, `signalling failed: ${err.message || err}`));
     };
+    ws.onmessage = (ev) => handle(ev.data);
+    // What came before the take-over, first (no message event runs before this loop ends).
+    for (const data of early?.messages ?? []) handle(data);
     ws.onclose = () => {
       if ('ws_open' in this.timings) this.#retry(ws);
       else this.#askWhyRefused(ws);

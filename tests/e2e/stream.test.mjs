@@ -46,6 +46,10 @@ test('the page plays the display at its size and frame rate', { timeout: 120_000
       `timings out of order at ${a} → ${b}: ${JSON.stringify(steps)}`);
   }
   t.diagnostic(`connection steps (ms since page start): ${JSON.stringify(steps)}`);
+  // The socket preconnect.js opened while the app loaded is the one in use (the server's
+  // single viewer below shows no second socket was opened beside it).
+  assert.ok(Number.isFinite(steps.ws_taken) && steps.ws_start <= steps.ws_taken,
+    `the session did not take over the early socket: ${JSON.stringify(steps)}`);
 
   const body = await env.waitHealth('/health viewers == 1', (b) => b.viewers === 1);
   assert.equal(body.viewers, 1);

@@ -224,11 +224,19 @@ async fn static_file(
         return Redirect::permanent(&format!("{last}/")).into_response();
     }
     match crate::web::asset(uri.path()) {
-        Some((mime, body)) => {
-            let mut resp = body.into_response();
+        Some(asset) => {
+            // The client changes with the binary: browsers keep it but always revalidate,
+            // and an unchanged file comes back as 304 without its body.
+            let unchanged = headers
+                .get(header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| crate::web::etag_matches(v, asset.etag));
+            let mut resp = if unchanged { StatusCode::NOT_MODIFIED.into_response() } else { asset.body.into_response() };
             let h = resp.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
-            // The client is tiny and changes with the binary: always revalidate.
+            if !unchanged {
+                h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.mime));
+            }
+            h.insert(header::ETAG, HeaderValue::from_static(asset.etag));
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
             h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));

@@ -153,6 +153,30 @@ async fn the_page_comes_with_its_security_headers_and_unknown_paths_are_404() {
 }
 
 #[tokio::test]
+async fn an_unchanged_client_file_is_revalidated_without_its_body() {
+    let (status, headers, body) = call(&app(), get("/app.js")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
+    let etag = headers[header::ETAG].to_str().unwrap().to_owned();
+    assert!(!body.is_empty());
+    let again = |tag: &str| {
+        Request::get("/app.js")
+            .header(header::HOST, "127.0.0.1:8080")
+            .header(header::IF_NONE_MATCH, tag)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, headers, body) = call(&app(), again(&etag)).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    assert!(body.is_empty(), "304 carries no body");
+    assert_eq!(headers[header::ETAG], etag.as_str());
+    assert!(headers.contains_key(header::CONTENT_SECURITY_POLICY), "the security headers come with a 304 too");
+    let (status, _, body) = call(&app(), again("\"an-older-build\"")).await;
+    assert_eq!(status, StatusCode::OK, "another tag: the file again");
+    assert!(!body.is_empty());
+}
+
+#[tokio::test]
 async fn only_this_origin_and_allowed_hubs_may_frame_the_page() {
     let (_, headers, _) = call(&app(), get("/")).await;
     let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
