@@ -282,6 +282,10 @@ export class SocketMedia {
     }
     if (this.waitKey || !this.decoder || this.decoder.state !== 'configured') {
       this.counts.framesDropped++;
+      // Ask again while frames keep coming without a keyframe (`askKeyframe` is rate
+      // limited): a request lost or merged on the way must not leave the picture frozen
+      // while the desktop moves (seen once at 1080p60, every frame dropped for 10 s).
+      this.askKeyframe();
       return;
     }
     if (!key && this.decoder.decodeQueueSize > MAX_DECODE_QUEUE) {

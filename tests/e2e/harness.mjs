@@ -61,7 +61,9 @@ class Proc {
 
   #record(line) {
     line = line.replace(/\x1b\[[0-9;]*m/g, ''); // colours, in case a program ignores NO_COLOR
-    this.log.write(`${line}\n`);
+    // A killed process's last lines can still be in its pipe when stop() has closed the
+    // log: they are kept in memory only (a write after end would throw outside any test).
+    if (!this.log.writableEnded) this.log.write(`${line}\n`);
     this.lines.push(line);
     if (this.lines.length > 400) this.lines.splice(0, this.lines.length - 400);
   }

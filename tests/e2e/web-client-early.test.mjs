@@ -10,6 +10,7 @@ import test from 'node:test';
 import vm from 'node:vm';
 import { signallingUrl, takeEarly, wantedTransport } from '../../web-client/early-socket.js';
 import { afterLoad } from '../../web-client/dom.js';
+import { SocketMedia } from '../../web-client/socket-media.js';
 
 const SCRIPT = new vm.Script(fs.readFileSync(new URL('../../web-client/preconnect.js', import.meta.url), 'utf8'));
 
@@ -146,4 +147,19 @@ test('a stream reaches a media element only once the page has loaded', () => {
   afterLoad(() => ran.push('late'), { readyState: 'complete' }, win);
   assert.deepEqual(ran, ['early', 'late'], 'at once once loaded');
   assert.equal(listeners.length, 1);
+});
+
+test('socket video waiting for a keyframe keeps asking for one, not once', () => {
+  // A stand-in output: the page's MediaStreamTrackGenerator and MediaStream.
+  globalThis.MediaStreamTrackGenerator ??= class {
+    constructor() { this.writable = { getWriter: () => ({ desiredSize: 1, write: async () => {}, close: async () => {} }) }; }
+    stop() {}
+  };
+  globalThis.MediaStream ??= class { constructor(tracks) { this.tracks = tracks; } };
+  let asks = 0;
+  const media = new SocketMedia({ onStream: () => {}, askKeyframe: () => { asks++; } });
+  const delta = new Uint8Array([0, 0, 0, 1, 0x41, 0x9a, 0x00]);
+  for (let seq = 1; seq <= 3; seq++) media.video({ key: false, seq, data: delta });
+  assert.equal(media.stats().framesDropped, 3, 'nothing decodes before a keyframe');
+  assert.equal(asks, 3, 'each dropped frame asks again (the asker rate-limits)');
 });
