@@ -90,7 +90,8 @@ export function renderSection(results) {
   lines.push(`Run on ${date} UTC with \`${results.command}\` (${results.duration_s} s), on ${m.nproc} cores `
     + `(${m.cpu_model}), ${m.mem_gib} GiB RAM, ${m.os}, Linux ${m.kernel}; GStreamer ${m.gstreamer}, `
     + `Chromium ${m.chromium} (headless, software decoding), ${m.node}; load average at start ${m.loadavg_at_start.join(', ')}. `
-    + `x264 at ${results.bitrate_kbps} kbit/s, ${results.seconds} s measuring windows, browser viewport `
+    + `x264 at ${results.bitrate_kbps} kbit/s, ${results.seconds} s measuring windows`
+    + `${results.static_cpu_seconds ? ` (${Math.max(results.seconds, results.static_cpu_seconds)} s for a still screen's CPU)` : ''}, browser viewport `
     + `${results.viewport.width}×${results.viewport.height}. Capture: ${results.capture_modes.join(', ')}. `
     + `Transports: ${transports.map(transportName).join(', ')}`
     + (transports.length > 1 ? ' (each browser scenario and capture source on each, back to back on the same display and content)' : '')

@@ -50,7 +50,7 @@ import { fileURLToPath } from 'node:url';
 import { CpuMeter, live, peakRss, round, sleep } from './lib.mjs';
 import { renderSection, evaluateTargets, updateDocs } from './report.mjs';
 import {
-  BIN, BITRATE, ROOT, Stack, VIEWPORT, browserRun, captureLabel, launchBrowser, runPipeline, pluginDir, sh, startContent, startKelpie, startXvfb,
+  BIN, BITRATE, ROOT, STATIC_CPU_SECONDS, Stack, VIEWPORT, browserRun, captureLabel, launchBrowser, runPipeline, pluginDir, sh, startContent, startKelpie, startXvfb,
 } from './stack.mjs';
 
 const COMMAND = 'make bench  # = cargo build -j2 --release -p kelpie -p kelpie-tests -p kelpie-gst-plugins && node tests/bench/run.mjs';
@@ -324,6 +324,7 @@ async function main() {
     bitrate_kbps: BITRATE,
     viewport: VIEWPORT,
     seconds: args.seconds,
+    static_cpu_seconds: STATIC_CPU_SECONDS,
     content_rate_factor: 1 + args.detune,
     scenarios: [],
   };

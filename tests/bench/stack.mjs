@@ -250,6 +250,9 @@ export async function pressKeys(page, ms, everyMs = 500) {
  * One kelpie + one Chromium viewer: time to first frame, then a measuring window (with key
  * presses for moving content; for a static screen a silent window for CPU, then presses).
  */
+/** The shortest CPU window of a still-screen scenario, in seconds. */
+export const STATIC_CPU_SECONDS = 30;
+
 export async function browserRun(stack, env, browser, sc, capture, transport, seconds, flag, extra = [], onKelpie = null) {
   const k = await startKelpie(stack, env, sc.fps, capture, transport, flag, extra, onKelpie ? 'info,kelpie::media=debug' : null);
   if (onKelpie) onKelpie(k);
@@ -288,7 +291,10 @@ export async function browserRun(stack, env, browser, sc, capture, transport, se
     const meter = new CpuMeter(roots).start();
     const t0 = Date.now();
     const moving = sc.kind === 'moving';
-    const presses = moving ? await pressKeys(page, seconds * 1000) : (await sleep(seconds * 1000), []);
+    // A still screen costs a few 10 ms CPU ticks a second: its window is at least
+    // STATIC_CPU_SECONDS long, or one tick more or less moves the figure by a tenth.
+    const presses = moving ? await pressKeys(page, seconds * 1000)
+      : (await sleep(Math.max(seconds, STATIC_CPU_SECONDS) * 1000), []);
     const t1 = Date.now();
     const cpu = meter.stop();
     const after = await videoStats(page);
