@@ -231,7 +231,8 @@ async fn static_file(
                 .get(header::IF_NONE_MATCH)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| crate::web::etag_matches(v, asset.etag));
-            let mut resp = if unchanged { StatusCode::NOT_MODIFIED.into_response() } else { asset.body.into_response() };
+            let mut resp =
+                if unchanged { StatusCode::NOT_MODIFIED.into_response() } else { asset.body.into_response() };
             let h = resp.headers_mut();
             if !unchanged {
                 h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.mime));

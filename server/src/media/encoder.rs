@@ -362,7 +362,8 @@ mod tests {
         assert_eq!(X264Tuning::for_cores(1).threads, 1);
         assert_eq!(X264Tuning::for_cores(4).threads, 3);
         assert_eq!(X264Tuning::for_cores(16).threads, 4);
-        let line = Chain(encoder_stages(EncoderKind::X264, &EncodeParams { x264: X264Tuning::for_cores(2), ..P })).launch_line();
+        let line = Chain(encoder_stages(EncoderKind::X264, &EncodeParams { x264: X264Tuning::for_cores(2), ..P }))
+            .launch_line();
         assert!(line.contains("vbv-buf-capacity=17 ") && line.contains("sliced-threads=true threads=1 "), "{line}");
     }
 
