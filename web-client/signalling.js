@@ -309,22 +309,19 @@ export class Session {
     this.errorText = null;
     this.#setState('connecting');
     this.timings = {};
+    this.mark('ws_start');
     this.transport = null;
     this.pending = null;
-    if (this.stopped) {
-      this.mark('ws_start');
-      return;
-    }
+    if (this.stopped) return;
     const wanted = wantedTransport(this.choice, this.fellBack, this.codecs.webrtc);
     const url = signallingUrl(this.href, wanted === 'websocket' && !this.codecs.websocket ? null : wanted);
     // The first attempt takes over the socket preconnect.js opened, when it went here.
     const early = takeEarly(url);
     if (early) {
-      this.timings.ws_start = early.startedAt;
+      this.timings.ws_start = early.startedAt; // when preconnect.js opened it
       if (early.openedAt !== null) this.timings.ws_open = early.openedAt;
       this.mark('ws_taken'); // when the app took it over: the time the early socket saved
     }
-    this.mark('ws_start');
     const ws = early ? early.ws : new WebSocket(url);
     ws.binaryType = 'arraybuffer';
     this.ws = ws;

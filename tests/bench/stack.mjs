@@ -246,13 +246,13 @@ export async function pressKeys(page, ms, everyMs = 500) {
   return presses;
 }
 
+/** The shortest CPU window of a still-screen scenario, in seconds. */
+export const STATIC_CPU_SECONDS = 30;
+
 /**
  * One kelpie + one Chromium viewer: time to first frame, then a measuring window (with key
  * presses for moving content; for a static screen a silent window for CPU, then presses).
  */
-/** The shortest CPU window of a still-screen scenario, in seconds. */
-export const STATIC_CPU_SECONDS = 30;
-
 export async function browserRun(stack, env, browser, sc, capture, transport, seconds, flag, extra = [], onKelpie = null) {
   const k = await startKelpie(stack, env, sc.fps, capture, transport, flag, extra, onKelpie ? 'info,kelpie::media=debug' : null);
   if (onKelpie) onKelpie(k);

@@ -23,8 +23,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 /// see a live stream. It must stay under 3 s: Chromium's receiver asks for a keyframe
 /// (PLI) when no frame came for 3 s, so with no repeats at all a still screen cost a full
 /// keyframe every 3 s (measured: 8 PLIs in 25 s). 2.5 s keeps clear of that and, against
-/// the 1 s it was, takes a still 1080p screen with one viewer from 1.3 % to 0.8 % of a core
-/// (docs/benchmarks.md, "Still screen").
+/// the 1 s it was, takes a still 1080p screen with one browser viewer from 1.3 % to 1.0 %
+/// of a core (docs/benchmarks.md, issue 13's session of 2026-12-07).
 const DEFAULT_IDLE_INTERVAL_MS: u32 = 2500;
 const _: () = assert!(DEFAULT_IDLE_INTERVAL_MS > 0 && DEFAULT_IDLE_INTERVAL_MS < 3000);
 /// Applications draw a frame as a burst of requests; capturing at the first damage event
