@@ -7,6 +7,9 @@ SHELL := /bin/bash
 CARGO ?= cargo
 JOBS ?= 2
 ARGS ?=
+# TAP for the record, then each failure's head once more at the very end of the log.
+NODE_TEST := node --test --test-concurrency=1 --test-reporter=tap --test-reporter-destination=stdout \
+	--test-reporter=./tests/e2e/failure-summary.mjs --test-reporter-destination=stdout
 
 .PHONY: run test build build-release deps-run deps-test unit e2e deploy-static bench bench-spine fuzz soak image image-test deps-image fmt lint clean
 
@@ -32,7 +35,7 @@ deps-test:
 # its own X server and streams real video, and two cores cannot do two of those at once.
 test: deps-test build
 	$(CARGO) test -j$(JOBS) --workspace -- --test-threads=1
-	node --test --test-concurrency=1 tests/e2e/
+	$(NODE_TEST) tests/e2e/
 	bash containers/tests/check-static.sh
 
 # Deployment artefacts: kustomize renders, schema and restricted-PSS checks, hadolint,
@@ -44,7 +47,7 @@ unit:
 	$(CARGO) test -j$(JOBS) --workspace --lib --bins
 
 e2e: build
-	node --test --test-concurrency=1 tests/e2e/
+	$(NODE_TEST) tests/e2e/
 
 # The black-box benchmark (docs/benchmarks.md): kelpie against the plain ximagesrc pipeline
 # in the same run, with a headless-Chromium probe for latency. Not part of `make test`.

@@ -50,9 +50,17 @@ const send = gateSend(channel.send, () => room.hasControl(), (msg) => {
 });
 
 let shown = { state: 'connecting', detail: '' };
+/** The last STATE_HISTORY state changes, {state, at (ms since page start)}: what tests and
+ *  bug reports read to see what the page went through, without sampling it. */
+const STATE_HISTORY = 50;
+const stateHistory = [];
 /** The connection overlay (connection.js), made once the session exists. */
 let connection = null;
 function showState(state, detail) {
+  if (state !== shown.state || stateHistory.length === 0) {
+    stateHistory.push({ state, at: Math.round(performance.now()) });
+    if (stateHistory.length > STATE_HISTORY) stateHistory.shift();
+  }
   shown = { state, detail };
   // A lost connection is a lost seat: the next welcome and room tell us where we stand.
   if (state === 'reconnecting' || state === 'error') room.clear();
@@ -230,6 +238,8 @@ settings.setControl(false);
 window.kelpie = {
   get pc() { return session.pc; },
   get state() { return session.state; },
+  /** The page's last state changes, oldest first: [{state, at}] (at: ms since page start). */
+  get stateHistory() { return stateHistory.slice(); },
   /** True once the page found it cannot show the desktop here and stopped trying. */
   get stopped() { return session.stopped; },
   /** A fresh connection attempt now (what the overlay's Retry does). */

@@ -110,32 +110,48 @@ export async function recordDefaultSource(pulseServer, seconds) {
   return out;
 }
 
-/**
- * The share of `samples`' energy at `freq` (Goertzel over the whole buffer, relative
- * to the total): about 0.5 for a pure sine at that frequency, ~0 for silence or another tone.
- */
-export function toneShare(samples, freq, rate = 48_000) {
+/** Samples per analysis window: 100 ms, so each test frequency is a whole number of cycles. */
+const TONE_WINDOW = 4800;
+
+/** Goertzel power of `freq` in `samples`[from, to), scaled so a sine there gives its own energy. */
+function goertzel(samples, freq, rate, from, to) {
   const w = (2 * Math.PI * freq) / rate;
   const c = 2 * Math.cos(w);
-  let s1 = 0; let s2 = 0; let total = 0;
-  for (const x of samples) {
-    const s0 = x + c * s1 - s2;
+  let s1 = 0; let s2 = 0;
+  for (let i = from; i < to; i++) {
+    const s0 = samples[i] + c * s1 - s2;
     s2 = s1; s1 = s0;
-    total += x * x;
   }
-  const power = s1 * s1 + s2 * s2 - c * s1 * s2;
-  return total > 0 ? (2 * power) / (samples.length * total) : 0;
+  return (2 * (s1 * s1 + s2 * s2 - c * s1 * s2)) / (to - from);
 }
 
 /**
- * Whether `freq` is the tone in `samples`: it carries a clear share of the energy, and
- * ten times more than any of the other test frequencies. Robust to gaps (silence adds no
- * energy) and to the clicks a gap leaves (spread thinly over all frequencies).
+ * The share of `samples`' energy at `freq`: about 1 for a pure sine at that frequency,
+ * ~0 for silence or another tone. Measured per 100 ms window and summed, so that one
+ * phase step in a recording (a sample or twenty dropped somewhere along the way, which
+ * a coherent sum over the whole buffer reads as the tone cancelling itself) costs one
+ * window, not the whole measurement.
+ */
+export function toneShare(samples, freq, rate = 48_000) {
+  const win = Math.min(TONE_WINDOW, samples.length);
+  let power = 0; let total = 0;
+  for (let from = 0; win > 0 && from + win <= samples.length; from += win) {
+    power += goertzel(samples, freq, rate, from, from + win);
+    for (let i = from; i < from + win; i++) total += samples[i] * samples[i];
+  }
+  return total > 0 ? power / total : 0;
+}
+
+/**
+ * Whether `freq` is the tone in `samples`: it carries at least a quarter of the energy
+ * (a clean recording carries ~0.9), and ten times more than any of the other test
+ * frequencies. Robust to gaps (silence adds no energy), to the clicks a gap leaves (spread
+ * thinly over all frequencies) and to phase steps (see `toneShare`).
  */
 export function toneFound(samples, freq) {
   const share = toneShare(samples, freq);
   const others = [440, 660, 880, 1320].filter((f) => f !== freq).map((f) => toneShare(samples, f));
-  return { found: share > 0.05 && share > 10 * Math.max(...others), share, others, dominant: dominantFrequency(samples) };
+  return { found: share > 0.25 && share > 10 * Math.max(...others), share, others, dominant: dominantFrequency(samples) };
 }
 
 /** The strongest frequency from 100 Hz to 2 kHz in 5 Hz steps (for diagnosis). */
