@@ -24,6 +24,7 @@ pub mod display;
 pub mod files;
 pub mod gamepad;
 pub mod gpu;
+pub mod heap;
 pub mod http;
 pub mod input;
 pub mod latency;

@@ -3,22 +3,8 @@ use std::io::IsTerminal;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-/// glibc gives threads that allocate at once arenas of their own, up to eight per core,
-/// and GStreamer runs a dozen streaming threads: their arenas' freed pages stay resident.
-/// Two arenas took Kelpie's peak RSS at 1080p60 with one viewer from 98.9 to 94.0 MB, at
-/// no measurable CPU cost (docs/benchmarks.md, 2026-12-07). `MALLOC_ARENA_MAX`, when set,
-/// still decides. Called first, while this is the only thread.
-fn limit_malloc_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only changes an allocator tunable; no other thread runs yet.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-    }
-}
-
 fn main() -> anyhow::Result<()> {
-    limit_malloc_arenas();
+    kelpie::heap::tune_for_a_long_run();
     let config = kelpie::config::Config::parse();
     // Colours only for a person at a terminal: a log file or journal gets plain text.
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());

@@ -42,6 +42,7 @@ fn the_embedded_display_admits_only_holders_of_its_cookie_and_the_session_gets_n
         .env("KELPIE_TOKEN_SECRET", "a-secret-the-desktop-must-not-see-0123")
         .env("KELPIE_BASIC_PASSWORD", "another-secret-for-nobody")
         .env_remove("XAUTHORITY")
+        .env_remove("G_SLICE")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -63,6 +64,13 @@ fn the_embedded_display_admits_only_holders_of_its_cookie_and_the_session_gets_n
         assert_eq!(var(secret), None, "the session inherited {secret}");
     }
     assert!(!session_env.contains("a-secret-the-desktop-must-not-see"), "a secret value reached the session");
+    // Kelpie runs with GLib's slice allocator off (kelpie::heap, a second exec of itself,
+    // same PID), but that tuning is for Kelpie, not for the desktop's programs.
+    let own_env = std::fs::read(format!("/proc/{}/environ", kelpie.0.id())).expect("kelpie's environ");
+    let own_env: Vec<&[u8]> = own_env.split(|&b| b == 0).collect();
+    assert!(own_env.contains(&&b"G_SLICE=always-malloc"[..]), "kelpie runs without G_SLICE=always-malloc");
+    assert_eq!(var("G_SLICE"), None, "the session inherited Kelpie's G_SLICE");
+    assert_eq!(var("GSLICE_SET_BY_KELPIE"), None, "the session inherited the restart's mark");
 
     use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(&xauthority).expect("the cookie file exists").permissions().mode() & 0o777;

@@ -192,14 +192,15 @@ impl ClearGlOverrides for Command {
     }
 }
 
-/// Child processes of the display never see Kelpie's secrets.
+/// Child processes of the display never see Kelpie's secrets, nor the heap tuning Kelpie
+/// set for itself ([`crate::heap::own_variables`]).
 trait ClearSecrets {
     fn env_clear_secrets(&mut self) -> &mut Self;
 }
 
 impl ClearSecrets for Command {
     fn env_clear_secrets(&mut self) -> &mut Self {
-        for var in SECRET_VARIABLES {
+        for var in SECRET_VARIABLES.iter().chain(crate::heap::own_variables()) {
             self.env_remove(var);
         }
         self

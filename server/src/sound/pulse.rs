@@ -150,7 +150,7 @@ fn spawn(dir: &Path) -> Result<Child, PulseError> {
         .env_remove("PULSE_SERVER")
         .env_remove("DISPLAY")
         .env_remove("DBUS_SESSION_BUS_ADDRESS");
-    for var in crate::display::SECRET_VARIABLES {
+    for var in crate::display::SECRET_VARIABLES.iter().chain(crate::heap::own_variables()) {
         cmd.env_remove(var);
     }
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).process_group(0).spawn().map_err(PulseError::Missing)

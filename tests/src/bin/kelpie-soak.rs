@@ -1,7 +1,7 @@
 //! `kelpie-soak`: connect/disconnect cycles of webrtc-rs viewers against one `kelpie`,
 //! looking for what a long-lived desktop would leak (`make soak`, docs/reliability.md).
 //!
-//! Usage: `kelpie-soak [--cycles N] [--warmup N]` (defaults 500 and 20), with the
+//! Usage: `kelpie-soak [--cycles N] [--warmup N] [--hold S]` (defaults 500, 20 and 0), with the
 //! `kelpie` and `kelpie-xprobe` binaries next to this one (build with `--release`).
 //!
 //! Each cycle: a viewer connects, waits for a frame, types text whose characters are not
@@ -13,6 +13,9 @@
 //! figures (descriptors by kind and threads by name, so a growth names its source) and
 //! exits 1 if the RSS grew by more than 5 MiB, descriptors or threads grew, or a branch, a
 //! held keycode binding or an extra RandR mode remains.
+//!
+//! `--hold S` keeps the server S seconds at each of the two measurements, its PID on
+//! stderr, so that a person can look inside it then (`gdb -p`, `heaptrack -p`, pmap).
 
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -21,7 +24,7 @@ use kelpie_tests::harness::{workspace_bin, Kelpie, XProbe, Xvfb};
 use kelpie_tests::ViewerClient;
 use serde_json::json;
 
-const USAGE: &str = "usage: kelpie-soak [--cycles N] [--warmup N]";
+const USAGE: &str = "usage: kelpie-soak [--cycles N] [--warmup N] [--hold SECONDS]";
 const MAX_RSS_GROWTH_KIB: i64 = 5 * 1024;
 /// Sizes the viewers ask for in turn: each is a RandR mode the server must not keep.
 const SIZES: [(u32, u32); 3] = [(1280, 720), (1024, 768), (1152, 648)];
@@ -100,7 +103,9 @@ async fn cycle(k: &Kelpie, i: u64) -> Result<(), String> {
     v.wait_for_frames(1, Duration::from_secs(15)).await.map_err(|e| format!("cycle {i}: no frame: {e}"))?;
     let (w, h) = SIZES[(i % SIZES.len() as u64) as usize];
     let _ = v.send_input(&json!({"t": "txt", "s": "ÆØÅ→€"})).await;
-    let _ = v.send_input(&json!({"t": "resize", "w": w, "h": h})).await;
+    if std::env::var_os("SOAK_NO_RESIZE").is_none() {
+        let _ = v.send_input(&json!({"t": "resize", "w": w, "h": h})).await;
+    }
     if i % 10 == 9 {
         drop(v); // gone without a goodbye
     } else {
@@ -118,7 +123,15 @@ fn arg(args: &[String], name: &str, default: u64) -> Result<u64, String> {
     }
 }
 
-async fn run(cycles: u64, warmup: u64) -> Result<bool, String> {
+/// `--hold`: the server stays untouched this long, for a person to inspect it.
+fn hold(seconds: u64, pid: u32, when: &str) {
+    if seconds > 0 {
+        eprintln!("kelpie-soak: holding {seconds} s {when}: kelpie pid {pid}");
+        std::thread::sleep(Duration::from_secs(seconds));
+    }
+}
+
+async fn run(cycles: u64, warmup: u64, hold_s: u64) -> Result<bool, String> {
     let x = Xvfb::start(1280, 720);
     let _probe = XProbe::start(&x.display, &["--animate", "30"]);
     let k =
@@ -139,6 +152,8 @@ async fn run(cycles: u64, warmup: u64) -> Result<bool, String> {
     let (rss0, fds0, modes0, keys0) =
         (rss_kib(k.pid()), open_fds(k.pid()), randr_modes(&x.display), bound_keycodes(&x.display));
     let (kinds0, threads0) = (fd_kinds(k.pid()), thread_names(k.pid()));
+    let heap0 = k.health()["heap"].clone();
+    hold(hold_s, k.pid(), "after the warm-up");
     let started = Instant::now();
     for i in warmup..warmup + cycles {
         cycle(&k, i).await?;
@@ -147,6 +162,7 @@ async fn run(cycles: u64, warmup: u64) -> Result<bool, String> {
     let (rss1, fds1, modes1, keys1) =
         (rss_kib(k.pid()), open_fds(k.pid()), randr_modes(&x.display), bound_keycodes(&x.display));
     let (kinds1, threads1) = (fd_kinds(k.pid()), thread_names(k.pid()));
+    hold(hold_s, k.pid(), "after the cycles");
     let growth = rss1 - rss0;
     let count = |t: &std::collections::BTreeMap<String, i64>| t.values().sum::<i64>();
     let ok = growth <= MAX_RSS_GROWTH_KIB
@@ -164,6 +180,7 @@ async fn run(cycles: u64, warmup: u64) -> Result<bool, String> {
             "randr_modes": [modes0, modes1], "bound_keycodes": [keys0, keys1], "branches": h["branches"], "webrtcbins_alive": h["webrtcbins_alive"], "frames_encoded": h["frames_encoded"],
             "input_dropped": h["input_dropped"], "ok": ok,
             "fd_kinds": [kinds0, kinds1], "threads": [threads0, threads1],
+            "heap": [heap0, &h["heap"]],
         })
     );
     Ok(ok)
@@ -176,14 +193,15 @@ async fn main() -> ExitCode {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    let (cycles, warmup) = match (arg(&args, "--cycles", 500), arg(&args, "--warmup", 20)) {
-        (Ok(c), Ok(w)) => (whole_rounds(c), whole_rounds(w)),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(cycles, warmup).await {
+    let (cycles, warmup, hold_s) =
+        match (arg(&args, "--cycles", 500), arg(&args, "--warmup", 20), arg(&args, "--hold", 0)) {
+            (Ok(c), Ok(w), Ok(h)) => (whole_rounds(c), whole_rounds(w), h),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        };
+    match run(cycles, warmup, hold_s).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
