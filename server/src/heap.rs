@@ -46,7 +46,10 @@ pub fn tune_for_a_long_run() {
     } else if std::env::var_os("G_SLICE").is_none() {
         use std::os::unix::process::CommandExt as _;
         let mut args = std::env::args_os();
-        let mut again = std::process::Command::new("/proc/self/exe");
+        // The real path, not /proc/self/exe: the process's name (ps, pgrep, top) comes
+        // from the file the exec names.
+        let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
+        let mut again = std::process::Command::new(exe);
         if let Some(name) = args.next() {
             again.arg0(name);
         }

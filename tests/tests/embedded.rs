@@ -69,6 +69,8 @@ fn the_embedded_display_admits_only_holders_of_its_cookie_and_the_session_gets_n
     let own_env = std::fs::read(format!("/proc/{}/environ", kelpie.0.id())).expect("kelpie's environ");
     let own_env: Vec<&[u8]> = own_env.split(|&b| b == 0).collect();
     assert!(own_env.contains(&&b"G_SLICE=always-malloc"[..]), "kelpie runs without G_SLICE=always-malloc");
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", kelpie.0.id())).expect("kelpie's name");
+    assert_eq!(comm.trim(), "kelpie", "after its second exec kelpie is still called kelpie (ps, pgrep)");
     assert_eq!(var("G_SLICE"), None, "the session inherited Kelpie's G_SLICE");
     assert_eq!(var("GSLICE_SET_BY_KELPIE"), None, "the session inherited the restart's mark");
 
