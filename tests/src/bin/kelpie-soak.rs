@@ -1,8 +1,9 @@
 //! `kelpie-soak`: connect/disconnect cycles of webrtc-rs viewers against one `kelpie`,
 //! looking for what a long-lived desktop would leak (`make soak`, docs/reliability.md).
 //!
-//! Usage: `kelpie-soak [--cycles N] [--warmup N] [--hold S]` (defaults 500, 20 and 0), with the
-//! `kelpie` and `kelpie-xprobe` binaries next to this one (build with `--release`).
+//! Usage: `kelpie-soak [--cycles N] [--warmup N] [--hold S] [--no-resize]` (defaults 500, 20
+//! and 0), with the `kelpie` and `kelpie-xprobe` binaries next to this one (build with
+//! `--release`).
 //!
 //! Each cycle: a viewer connects, waits for a frame, types text whose characters are not
 //! on the keyboard (each needs a spare keycode bound for it), asks for a screen size of
@@ -14,8 +15,9 @@
 //! exits 1 if the RSS grew by more than 5 MiB, descriptors or threads grew, or a branch, a
 //! held keycode binding or an extra RandR mode remains.
 //!
-//! `--hold S` keeps the server S seconds at each of the two measurements, its PID on
-//! stderr, so that a person can look inside it then (`gdb -p`, `heaptrack -p`, pmap).
+//! `--no-resize`: the viewers leave the screen size alone. `--hold S` keeps the server S
+//! seconds at each of the two measurements, its PID on stderr, so that a person can look
+//! inside it then (`gdb -p`, `heaptrack -p`, pmap).
 
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -24,7 +26,7 @@ use kelpie_tests::harness::{workspace_bin, Kelpie, XProbe, Xvfb};
 use kelpie_tests::ViewerClient;
 use serde_json::json;
 
-const USAGE: &str = "usage: kelpie-soak [--cycles N] [--warmup N] [--hold SECONDS]";
+const USAGE: &str = "usage: kelpie-soak [--cycles N] [--warmup N] [--hold SECONDS] [--no-resize]";
 const MAX_RSS_GROWTH_KIB: i64 = 5 * 1024;
 /// Sizes the viewers ask for in turn: each is a RandR mode the server must not keep.
 const SIZES: [(u32, u32); 3] = [(1280, 720), (1024, 768), (1152, 648)];
@@ -98,12 +100,12 @@ fn bound_keycodes(display: &str) -> i64 {
     })
 }
 
-async fn cycle(k: &Kelpie, i: u64) -> Result<(), String> {
+async fn cycle(k: &Kelpie, i: u64, resize: bool) -> Result<(), String> {
     let v = ViewerClient::connect(&k.ws_url(), None).await.map_err(|e| format!("cycle {i}: connect: {e}"))?;
     v.wait_for_frames(1, Duration::from_secs(15)).await.map_err(|e| format!("cycle {i}: no frame: {e}"))?;
     let (w, h) = SIZES[(i % SIZES.len() as u64) as usize];
     let _ = v.send_input(&json!({"t": "txt", "s": "ÆØÅ→€"})).await;
-    if std::env::var_os("SOAK_NO_RESIZE").is_none() {
+    if resize {
         let _ = v.send_input(&json!({"t": "resize", "w": w, "h": h})).await;
     }
     if i % 10 == 9 {
@@ -131,7 +133,18 @@ fn hold(seconds: u64, pid: u32, when: &str) {
     }
 }
 
-async fn run(cycles: u64, warmup: u64, hold_s: u64) -> Result<bool, String> {
+/// What the command line asked for.
+struct Opts {
+    cycles: u64,
+    warmup: u64,
+    hold_s: u64,
+    /// Viewers ask for screen sizes of their own (off: `--no-resize`, to tell apart what
+    /// RandR and encoder rebuilds cost from what sessions cost).
+    resize: bool,
+}
+
+async fn run(opts: Opts) -> Result<bool, String> {
+    let (cycles, warmup, hold_s) = (opts.cycles, opts.warmup, opts.hold_s);
     let x = Xvfb::start(1280, 720);
     let _probe = XProbe::start(&x.display, &["--animate", "30"]);
     let k =
@@ -146,7 +159,7 @@ async fn run(cycles: u64, warmup: u64, hold_s: u64) -> Result<bool, String> {
         k.wait_health(Duration::from_secs(5), what, |h| h["viewers"] == 0)
     };
     for i in 0..warmup {
-        cycle(&k, i).await?;
+        cycle(&k, i, opts.resize).await?;
     }
     settle("the room empty after the warm-up");
     let (rss0, fds0, modes0, keys0) =
@@ -156,7 +169,7 @@ async fn run(cycles: u64, warmup: u64, hold_s: u64) -> Result<bool, String> {
     hold(hold_s, k.pid(), "after the warm-up");
     let started = Instant::now();
     for i in warmup..warmup + cycles {
-        cycle(&k, i).await?;
+        cycle(&k, i, opts.resize).await?;
     }
     let h = settle("the room empty after the cycles");
     let (rss1, fds1, modes1, keys1) =
@@ -193,15 +206,15 @@ async fn main() -> ExitCode {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    let (cycles, warmup, hold_s) =
-        match (arg(&args, "--cycles", 500), arg(&args, "--warmup", 20), arg(&args, "--hold", 0)) {
-            (Ok(c), Ok(w), Ok(h)) => (whole_rounds(c), whole_rounds(w), h),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-                eprintln!("{e}");
-                return ExitCode::from(2);
-            }
-        };
-    match run(cycles, warmup, hold_s).await {
+    let resize = !args.iter().any(|a| a == "--no-resize");
+    let opts = match (arg(&args, "--cycles", 500), arg(&args, "--warmup", 20), arg(&args, "--hold", 0)) {
+        (Ok(c), Ok(w), Ok(h)) => Opts { cycles: whole_rounds(c), warmup: whole_rounds(w), hold_s: h, resize },
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(opts).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
