@@ -34,12 +34,6 @@ const RESTARTED_MARK: &str = "GSLICE_SET_BY_KELPIE";
 ///
 /// `MALLOC_ARENA_MAX` and `G_SLICE`, when set, still decide.
 pub fn tune_for_a_long_run() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only changes an allocator tunable; no other thread runs yet.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-    }
     if std::env::var_os(RESTARTED_MARK).is_some() {
         std::env::remove_var(RESTARTED_MARK);
         SET_G_SLICE.store(true, Ordering::Relaxed);
@@ -53,8 +47,14 @@ pub fn tune_for_a_long_run() {
         if let Some(name) = args.next() {
             again.arg0(name);
         }
-        // Returns only if the exec failed.
+        // Returns only if the exec failed; otherwise the new image tunes malloc below.
         let _ = again.args(args).env("G_SLICE", "always-malloc").env(RESTARTED_MARK, "1").exec();
+    }
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only changes an allocator tunable; no other thread runs yet.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
     }
 }
 

@@ -192,9 +192,9 @@ impl ClearGlOverrides for Command {
     }
 }
 
-/// Child processes of the display never see Kelpie's secrets, nor the heap tuning Kelpie
-/// set for itself ([`crate::heap::own_variables`]).
-trait ClearSecrets {
+/// Child processes (the display's, and the embedded PulseAudio) never see Kelpie's
+/// secrets, nor the heap tuning Kelpie set for itself ([`crate::heap::own_variables`]).
+pub(crate) trait ClearSecrets {
     fn env_clear_secrets(&mut self) -> &mut Self;
 }
 

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::script;
+use crate::display::ClearSecrets as _;
 
 /// How long the daemon may take to open its socket.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -149,10 +150,8 @@ fn spawn(dir: &Path) -> Result<Child, PulseError> {
         .env("PULSE_STATE_PATH", dir.join("state"))
         .env_remove("PULSE_SERVER")
         .env_remove("DISPLAY")
-        .env_remove("DBUS_SESSION_BUS_ADDRESS");
-    for var in crate::display::SECRET_VARIABLES.iter().chain(crate::heap::own_variables()) {
-        cmd.env_remove(var);
-    }
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_clear_secrets();
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).process_group(0).spawn().map_err(PulseError::Missing)
 }
 

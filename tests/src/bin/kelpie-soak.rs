@@ -144,7 +144,7 @@ struct Opts {
 }
 
 async fn run(opts: Opts) -> Result<bool, String> {
-    let (cycles, warmup, hold_s) = (opts.cycles, opts.warmup, opts.hold_s);
+    let Opts { cycles, warmup, hold_s, resize } = opts;
     let x = Xvfb::start(1280, 720);
     let _probe = XProbe::start(&x.display, &["--animate", "30"]);
     let k =
@@ -159,7 +159,7 @@ async fn run(opts: Opts) -> Result<bool, String> {
         k.wait_health(Duration::from_secs(5), what, |h| h["viewers"] == 0)
     };
     for i in 0..warmup {
-        cycle(&k, i, opts.resize).await?;
+        cycle(&k, i, resize).await?;
     }
     settle("the room empty after the warm-up");
     let (rss0, fds0, modes0, keys0) =
@@ -169,7 +169,7 @@ async fn run(opts: Opts) -> Result<bool, String> {
     hold(hold_s, k.pid(), "after the warm-up");
     let started = Instant::now();
     for i in warmup..warmup + cycles {
-        cycle(&k, i, opts.resize).await?;
+        cycle(&k, i, resize).await?;
     }
     let h = settle("the room empty after the cycles");
     let (rss1, fds1, modes1, keys1) =
