@@ -114,6 +114,7 @@ impl Status for DesktopStatus {
             "transports": d.kinds().into_iter().map(|(k, n)| (k.to_string(), n.into())).collect::<serde_json::Map<_, _>>(),
             "branches": d.branch_count(),
             "webrtcbins_alive": crate::media::webrtcbins_alive(),
+            "ice_agents_alive": crate::media::ice_agents_alive(),
             // The C heap: in use against freed-but-kept (docs/reliability.md, soak).
             "heap": crate::heap::figures(),
             "control": self.room.controller().map(crate::room::state::name),

@@ -17,6 +17,7 @@ pub mod adapt;
 pub mod app;
 pub mod auth;
 pub mod banner;
+mod child;
 pub mod clipboard;
 pub mod config;
 pub mod cursor;
@@ -136,6 +137,7 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
     gst::init().map_err(|e| RunError::Gstreamer(e.to_string()))?;
     kelpiegst::plugin_register_static().map_err(|e| RunError::Gstreamer(e.to_string()))?;
     media::xlib::install_io_error_handler();
+    media::run_default_main_context();
     media::warm_up_dtls();
 
     // The embedded desktop's sound server starts first: the session is pointed at it.

@@ -1,6 +1,7 @@
 //! The embedded display is Kelpie's alone: Xvfb admits only clients with this run's cookie
 //! (a client without it, and another local user, are refused), the session gets the
-//! cookie but none of Kelpie's secrets, and the cookie file goes when Kelpie stops.
+//! cookie but none of Kelpie's secrets, and the cookie file goes when Kelpie stops. Its X
+//! server, sound server and session go with it even when it is SIGKILLed.
 
 mod common;
 
@@ -107,6 +108,85 @@ fn the_embedded_display_admits_only_holders_of_its_cookie_and_the_session_gets_n
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(!xauthority.exists(), "the cookie file is removed when Kelpie stops");
+}
+
+/// Direct children of `pid`, with their names (`/proc/PID/task/*/children`).
+fn children(pid: u32) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return out };
+    for task in tasks.flatten() {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for child in list.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
+            let name = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default().trim().to_owned();
+            out.push((child, name));
+        }
+    }
+    out
+}
+
+/// Gone, or a zombie nobody has reaped yet (it no longer runs either way).
+fn not_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
+    }
+}
+
+/// A SIGKILL gives Kelpie no chance to stop anything; the kernel's parent-death signal
+/// (kelpie::child) stops its Xvfb, its PulseAudio and its session anyway, instead of
+/// leaving them to init with the display and the sound server's socket.
+#[test]
+fn a_killed_kelpie_takes_its_x_server_sound_server_and_session_with_it() {
+    let has_pulse = Command::new("sh")
+        .args(["-c", "command -v pulseaudio"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let port = free_port();
+    let child = Command::new(workspace_bin("kelpie"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--size", "640x480"])
+        .args(["--session", "exec sleep 600"])
+        .env_remove("XAUTHORITY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kelpie starts");
+    let mut kelpie = Proc(child);
+    let pid = kelpie.0.id();
+    let wanted = |kids: &[(u32, String)]| {
+        let has = |n: &str| kids.iter().any(|(_, k)| k == n);
+        has("Xvfb") && has("sleep") && (!has_pulse || has("pulseaudio"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let kids = loop {
+        let kids = children(pid);
+        if wanted(&kids) {
+            break kids;
+        }
+        assert!(Instant::now() < deadline, "kelpie never had its Xvfb, session and PulseAudio running: {kids:?}");
+        assert!(kelpie.0.try_wait().unwrap().is_none(), "kelpie exited early");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let watched: Vec<(u32, String)> =
+        kids.into_iter().filter(|(_, n)| ["Xvfb", "sleep", "pulseaudio"].contains(&n.as_str())).collect();
+
+    kelpie.0.kill().expect("SIGKILL");
+    kelpie.0.wait().expect("reaped");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left: Vec<&(u32, String)> = watched.iter().filter(|(p, _)| !not_running(*p)).collect();
+        if left.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            for (p, _) in &left {
+                // SAFETY: kill(2) on a pid this test saw as kelpie's child; cleaning up.
+                unsafe { libc_kill(*p as i32, 9) };
+            }
+            panic!("still running 15 s after kelpie was SIGKILLed: {left:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The body of `GET /health` (a bare HTTP/1.0 request).

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use x11rb::connection::Connection;
 
+use crate::child::DiesWithKelpie as _;
 use crate::screen::ScreenSize;
 pub use xauth::XCookie;
 
@@ -87,6 +88,7 @@ impl Display {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .process_group(0)
+            .die_with_kelpie()
             .spawn()
             .map_err(DisplayError::XvfbMissing)?;
         let number = read_display_number(&mut xvfb).inspect_err(|_| {
@@ -244,6 +246,7 @@ fn spawn_session(
         .stdout(log)
         .stderr(log_err)
         .process_group(0)
+        .die_with_kelpie()
         .spawn()
         .map_err(|e| DisplayError::Session { cmd: cmd.to_owned(), why: e.to_string() })
 }

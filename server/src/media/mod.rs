@@ -10,6 +10,7 @@ mod frame_timing;
 pub mod grave;
 mod health;
 pub mod keyframe;
+mod main_context;
 mod mic;
 mod nack;
 pub mod pipeline;
@@ -37,6 +38,7 @@ pub use adapt::ViewerAdapt;
 pub use audio::{AudioSettings, AudioState};
 pub use encoder::{EncodeParams, EncoderChoice, EncoderKind, EncoderPreference, X264Tuning};
 pub use health::Health;
+pub use main_context::run_default_main_context;
 pub use pipeline::CaptureSource;
 pub use recovery::Fatal;
 pub use viewer::{IceSettings, Track};
@@ -845,6 +847,11 @@ fn give_back_freed_memory() {
 /// webrtcbins created and not yet finalized (see `viewer::WEBRTCBINS_ALIVE`).
 pub fn webrtcbins_alive() -> usize {
     viewer::WEBRTCBINS_ALIVE.load(Ordering::Relaxed)
+}
+
+/// Their ICE agents not yet finalized (see `viewer::ICE_AGENTS_ALIVE`).
+pub fn ice_agents_alive() -> usize {
+    viewer::ICE_AGENTS_ALIVE.load(Ordering::Relaxed)
 }
 
 #[cfg(test)]

@@ -19,6 +19,10 @@ use crate::transport::{InboundHandler, TransportEvent};
 /// webrtcbins not yet finalized (GObject weak-ref notify), whether in the pipeline, in a
 /// grave or leaked: `make soak` checks it returns to 0 once the room is empty.
 pub static WEBRTCBINS_ALIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Their ICE agents not yet finalized: an agent can outlive its webrtcbin when something
+/// still holds it (a browser's mDNS candidate being resolved held one per page load until
+/// GLib's default main context ran: `main_context`).
+pub static ICE_AGENTS_ALIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Where webrtcbin may gather ICE candidates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -618,6 +622,11 @@ fn configure_ice(webrtc: &gst::Element, ice: &IceSettings, servers: &crate::turn
         webrtc.set_property_from_str("ice-transport-policy", "relay");
     }
     let agent = webrtc.property::<gst::glib::Object>("ice-agent");
+    ICE_AGENTS_ALIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    agent.add_weak_ref_notify(|| {
+        ICE_AGENTS_ALIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    no_upnp(&agent);
     for ip in &ice.addresses {
         if !agent.emit_by_name::<bool>("add-local-ip-address", &[&ip.to_string()]) {
             tracing::warn!(%ip, "the ICE agent refused this local address");
@@ -626,6 +635,25 @@ fn configure_ice(webrtc: &gst::Element, ice: &IceSettings, servers: &crate::turn
     if let Some((min, max)) = ice.ports {
         agent.set_property("min-rtp-port", u32::from(min));
         agent.set_property("max-rtp-port", u32::from(max));
+    }
+}
+
+/// Turns off libnice's UPnP port mapping, which is on by default.
+///
+/// With it, every viewer's agent searched the host's LAN for an Internet gateway (SSDP
+/// multicast) and started a GUPnP context with an HTTP server per interface (the
+/// "gupnp-context … Address already in use" warnings under load). A desktop server has
+/// no business asking a home router to forward ports: its reachable addresses are its
+/// own, `--ice-address`, or a TURN relay. The nice agent sits behind webrtcbin's ICE
+/// object (`agent`, GStreamer's libnice binding); another ICE implementation without it is
+/// left as it is.
+fn no_upnp(ice: &gst::glib::Object) {
+    if ice.find_property("agent").is_none() {
+        return;
+    }
+    let nice = ice.property::<gst::glib::Object>("agent");
+    if nice.find_property("upnp").is_some() {
+        nice.set_property("upnp", false);
     }
 }
 
@@ -699,4 +727,19 @@ fn create_offer(webrtc: &gst::Element, events: UnboundedSender<TransportEvent>) 
         }
     });
     webrtc.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_viewers_ice_agent_does_not_use_upnp() {
+        gst::init().unwrap();
+        let webrtc = gst::ElementFactory::make("webrtcbin").build().unwrap();
+        let nice = || webrtc.property::<gst::glib::Object>("ice-agent").property::<gst::glib::Object>("agent");
+        assert!(nice().property::<bool>("upnp"), "libnice's default changed: this test no longer shows anything");
+        configure_ice(&webrtc, &IceSettings { addresses: vec![], ports: None }, &crate::turn::ViewerIce::default());
+        assert!(!nice().property::<bool>("upnp"));
+    }
 }

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::script;
+use crate::child::DiesWithKelpie as _;
 use crate::display::ClearSecrets as _;
 
 /// How long the daemon may take to open its socket.
@@ -152,7 +153,15 @@ fn spawn(dir: &Path) -> Result<Child, PulseError> {
         .env_remove("DISPLAY")
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
         .env_clear_secrets();
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).process_group(0).spawn().map_err(PulseError::Missing)
+    // Spawned from the main thread, then from the supervisor thread, which stops it
+    // before ending (crate::child: the signal follows the spawning thread).
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .process_group(0)
+        .die_with_kelpie()
+        .spawn()
+        .map_err(PulseError::Missing)
 }
 
 /// Waits until the socket accepts a connection (or the daemon exits).
