@@ -246,10 +246,14 @@ fn set_xft_dpi(conn: &RustConnection, root: xproto::Window, dpi: u32) -> Result<
     let atom = conn.intern_atom(false, b"RESOURCE_MANAGER").map_err(x_err)?.reply().map_err(x_err)?.atom;
     let current =
         conn.get_property(false, root, atom, AtomEnum::STRING, 0, 1 << 20).map_err(x_err)?.reply().map_err(x_err)?;
-    let text = String::from_utf8_lossy(&current.value);
-    let updated = with_xft_dpi(&text, dpi);
-    if updated != text {
-        conn.change_property8(PropMode::REPLACE, root, atom, AtomEnum::STRING, updated.as_bytes()).map_err(x_err)?;
+    if current.bytes_after > 0 {
+        // Rewriting what was read would cut off the rest (review #29).
+        tracing::warn!("the X resources are over 4 MiB; Xft.dpi is left as it is");
+        return Ok(());
+    }
+    let updated = with_xft_dpi(&current.value, dpi);
+    if updated != current.value {
+        conn.change_property8(PropMode::REPLACE, root, atom, AtomEnum::STRING, &updated).map_err(x_err)?;
     }
     Ok(())
 }

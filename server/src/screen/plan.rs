@@ -52,10 +52,19 @@ pub fn millimetres(pixels: u16, dpi: u32) -> u32 {
 /// `RESOURCE_MANAGER` contents with `Xft.dpi` set to `dpi`, every other resource kept.
 /// Toolkits (GTK, Qt, Xlib apps) read Xft.dpi at start-up when no XSETTINGS daemon says
 /// otherwise, whatever the desktop environment.
-pub fn with_xft_dpi(resources: &str, dpi: u32) -> String {
-    let mut out: String =
-        resources.lines().filter(|l| !l.trim_start().starts_with("Xft.dpi:")).flat_map(|l| [l, "\n"]).collect();
-    out.push_str(&format!("Xft.dpi:\t{dpi}\n"));
+///
+/// Bytes, not text: the property is Latin-1 by the X convention and may hold anything, so
+/// every other line is copied byte for byte (a lossy UTF-8 pass rewrote non-UTF-8
+/// resources on every resize: review #29).
+pub fn with_xft_dpi(resources: &[u8], dpi: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(resources.len() + 16);
+    for line in resources.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        if !line.trim_ascii_start().starts_with(b"Xft.dpi:") {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+    }
+    out.extend_from_slice(format!("Xft.dpi:\t{dpi}\n").as_bytes());
     out
 }
 
@@ -120,9 +129,16 @@ mod tests {
 
     #[test]
     fn xft_dpi_is_replaced_and_other_resources_kept() {
-        let before = "Xcursor.size:\t24\nXft.dpi:\t96\nXft.antialias:\t1\n";
-        assert_eq!(with_xft_dpi(before, 192), "Xcursor.size:\t24\nXft.antialias:\t1\nXft.dpi:\t192\n");
-        assert_eq!(with_xft_dpi("", 120), "Xft.dpi:\t120\n");
+        let before = b"Xcursor.size:\t24\nXft.dpi:\t96\nXft.antialias:\t1\n";
+        assert_eq!(with_xft_dpi(before, 192), b"Xcursor.size:\t24\nXft.antialias:\t1\nXft.dpi:\t192\n");
+        assert_eq!(with_xft_dpi(b"", 120), b"Xft.dpi:\t120\n");
+    }
+
+    #[test]
+    fn other_resources_are_kept_byte_for_byte_even_when_not_utf8() {
+        // "Caf\xe9" in Latin-1, and a line without its final newline.
+        let before = b"xterm*title:\tCaf\xe9\nXft.dpi:\t96\nemacs.font:\tmono";
+        assert_eq!(with_xft_dpi(before, 144), b"xterm*title:\tCaf\xe9\nemacs.font:\tmono\nXft.dpi:\t144\n");
     }
 
     #[test]
