@@ -234,8 +234,16 @@ def shape(variant: str, docs: list[dict[str, Any]]) -> list[str]:
         if "allow-loopback-peers" in settings:
             problems.append("coturn: allow-loopback-peers would let relays reach the pod's own services")
         tc = container(coturn, "coturn") if coturn else {}
-        if "--static-auth-secret=$(TURN_SECRET)" not in (tc.get("args") or []):
-            problems.append("coturn: args must pass --static-auth-secret=$(TURN_SECRET)")
+        # The secret reaches coturn through a private config file written by the shell,
+        # never on argv (world-readable in /proc/PID/cmdline; review #31).
+        argv = " ".join((tc.get("command") or []) + (tc.get("args") or []))
+        if "static-auth-secret=$(TURN_SECRET)" in argv or "$(TURN_SECRET)" in argv:
+            problems.append("coturn: the TURN secret must not be on the command line")
+        script = " ".join(tc.get("command") or [])
+        for needed in ("umask 077", "static-auth-secret=%s", '"$TURN_SECRET"', "> /tmp/turnserver.conf",
+                       "unset TURN_SECRET", "exec turnserver -c /tmp/turnserver.conf"):
+            if needed not in script:
+                problems.append(f"coturn: the command must write the secret into a private config ({needed!r})")
         if "--allowed-peer-ip=$(POD_NETWORK)" not in (tc.get("args") or []):
             problems.append("coturn: args must allow the pod network again (--allowed-peer-ip=$(POD_NETWORK))")
         turn_env = {e["name"]: e.get("valueFrom", {}) for e in tc.get("env") or []}
