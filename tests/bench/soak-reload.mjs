@@ -22,7 +22,6 @@ const HOLD_S = Number(process.env.SOAK_HOLD_S || 0);
 const MAX_GROWTH_KIB = 5 * 1024;
 
 const rssKib = (pid) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? -1);
-const fds = (pid) => fs.readdirSync(`/proc/${pid}/fd`).length;
 /** Open descriptors by kind (socket, pipe, anon_inode:[…], or a path), so a growth names its source. */
 const fdKinds = (pid) => {
   const kinds = {};
@@ -33,6 +32,11 @@ const fdKinds = (pid) => {
     kinds[kind] = (kinds[kind] || 0) + 1;
   }
   return kinds;
+};
+/** Descriptors by kind, and their count. */
+const descriptors = (pid) => {
+  const kinds = fdKinds(pid);
+  return { fds: Object.values(kinds).reduce((a, b) => a + b, 0), kinds };
 };
 
 const env = new Env('soak-reload', { width: 1280, height: 720, framerate: 30 });
@@ -57,11 +61,11 @@ try {
   };
   await empty();
   const pid = env.server.pid;
-  const before = { rss: rssKib(pid), fds: fds(pid), kinds: fdKinds(pid) };
+  const before = { rss: rssKib(pid), ...descriptors(pid) };
   const started = Date.now();
   for (let i = 0; i < RELOADS; i++) await reload();
   await empty();
-  const after = { rss: rssKib(pid), fds: fds(pid), kinds: fdKinds(pid) };
+  const after = { rss: rssKib(pid), ...descriptors(pid) };
   if (HOLD_S > 0) {
     console.error(`soak-reload: holding ${HOLD_S} s: kelpie pid ${pid}`);
     await new Promise((r) => { setTimeout(r, HOLD_S * 1000); });

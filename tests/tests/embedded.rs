@@ -32,20 +32,28 @@ fn xdpyinfo(display: &str, xauthority: &str, as_user: Option<u32>) -> bool {
     cmd.status().map(|s| s.success()).unwrap_or(false)
 }
 
+/// Kelpie with its own display on `port`, quiet, and without an `XAUTHORITY` of ours to
+/// fall back on.
+fn embedded_kelpie(port: u16) -> Command {
+    let mut cmd = Command::new(workspace_bin("kelpie"));
+    cmd.args(["--listen", &format!("127.0.0.1:{port}")])
+        .env_remove("XAUTHORITY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
 #[test]
 fn the_embedded_display_admits_only_holders_of_its_cookie_and_the_session_gets_no_secrets() {
     let env_file = std::env::temp_dir().join(format!("kelpie-embedded-test-{}.env", std::process::id()));
     let _ = std::fs::remove_file(&env_file);
     let port = free_port();
-    let child = Command::new(workspace_bin("kelpie"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--size", "800x600", "--max-size", "1024x768"])
+    let child = embedded_kelpie(port)
+        .args(["--size", "800x600", "--max-size", "1024x768"])
         .args(["--session", &format!("env > {}.tmp && mv {0}.tmp {0}; exec sleep 600", env_file.display())])
         .env("KELPIE_TOKEN_SECRET", "a-secret-the-desktop-must-not-see-0123")
         .env("KELPIE_BASIC_PASSWORD", "another-secret-for-nobody")
-        .env_remove("XAUTHORITY")
         .env_remove("G_SLICE")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .expect("kelpie starts");
     let mut kelpie = Proc(child);
@@ -143,12 +151,8 @@ fn a_killed_kelpie_takes_its_x_server_sound_server_and_session_with_it() {
         .status()
         .is_ok_and(|s| s.success());
     let port = free_port();
-    let child = Command::new(workspace_bin("kelpie"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--size", "640x480"])
-        .args(["--session", "exec sleep 600"])
-        .env_remove("XAUTHORITY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    let child = embedded_kelpie(port)
+        .args(["--size", "640x480", "--session", "exec sleep 600"])
         .spawn()
         .expect("kelpie starts");
     let mut kelpie = Proc(child);

@@ -24,6 +24,14 @@ pub static WEBRTCBINS_ALIVE: std::sync::atomic::AtomicUsize = std::sync::atomic:
 /// GLib's default main context ran: `main_context`).
 pub static ICE_AGENTS_ALIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+/// Counts `object` in `counter` until it is finalized (a GObject weak-reference notify).
+fn count_while_alive(object: &impl IsA<gst::glib::Object>, counter: &'static std::sync::atomic::AtomicUsize) {
+    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    object.add_weak_ref_notify(move || {
+        counter.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    });
+}
+
 /// Where webrtcbin may gather ICE candidates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IceSettings {
@@ -133,10 +141,7 @@ impl ViewerBranch {
         };
         let bin = gst::Bin::with_name(&format!("{BIN_PREFIX}{id}"));
         let webrtc = make("webrtcbin")?;
-        WEBRTCBINS_ALIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        webrtc.add_weak_ref_notify(|| {
-            WEBRTCBINS_ALIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        });
+        count_while_alive(&webrtc, &WEBRTCBINS_ALIVE);
         webrtc.set_property_from_str("bundle-policy", "max-bundle");
         webrtc.set_property("latency", 0u32);
         configure_ice(&webrtc, ice, servers);
@@ -622,10 +627,7 @@ fn configure_ice(webrtc: &gst::Element, ice: &IceSettings, servers: &crate::turn
         webrtc.set_property_from_str("ice-transport-policy", "relay");
     }
     let agent = webrtc.property::<gst::glib::Object>("ice-agent");
-    ICE_AGENTS_ALIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    agent.add_weak_ref_notify(|| {
-        ICE_AGENTS_ALIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    });
+    count_while_alive(&agent, &ICE_AGENTS_ALIVE);
     no_upnp(&agent);
     for ip in &ice.addresses {
         if !agent.emit_by_name::<bool>("add-local-ip-address", &[&ip.to_string()]) {
