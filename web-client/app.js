@@ -23,6 +23,7 @@ import { attachStatsOverlay } from './stats-overlay.js';
 import { afterLoad, keepKeys } from './dom.js';
 import { showNotice } from './notice.js';
 import { attachAudio } from './audio.js';
+import { SocketAudio } from './socket-audio.js';
 import { attachMic } from './mic.js';
 import { onFirstFrame } from './first-frame.js';
 import { attachConnection, splitCountdown } from './connection.js';
@@ -143,7 +144,8 @@ const session = new Session(location.href, {
   onMediaEnd: () => connection?.keepLastFrame(),
   onTransport: () => settings?.showTransport(),
   onAudioTrack: (track) => afterLoad(() => audio.playTrack(track)),
-  onAudioFrame: (frame) => audio.socketFrame(frame),
+  onAudioFrame: (frame, via) => audio.socketFrame(frame, via),
+  wantsChannelSound: () => settings?.settings.sound === 'low-latency' && SocketAudio.supported(),
   onAudioRoute: (route) => {
     audio.setRoute(route);
     mic.setRoute(route);

@@ -23,8 +23,8 @@ export function audioWorkletSupported() {
  * (autoplay rules): the caller decides what to do about that. Throws when the browser
  * cannot run a context at 48 kHz (then it would play Opus at the wrong speed).
  */
-export function openAudioContext() {
-  const context = new AudioContext({ sampleRate: OPUS_RATE, latencyHint: 'interactive' });
+export function openAudioContext(latencyHint = 'interactive') {
+  const context = new AudioContext({ sampleRate: OPUS_RATE, latencyHint });
   if (context.sampleRate !== OPUS_RATE) {
     context.close().catch(() => {});
     throw new Error(`this browser runs audio at ${context.sampleRate} Hz only`);

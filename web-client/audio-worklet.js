@@ -3,9 +3,11 @@
  * the page): it runs on the browser's audio thread, where a buffer can be refilled every
  * 128 frames without waiting for the page's busy main thread (video decoding, input).
  *
- * - `kelpie-playback`: the WebSocket transport's sound. The page posts decoded PCM
- *   (`{type: 'pcm', planes}`); a JitterBuffer (pcm.js) turns those bursts into a steady
- *   output. It posts `{type: 'stats', buffered, underruns, trimmed}` about twice a second.
+ * - `kelpie-playback`: the page's own sound player (the WebSocket transport, WebRTC's
+ *   low-latency channel). The page posts decoded PCM (`{type: 'pcm', planes}`); a
+ *   JitterBuffer (pcm.js) turns those bursts into a steady output. Its processorOptions
+ *   may set `targetMs`, `maxMs` and `adapt` ({stepMs, ceilingMs, calmMs, windowMs, graceMs}). It
+ *   posts `{type: 'stats', buffered, target, underruns, trimmed}` about twice a second.
  * - `kelpie-capture`: the microphone where MediaStreamTrackProcessor is missing. It posts
  *   mono blocks (`{type: 'pcm', samples, time}`, `time` the context time of the first
  *   sample) of 20 ms, one Opus frame, so the page handles 50 messages a second, not 375.
@@ -23,8 +25,16 @@ const CAPTURE_BLOCK_MS = 20;
 class PlaybackProcessor extends AudioWorkletProcessor {
   constructor(options) {
     super();
-    const { targetMs = TARGET_MS, maxMs = MAX_MS } = options?.processorOptions || {};
-    this.buffer = new JitterBuffer({ target: (targetMs * sampleRate) / 1000, max: (maxMs * sampleRate) / 1000 });
+    const { targetMs = TARGET_MS, maxMs = MAX_MS, adapt = null } = options?.processorOptions || {};
+    const frames = (ms) => (ms * sampleRate) / 1000;
+    this.buffer = new JitterBuffer({
+      target: frames(targetMs),
+      max: frames(maxMs),
+      adapt: adapt && {
+        step: frames(adapt.stepMs), ceiling: frames(adapt.ceilingMs), calm: frames(adapt.calmMs), window: frames(adapt.windowMs),
+        grace: frames(adapt.graceMs || 0),
+      },
+    });
     this.statsEvery = Math.round((STATS_EVERY_S * sampleRate) / 128);
     this.quanta = 0;
     this.port.onmessage = ({ data }) => {
@@ -39,7 +49,7 @@ class PlaybackProcessor extends AudioWorkletProcessor {
     if (++this.quanta >= this.statsEvery) {
       this.quanta = 0;
       const b = this.buffer;
-      this.port.postMessage({ type: 'stats', buffered: b.buffered, underruns: b.underruns, trimmed: b.trimmed });
+      this.port.postMessage({ type: 'stats', buffered: b.buffered, target: b.target, underruns: b.underruns, trimmed: b.trimmed });
     }
     return true; // keep running between packets: silence is output too
   }

@@ -70,10 +70,13 @@ export function publicState(phase) {
  */
 export function attachAudio({ element, notice, pc = () => null }) {
   const prefs = loadAudioPrefs();
-  /** 'webrtc' | 'websocket' | null: what is playing now. */
+  /** 'webrtc' (the <audio> element) | 'websocket' (the page's player) | null. */
   let source = null;
   let phase = 'off';
   let player = null;
+  /** What feeds the player: 'websocket' (the transport) or 'channel' (WebRTC's `audio`
+   *  data channel, the low-latency route). */
+  let playerVia = null;
   let toldNoSocket = false;
 
   const mute = el('button', { type: 'button', id: 'mute', 'aria-label': 'Mute sound', 'aria-pressed': 'false' });
@@ -144,6 +147,7 @@ export function attachAudio({ element, notice, pc = () => null }) {
   function closePlayer() {
     player?.close();
     player = null;
+    playerVia = null;
   }
 
   function socketState(p) {
@@ -152,9 +156,11 @@ export function attachAudio({ element, notice, pc = () => null }) {
     else if (phase === 'playing') setPhase('blocked'); // suspended by the system, 'interrupted' on iOS
   }
 
-  function startPlayer() {
+  function startPlayer(via) {
+    // One player at a time: on the low-latency route the RTP track carries nothing now.
     element.srcObject = null;
-    const p = new SocketAudio({ gain: prefs.muted ? 0 : prefs.volume, onStateChange: () => socketState(p) });
+    playerVia = via;
+    const p = new SocketAudio({ gain: prefs.muted ? 0 : prefs.volume, onStateChange: () => socketState(p), profile: via });
     player = p;
     source = 'websocket';
     setPhase('starting');
@@ -164,13 +170,14 @@ export function attachAudio({ element, notice, pc = () => null }) {
     }, BLOCKED_AFTER_MS);
   }
 
-  function socketFrame(frame) {
+  /** One kind-4 frame, `via` the WebSocket transport or WebRTC's `audio` channel. */
+  function socketFrame(frame, via = 'websocket') {
     if (!player) {
       // Told once: what this browser lacks, it lacks for the rest of the page's life.
       if (toldNoSocket) return;
       try {
         if (!SocketAudio.supported()) throw new Error(NO_SOCKET_SOUND);
-        startPlayer();
+        startPlayer(via);
       } catch (err) {
         toldNoSocket = true;
         console.warn('kelpie:', err.message || err);
@@ -183,7 +190,8 @@ export function attachAudio({ element, notice, pc = () => null }) {
 
   /** The audio route changed: drop the player of a route that no longer carries sound. */
   function setRoute(route) {
-    if (route !== 'websocket') closePlayer();
+    const playerCarries = route === 'websocket' || (route === 'webrtc' && playerVia === 'channel');
+    if (!playerCarries) closePlayer();
     if (route !== 'webrtc') element.srcObject = null;
     source = player ? 'websocket' : element.srcObject ? 'webrtc' : null;
     if (!source) setPhase('off');
@@ -246,6 +254,9 @@ export function attachAudio({ element, notice, pc = () => null }) {
     get muted() { return prefs.muted; },
     /** 0..1. */
     get volume() { return prefs.volume; },
+    /** What carries the sound that plays: 'rtp' (WebRTC's track, the browser's player),
+     *  'channel' (WebRTC's low-latency data channel, the page's player), 'websocket', or null. */
+    get route() { return player ? playerVia : source === 'webrtc' ? 'rtp' : null; },
     setMuted,
     setVolume,
     /** The <audio> the WebRTC track plays in (its srcObject is null on the WebSocket). */

@@ -21,6 +21,13 @@ export const DEFAULTS = Object.freeze({
   scaling: 'fit',
   /** 'auto': WebRTC, falling back to the WebSocket; or force one of them. */
   transport: 'auto',
+  /**
+   * The desktop's sound over WebRTC: 'low-latency' (a data channel into the page's own
+   * player, signalling.js #openSoundChannel) or 'webrtc' (the RTP track and the browser's
+   * player: deeper buffers, which ride out a lossy network better). Where the page cannot
+   * decode Opus itself (no WebCodecs audio), it is always the RTP track.
+   */
+  sound: 'low-latency',
 });
 
 /** Settings merged over the defaults; unknown or malformed stored values are ignored. */
@@ -35,6 +42,7 @@ export function loadSettings(storage = globalThis.localStorage) {
   if (['remote', 'scale'].includes(stored.resize)) out.resize = stored.resize;
   if (['fit', 'shrink'].includes(stored.scaling)) out.scaling = stored.scaling;
   if (['auto', 'webrtc', 'websocket'].includes(stored.transport)) out.transport = stored.transport;
+  if (['low-latency', 'webrtc'].includes(stored.sound)) out.sound = stored.sound;
   return out;
 }
 
@@ -91,6 +99,8 @@ export function attachSettings(video, input, send, { onTransport = () => {}, tra
   const transportChoice = select('transport', [['auto', 'automatic'], ['webrtc', 'WebRTC'],
     ['websocket', 'WebSocket (any proxy)']], settings.transport);
   const transportInfo = el('p', { id: 'transport-info', className: 'hint' });
+  const sound = select('sound', [['low-latency', 'low latency'], ['webrtc', 'smooth (browser\'s player)']],
+    settings.sound);
   const lockButton = el('button', { type: 'button', textContent: 'Pointer lock' });
   const fullButton = el('button', { type: 'button', textContent: 'Fullscreen' });
   const controlHint = el('p', { id: 'settings-control-hint', className: 'hint', hidden: true,
@@ -107,6 +117,9 @@ export function attachSettings(video, input, send, { onTransport = () => {}, tra
     el('label', {}, ['Scaling', scaling]),
     el('label', {}, ['Transport', transportChoice]),
     transportInfo,
+    el('label', {}, ['Sound', sound]),
+    el('p', { className: 'hint', textContent: 'Low latency plays the sound about 50 ms sooner; smooth copes '
+      + 'better with a lossy network. Applies from the next connection.' }),
     el('label', {}, ['Relative mouse (3D, games)', lockButton]),
     el('label', {}, ['Whole screen', fullButton]),
     el('p', { className: 'hint', textContent:
@@ -195,6 +208,7 @@ export function attachSettings(video, input, send, { onTransport = () => {}, tra
     settings.resize = resize.value;
     settings.scaling = scaling.value;
     settings.transport = transportChoice.value;
+    settings.sound = sound.value;
     saveSettings(settings);
     applyScaling();
   }
@@ -202,6 +216,7 @@ export function attachSettings(video, input, send, { onTransport = () => {}, tra
   kbps.addEventListener('change', () => { changed(); sendStream(); });
   resize.addEventListener('change', () => { changed(); sendSize(true); });
   scaling.addEventListener('change', changed);
+  sound.addEventListener('change', changed);
   transportChoice.addEventListener('change', () => { changed(); onTransport(settings.transport); showTransport(); });
 
   /**

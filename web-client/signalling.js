@@ -123,7 +123,9 @@ export class Session {
    *   onNotice(notice)        a human-readable event for the user ({text})
    *   onTransport({kind, reason})  media moved to another transport
    *   onAudioTrack(MediaStreamTrack)  the desktop's sound over WebRTC
-   *   onAudioFrame(frame)     one kind-4 frame (an Opus packet) over the WebSocket
+   *   onAudioFrame(frame)     one kind-4 frame (an Opus packet) over the WebSocket, or
+   *                           over WebRTC's low-latency `audio` channel
+   *   wantsChannelSound()     true: open that channel (the page can play the frames)
    *   onAudioRoute(route)     audioRoute may have changed: 'webrtc', 'websocket' or null
    *   onMediaEnd()            the current picture's stream is about to be closed
    */
@@ -212,6 +214,31 @@ export class Session {
   /** The WebRTC sender the microphone goes out on, or null. */
   get audioSender() {
     return this.pc && this.audioTransceiver ? this.audioTransceiver.sender : null;
+  }
+
+  /**
+   * The low-latency route for the desktop's sound over WebRTC (server/src/media/
+   * audio_channel.rs): a data channel labelled `audio`, unordered and never retransmitted.
+   * While it is open the server puts this page's Opus packets on it, as the WebSocket
+   * transport's kind-4 frames, instead of on the RTP track, and they play through the
+   * page's own player (socket-audio.js): the browser's RTP jitter and playout buffers,
+   * 60–100 ms here, are skipped. A lost packet is a 10 ms gap, not a wait.
+   */
+  #openSoundChannel(pc) {
+    if (!this.audioTransceiver || !this.hooks.wantsChannelSound?.()) return;
+    let channel;
+    try {
+      channel = pc.createDataChannel('audio', { ordered: false, maxRetransmits: 0 });
+    } catch (err) {
+      console.warn('kelpie: no low-latency sound channel; sound stays on the RTP track', err);
+      return;
+    }
+    channel.binaryType = 'arraybuffer';
+    channel.onmessage = (ev) => {
+      if (pc !== this.pc || !(ev.data instanceof ArrayBuffer)) return;
+      const frame = parseFrame(ev.data);
+      if (frame?.kind === 'audio') this.hooks.onAudioFrame?.(frame, 'channel');
+    };
   }
 
   #audioRouteMayHaveChanged() {
@@ -616,6 +643,8 @@ export class Session {
         if (this.channel === channel) this.#setChannel(null);
       };
       this.#setChannel(channel);
+      // The association is up: the sound's own channel opens without renegotiating.
+      this.#openSoundChannel(pc);
     };
     pc.onconnectionstatechange = () => {
       if (pc !== this.pc) return;

@@ -11,8 +11,26 @@
  * it, and `onStateChange(state)` reports the context's state.
  */
 import { OPUS_RATE, openAudioContext } from './audio-context.js';
+import { SequenceGate } from './pcm.js';
 
 const CHANNELS = 2;
+
+/**
+ * How the player buffers, by what feeds it:
+ * - `websocket`: TCP delivers in bursts (a retransmission holds everything behind it), so
+ *   a fixed ~40 ms cushion and the browser's usual output buffer.
+ * - `channel`: WebRTC's unreliable `audio` channel delivers each packet as it comes, so
+ *   the cushion starts at one 10 ms packet and grows only when the path proves jittery
+ *   (an underrun), and the output asks for the device's smallest buffer (latencyHint 0:
+ *   128 frames, ~22 ms less delay than 'interactive' in headless Chromium here).
+ */
+export const PLAYER_PROFILES = Object.freeze({
+  websocket: { latencyHint: 'interactive', processorOptions: { targetMs: 40, maxMs: 120 } },
+  channel: {
+    latencyHint: 0,
+    processorOptions: { targetMs: 5, maxMs: 200, adapt: { stepMs: 10, ceilingMs: 120, calmMs: 10_000, windowMs: 1_000, graceMs: 2_000 } },
+  },
+});
 /**
  * More packets than this (a second) waiting for the decoder: it is stuck, drop rather than
  * lag. Not a latency rule: a burst from the socket is decoded whole and the worklet's
@@ -33,8 +51,10 @@ export class SocketAudio {
    * @param {{gain: number, onStateChange?: (state: string) => void}} options: `gain` is
    *   the starting volume (0 when muted).
    */
-  constructor({ gain, onStateChange = () => {} }) {
-    const { context, ready } = openAudioContext();
+  constructor({ gain, onStateChange = () => {}, profile = 'websocket' }) {
+    const { latencyHint, processorOptions } = PLAYER_PROFILES[profile] || PLAYER_PROFILES.websocket;
+    const { context, ready } = openAudioContext(latencyHint);
+    this.profile = profile;
     this.context = context;
     this.gain = context.createGain();
     this.gain.gain.value = gain;
@@ -43,16 +63,25 @@ export class SocketAudio {
     this.decoder = null;
     this.closed = false;
     this.counts = { packetsReceived: 0, packetsDecoded: 0, packetsDropped: 0, decodeErrors: 0 };
+    /** The channel's packets can be lost or come out of order (the socket's cannot): lost
+     *  ones become silence of one packet's length each, late ones are dropped. */
+    this.gate = profile === 'channel' ? new SequenceGate() : null;
+    /** Per decode call, in order: packets lost just before it (silence to play first). */
+    this.gaps = [];
+    /** Frames in a decoded packet (480 at 10 ms), for the silence of a lost one. */
+    this.packetFrames = 480;
     /** The worklet's last report: frames buffered, underruns, frames trimmed. */
-    this.playout = { buffered: 0, underruns: 0, trimmed: 0 };
+    this.playout = { buffered: 0, target: 0, underruns: 0, trimmed: 0 };
     context.onstatechange = () => onStateChange(context.state);
     this.ready = ready.then(() => {
       if (this.closed) return;
       this.node = new AudioWorkletNode(context, 'kelpie-playback', {
-        numberOfInputs: 0, numberOfOutputs: 1, outputChannelCount: [CHANNELS],
+        numberOfInputs: 0, numberOfOutputs: 1, outputChannelCount: [CHANNELS], processorOptions,
       });
       this.node.port.onmessage = ({ data }) => {
-        if (data?.type === 'stats') this.playout = { buffered: data.buffered, underruns: data.underruns, trimmed: data.trimmed };
+        if (data?.type === 'stats') {
+          this.playout = { buffered: data.buffered, target: data.target, underruns: data.underruns, trimmed: data.trimmed };
+        }
       };
       this.node.connect(this.gain);
     }).catch((err) => {
@@ -88,12 +117,18 @@ export class SocketAudio {
     });
     // No `description`: plain Opus, channel mapping family 0 (mono or stereo).
     this.decoder.configure({ codec: 'opus', sampleRate: OPUS_RATE, numberOfChannels: CHANNELS });
+    this.gaps = []; // a fresh decoder: the old one's pending outputs are gone
   }
 
   /** One kind-4 frame from the socket. */
-  frame({ timestamp, data }) {
+  frame({ seq, timestamp, data }) {
     if (this.closed) return;
     this.counts.packetsReceived++;
+    const order = this.gate ? this.gate.accept(seq) : { missing: 0 };
+    if (!order) {
+      this.counts.packetsDropped++;
+      return;
+    }
     // Until the worklet is there, decoded sound would have nowhere to go.
     if (!this.node) {
       this.counts.packetsDropped++;
@@ -106,6 +141,7 @@ export class SocketAudio {
         return;
       }
       this.decoder.decode(new EncodedAudioChunk({ type: 'key', timestamp, data }));
+      this.gaps.push(order.missing);
     } catch (err) {
       console.warn('kelpie: cannot decode the desktop\'s sound', err.message || err);
       this.counts.packetsDropped++;
@@ -118,6 +154,12 @@ export class SocketAudio {
     try {
       if (this.closed || !this.node) return;
       this.counts.packetsDecoded++;
+      const missing = this.gaps.shift() || 0;
+      if (missing) {
+        const silence = Array.from({ length: CHANNELS }, () => new Float32Array(missing * this.packetFrames));
+        this.node.port.postMessage({ type: 'pcm', planes: silence }, silence.map((p) => p.buffer));
+      }
+      this.packetFrames = data.numberOfFrames;
       const planes = [];
       for (let c = 0; c < data.numberOfChannels; c++) {
         const plane = new Float32Array(data.numberOfFrames);
@@ -142,7 +184,11 @@ export class SocketAudio {
     return {
       timestamp: performance.now(),
       ...this.counts,
+      route: this.profile,
+      packetsLost: this.gate?.lost ?? 0,
+      packetsLate: this.gate?.late ?? 0,
       bufferedMs: Math.round((this.playout.buffered / OPUS_RATE) * 1000),
+      targetMs: Math.round((this.playout.target / OPUS_RATE) * 1000),
       underruns: this.playout.underruns,
       trimmedMs: Math.round((this.playout.trimmed / OPUS_RATE) * 1000),
       contextState: this.context.state,

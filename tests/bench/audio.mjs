@@ -26,6 +26,10 @@
  * Exits 0 whatever the figures; non-zero only when nothing could be measured.
  *
  *   node tests/bench/audio.mjs [--clicks 30] [--period-ms 500] [--latency-ms 10] [--no-docs] [--fake-output]
+ *                              [--transport webrtc|websocket] [--sound low-latency|webrtc]
+ *
+ * Over WebRTC, without --sound, both sound routes are measured one after the other: the
+ * low-latency data channel (the page's default) and the RTP track ("smooth").
  *
  * The page's browser plays into a PulseAudio null sink of the bench's own, as it would
  * into a sound card; `--fake-output` leaves it on headless Chromium's fake output device
@@ -63,15 +67,19 @@ const REARM_MS = 100;
 const ENERGY_STEP = 0.0005;
 
 function parseArgs(argv) {
-  const out = { clicks: 30, periodMs: 500, latencyMs: 10, docs: true };
+  const out = { clicks: 30, periodMs: 500, latencyMs: 10, docs: true, transport: 'webrtc', sound: 'low-latency' };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--clicks') out.clicks = Number(argv[++i]);
     else if (argv[i] === '--period-ms') out.periodMs = Number(argv[++i]);
     else if (argv[i] === '--latency-ms') out.latencyMs = Number(argv[++i]);
     else if (argv[i] === '--no-docs') out.docs = false;
     else if (argv[i] === '--fake-output') out.fakeOutput = true;
+    else if (argv[i] === '--transport') out.transport = argv[++i];
+    else if (argv[i] === '--sound') { out.sound = argv[++i]; out.soundGiven = true; }
     else throw new Error(`unknown argument ${argv[i]}`);
   }
+  if (!['webrtc', 'websocket'].includes(out.transport)) throw new Error('--transport is webrtc or websocket');
+  if (!['low-latency', 'webrtc'].includes(out.sound)) throw new Error('--sound is low-latency or webrtc');
   if (!(out.clicks >= 20)) throw new Error('--clicks must be at least 20 (p95 needs them)');
   return out;
 }
@@ -95,70 +103,74 @@ async function installProbe(cfg) {
   const wall = (perfT) => (typeof perfT === 'number' ? off + perfT : null);
   const B = (window.__av = { onsets: [], beats: [], video: [], errors: [] });
 
-  const track = window.kelpie.pc?.getReceivers().map((r) => r.track).find((t) => t && t.kind === 'audio');
-  if (!track) throw new Error('no audio receiver on window.kelpie.pc');
-  const ctx = new AudioContext({ latencyHint: 'interactive' });
-  await ctx.resume();
-  const worklet = `
-    class Onset extends AudioWorkletProcessor {
-      constructor(o) {
-        super();
-        this.thr = o.processorOptions.threshold;
-        this.rearm = o.processorOptions.rearmFrames;
-        this.quiet = this.rearm; this.blocks = 0;
-      }
-      process(inputs) {
-        const ch = inputs[0] && inputs[0][0];
-        if (this.blocks++ % 20 === 0) this.port.postMessage({ kind: 'beat', frame: currentFrame });
-        if (!ch) return true;
-        for (let i = 0; i < ch.length; i++) {
-          if (Math.abs(ch[i]) > this.thr) {
-            if (this.quiet >= this.rearm) this.port.postMessage({ kind: 'onset', frame: currentFrame + i, value: ch[i] });
-            this.quiet = 0;
-          } else this.quiet++;
+  // The page's own player (the WebSocket transport, WebRTC's low-latency channel) has no
+  // received track to tap: only the sound device's recording times it.
+  if (cfg.route === 'rtp') {
+    const track = window.kelpie.pc?.getReceivers().map((r) => r.track).find((t) => t && t.kind === 'audio');
+    if (!track) throw new Error('no audio receiver on window.kelpie.pc');
+    const ctx = new AudioContext({ latencyHint: 'interactive' });
+    await ctx.resume();
+    const worklet = `
+      class Onset extends AudioWorkletProcessor {
+        constructor(o) {
+          super();
+          this.thr = o.processorOptions.threshold;
+          this.rearm = o.processorOptions.rearmFrames;
+          this.quiet = this.rearm; this.blocks = 0;
         }
-        return true;
+        process(inputs) {
+          const ch = inputs[0] && inputs[0][0];
+          if (this.blocks++ % 20 === 0) this.port.postMessage({ kind: 'beat', frame: currentFrame });
+          if (!ch) return true;
+          for (let i = 0; i < ch.length; i++) {
+            if (Math.abs(ch[i]) > this.thr) {
+              if (this.quiet >= this.rearm) this.port.postMessage({ kind: 'onset', frame: currentFrame + i, value: ch[i] });
+              this.quiet = 0;
+            } else this.quiet++;
+          }
+          return true;
+        }
       }
-    }
-    registerProcessor('kelpie-onset', Onset);`;
-  const url = URL.createObjectURL(new Blob([worklet], { type: 'application/javascript' }));
-  await ctx.audioWorklet.addModule(url);
-  const node = new AudioWorkletNode(ctx, 'kelpie-onset', {
-    processorOptions: { threshold: cfg.threshold, rearmFrames: Math.round((cfg.rearmMs / 1000) * ctx.sampleRate) },
-  });
-  // Pulled by the destination through a muted gain: the page's own <audio> plays the sound.
-  const mute = ctx.createGain();
-  mute.gain.value = 0;
-  ctx.createMediaStreamSource(new MediaStream([track])).connect(node).connect(mute).connect(ctx.destination);
-  node.port.onmessage = (e) => {
-    const rx = wall(performance.now());
-    const ots = ctx.getOutputTimestamp();
-    const m = { ...e.data, rx, otsCtx: ots.contextTime, otsWall: wall(ots.performanceTime) };
-    (e.data.kind === 'onset' ? B.onsets : B.beats).push(m);
-  };
-  // A second clock on the same sound, without WebAudio: Chromium adds to the inbound
-  // stream's totalAudioEnergy as its playout pulls each decoded 10 ms frame, so the poll
-  // that first sees a burst's energy times when it was handed to the audio device
-  // (± half the poll interval).
-  const receiver = window.kelpie.pc.getReceivers().find((r) => r.track?.kind === 'audio');
-  B.playout = [];
-  (async () => {
-    let last = null;
-    let lastAt = null;
-    while (!B.stop) {
-      const report = await receiver.getStats();
-      const at = wall(performance.now());
-      let energy = null;
-      report.forEach((x) => { if (x.type === 'inbound-rtp') energy = x.totalAudioEnergy; });
-      if (energy != null && last != null && energy - last > cfg.energyStep) B.playout.push({ at: (at + lastAt) / 2, de: energy - last });
-      last = energy;
-      lastAt = at;
-      await new Promise((r) => setTimeout(r, 2));
-    }
-  })();
-  B.sampleRate = ctx.sampleRate;
-  B.baseLatency = ctx.baseLatency;
-  B.outputLatency = ctx.outputLatency;
+      registerProcessor('kelpie-onset', Onset);`;
+    const url = URL.createObjectURL(new Blob([worklet], { type: 'application/javascript' }));
+    await ctx.audioWorklet.addModule(url);
+    const node = new AudioWorkletNode(ctx, 'kelpie-onset', {
+      processorOptions: { threshold: cfg.threshold, rearmFrames: Math.round((cfg.rearmMs / 1000) * ctx.sampleRate) },
+    });
+    // Pulled by the destination through a muted gain: the page's own <audio> plays the sound.
+    const mute = ctx.createGain();
+    mute.gain.value = 0;
+    ctx.createMediaStreamSource(new MediaStream([track])).connect(node).connect(mute).connect(ctx.destination);
+    node.port.onmessage = (e) => {
+      const rx = wall(performance.now());
+      const ots = ctx.getOutputTimestamp();
+      const m = { ...e.data, rx, otsCtx: ots.contextTime, otsWall: wall(ots.performanceTime) };
+      (e.data.kind === 'onset' ? B.onsets : B.beats).push(m);
+    };
+    // A second clock on the same sound, without WebAudio: Chromium adds to the inbound
+    // stream's totalAudioEnergy as its playout pulls each decoded 10 ms frame, so the poll
+    // that first sees a burst's energy times when it was handed to the audio device
+    // (± half the poll interval).
+    const receiver = window.kelpie.pc.getReceivers().find((r) => r.track?.kind === 'audio');
+    B.playout = [];
+    (async () => {
+      let last = null;
+      let lastAt = null;
+      while (!B.stop) {
+        const report = await receiver.getStats();
+        const at = wall(performance.now());
+        let energy = null;
+        report.forEach((x) => { if (x.type === 'inbound-rtp') energy = x.totalAudioEnergy; });
+        if (energy != null && last != null && energy - last > cfg.energyStep) B.playout.push({ at: (at + lastAt) / 2, de: energy - last });
+        last = energy;
+        lastAt = at;
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    })();
+    B.sampleRate = ctx.sampleRate;
+    B.baseLatency = ctx.baseLatency;
+    B.outputLatency = ctx.outputLatency;
+  }
 
   const video = document.getElementById('screen');
   const canvas = document.createElement('canvas');
@@ -185,7 +197,7 @@ async function installProbe(cfg) {
     }
   };
   video.requestVideoFrameCallback(onFrame);
-  return { sampleRate: ctx.sampleRate, baseLatency: ctx.baseLatency, outputLatency: ctx.outputLatency };
+  return { sampleRate: B.sampleRate, baseLatency: B.baseLatency, outputLatency: B.outputLatency };
 }
 
 function stats(values) {
@@ -322,11 +334,17 @@ async function measure(args) {
     // And where Kelpie takes it: the desktop's default sink's monitor, the same way.
     const sinkOnsets = recordOnsets(pulseServer, '@DEFAULT_MONITOR@');
     // bypassCSP: the page's policy (script-src 'self') would refuse the worklet's blob: module.
-    const page = await openConnected(env, browser.browser, env.url, { viewport: SIZE, bypassCSP: true });
+    const context = await browser.browser.newContext({ viewport: SIZE, bypassCSP: true });
+    // The page's settings: the transport and, over WebRTC, the sound's route.
+    await context.addInitScript((s) => localStorage.setItem('kelpie.settings', JSON.stringify(s)),
+      { transport: args.transport, sound: args.sound });
+    const page = await openConnected(env, context, env.url, {});
     await waitDecoding(env, page, 1);
-    await waitFor('audio packets in the page', async () => (await audioStats(page))?.packetsReceived > 50, { timeoutMs: 15_000, intervalMs: 200 })
+    const expectRoute = args.transport === 'websocket' ? 'websocket' : args.sound === 'webrtc' ? 'rtp' : 'channel';
+    await waitFor(`audio packets in the page (${expectRoute})`, () => page.evaluate(async (route) => window.kelpie.audio.route === route
+      && (await window.kelpie.audio.stats())?.packetsReceived > 50, expectRoute), { timeoutMs: 15_000, intervalMs: 200 })
       .catch((e) => { throw new Error(env.why(e.message)); });
-    const ctxInfo = await page.evaluate(installProbe, { ...SIZE, layout: ready.layout, threshold: ONSET_THRESHOLD, rearmMs: REARM_MS, energyStep: ENERGY_STEP });
+    const ctxInfo = await page.evaluate(installProbe, { ...SIZE, layout: ready.layout, route: expectRoute, threshold: ONSET_THRESHOLD, rearmMs: REARM_MS, energyStep: ENERGY_STEP });
     // Let the jitter buffer settle, then count flips from here.
     await sleep(1500);
     const from = Date.now();
@@ -341,6 +359,11 @@ async function measure(args) {
     const page_ = await page.evaluate(() => { window.__av.stop = true; return window.__av; });
     page_.onsets = page_.onsets.filter((m) => m.rx >= from && m.rx < until + MATCH_WINDOW_MS);
     const jitterBuffer = await page.evaluate(async () => {
+      if (window.kelpie.audio.route !== 'rtp') {
+        // The page's own player's buffer (socket-audio.js).
+        const s = await window.kelpie.audio.stats();
+        return s ? { worklet_buffered_ms: s.bufferedMs, worklet_target_ms: s.targetMs, underruns: s.underruns, trimmed_ms: s.trimmedMs } : null;
+      }
       let a = null;
       let playout = null;
       (await window.kelpie.pc.getStats()).forEach((s) => {
@@ -365,6 +388,7 @@ async function measure(args) {
       jitter_buffer: jitterBuffer,
       pulse_latencies: pulse,
       server_audio: health.audio,
+      route: expectRoute,
       player: { period_ms: ready.period_ms, burst_ms: ready.burst_ms, freq: ready.freq, pacat_latency_msec: ready.latency_ms },
     };
   } finally {
@@ -374,13 +398,24 @@ async function measure(args) {
 
 const fmt = (v) => (v == null ? '–' : Number(v).toFixed(1));
 
+const ROUTE_TITLES = {
+  channel: 'WebRTC, sound on the low-latency data channel into the page\'s own player (the default)',
+  rtp: 'WebRTC, sound on the RTP track and the browser\'s player (setting "smooth")',
+  websocket: 'WebSocket transport, the page\'s own player',
+};
+
 function table(r, when) {
   const d = r.glass_to_ear_ms;
   const o = r.av_offset_ms;
   const spread = o.n ? `${fmt(o.p5)} … ${fmt(o.p95)}` : '–';
+  const jb = r.jitter_buffer;
+  const buffers = r.route === 'rtp'
+    ? `Chromium's audio jitter buffer, mean over the run: ${fmt(jb?.mean_ms)} ms (target ${fmt(jb?.target_mean_ms)} ms); `
+      + `its playout buffer: ${fmt(jb?.playout_mean_ms)} ms. `
+    : `The page's player at the end: ${fmt(jb?.worklet_buffered_ms)} ms buffered (target ${fmt(jb?.worklet_target_ms)} ms), `
+      + `${jb?.underruns ?? '–'} underruns, ${fmt(jb?.trimmed_ms)} ms shed. `;
   const lines = [
-    BEGIN,
-    `<!-- Generated by tests/bench/audio.mjs (make bench): change the script, not this section. -->`,
+    `### ${ROUTE_TITLES[r.route] || r.route}`,
     '',
     `${when}, \`node tests/bench/audio.mjs\`: ${r.flips} clicks (${r.player.burst_ms} ms of ${r.player.freq} Hz every ${r.player.period_ms} ms, `
       + `pacat \`--latency-msec=${r.player.pacat_latency_msec}\`), 1280×720 at 30 fps, one headless Chromium page.`,
@@ -399,12 +434,20 @@ function table(r, when) {
       + `${r.onsets_without_flip} onsets without a click. PulseAudio's own buffering (pactl, once): `
       + (Object.entries(r.pulse_latencies).map(([k, v]) => `${k} ${v.buffer_ms} ms buffer + ${v.device_ms} ms device`).join('; ') || 'not read')
       + `. Server: Opus packets ${fmt(r.server_audio?.capture_lag_ms)} ms old when encoded (/health capture_lag_ms, last). `
-      + `Chromium's audio jitter buffer, mean over the run: ${fmt(r.jitter_buffer?.mean_ms)} ms (target ${fmt(r.jitter_buffer?.target_mean_ms)} ms); `
-      + `its playout buffer: ${fmt(r.jitter_buffer?.playout_mean_ms)} ms. `
-      + `AudioContext base/output latency: ${fmt(r.audio_context.baseLatency * 1000)} / ${fmt(r.audio_context.outputLatency * 1000)} ms.`,
-    END,
+      + buffers
+      + (r.route === 'rtp' ? `The probe's AudioContext base/output latency: ${fmt(r.audio_context.baseLatency * 1000)} / ${fmt(r.audio_context.outputLatency * 1000)} ms.` : ''),
   ];
   return lines.join('\n');
+}
+
+function section(results, when) {
+  return [
+    BEGIN,
+    '<!-- Generated by tests/bench/audio.mjs (make bench): change the script, not this section. -->',
+    '',
+    results.map((r) => table(r, when)).join('\n\n'),
+    END,
+  ].join('\n');
 }
 
 function updateDocs(file, section) {
@@ -424,22 +467,30 @@ for (const cmd of ['pulseaudio', 'pacat', 'pactl']) {
     process.exit(1);
   }
 }
-let result;
-try {
-  result = await measure(args);
-} catch (err) {
-  console.error(`audio benchmark: could not measure: ${err.stack || err.message}`);
-  process.exit(1);
+// Without --sound, WebRTC is measured on both routes, one after the other.
+const runs = args.transport === 'webrtc' && !args.soundGiven
+  ? [{ ...args, sound: 'low-latency' }, { ...args, sound: 'webrtc' }]
+  : [args];
+const results = [];
+for (const run of runs) {
+  try {
+    results.push(await measure(run));
+  } catch (err) {
+    console.error(`audio benchmark: could not measure (${run.transport}, sound ${run.sound}): ${err.stack || err.message}`);
+    process.exit(1);
+  }
 }
 const out = path.join(HERE, 'logs');
 fs.mkdirSync(out, { recursive: true });
-fs.writeFileSync(path.join(out, 'audio.json'), JSON.stringify({ date: new Date().toISOString(), args, result }, null, 2));
+fs.writeFileSync(path.join(out, 'audio.json'), JSON.stringify({ date: new Date().toISOString(), args, results }, null, 2));
 const when = `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`;
-const section = table(result, when);
-console.log(section);
-if (result.glass_to_ear_ms.n < 5) {
-  console.error(`audio benchmark: only ${result.glass_to_ear_ms.n} of ${result.flips} clicks were heard`);
-  process.exit(1);
+const text = section(results, when);
+console.log(text);
+for (const r of results) {
+  if (r.glass_to_ear_ms.n < 5) {
+    console.error(`audio benchmark: only ${r.glass_to_ear_ms.n} of ${r.flips} clicks were heard (${r.route})`);
+    process.exit(1);
+  }
 }
-if (args.docs) updateDocs(path.join(ROOT, 'docs/benchmarks.md'), section);
+if (args.docs) updateDocs(path.join(ROOT, 'docs/benchmarks.md'), text);
 process.exit(0);

@@ -12,7 +12,7 @@ import test from 'node:test';
 import { XPROBE_BIN, decodeRate, sleep, startEnv, waitDecoding, waitFor } from './harness.mjs';
 import {
   audioStats, fakeMicArgs, peakFrequency, pulseDaemonPid, recordDefaultSource, startEmbedded, toneSession,
-  toneFound, toneShare, waitAudioEnergy, writeTone,
+  toneFound, toneShare, waitAudioEnergy, waitSound, writeTone,
 } from './sound.mjs';
 
 const VIEWPORT = { width: 640, height: 480 };
@@ -39,18 +39,37 @@ test('a tone played in the desktop reaches two pages from one Opus encoder; vide
 
   const a = await env.launchBrowser();
   const b = await env.launchBrowser();
-  const pageA = await env.openViewer(a, { viewport: VIEWPORT });
+  // A plays the RTP track in the browser's player (the "smooth" setting); B has the
+  // default, the low-latency data channel into the page's own player.
+  const pageA = await env.openViewer(a, { viewport: VIEWPORT, settings: { sound: 'webrtc' } });
   const pageB = await env.openViewer(b, { viewport: VIEWPORT });
   await waitDecoding(env, pageA, 1);
   await waitDecoding(env, pageB, 1);
 
-  for (const [who, page] of [['A', pageA], ['B', pageB]]) {
-    const s = await waitAudioEnergy(env, page, `page ${who} to receive sound`);
-    // MIME types are case-insensitive; GStreamer's payloader names the codec OPUS.
-    assert.equal(s.mimeType?.toLowerCase(), 'audio/opus', env.why(`page ${who} codec ${s.mimeType}`));
-    const peak = await assertHears(env, page, 440, `page ${who}`);
-    t.diagnostic(`page ${who}: ${s.packetsReceived} Opus packets, peak ${peak.hz.toFixed(1)} Hz at ${peak.level.toFixed(1)} dB`);
-  }
+  const s = await waitAudioEnergy(env, pageA, 'page A to receive sound on its RTP track');
+  // MIME types are case-insensitive; GStreamer's payloader names the codec OPUS.
+  assert.equal(s.mimeType?.toLowerCase(), 'audio/opus', env.why(`page A codec ${s.mimeType}`));
+  assert.equal(await pageA.evaluate(() => window.kelpie.audio.route), 'rtp');
+  const peakA = await assertHears(env, pageA, 440, 'page A');
+  t.diagnostic(`page A (RTP): ${s.packetsReceived} Opus packets, peak ${peakA.hz.toFixed(1)} Hz at ${peakA.level.toFixed(1)} dB`);
+
+  assert.equal(await waitSound(env, pageB, 'page B to play sound from its data channel'), 'channel',
+    env.why('page B plays the low-latency route'));
+  const peakB = await assertHears(env, pageB, 440, 'page B');
+  let viaChannel = null;
+  await waitFor('page B to have decoded 300 packets from the channel', async () => {
+    viaChannel = await pageB.evaluate(() => window.kelpie.audio.stats());
+    return viaChannel.packetsDecoded >= 300;
+  }, { timeoutMs: 15_000 }).catch((e) => { throw new Error(env.why(`${e.message}: ${JSON.stringify(viaChannel)}`)); });
+  // The server holds back B's RTP copy while the channel carries it: the track got only
+  // what came before the channel opened.
+  const rtpB = await audioStats(pageB);
+  assert.ok((rtpB?.packetsReceived ?? 0) < viaChannel.packetsReceived / 2,
+    env.why(`page B's RTP track kept receiving: ${rtpB?.packetsReceived} packets against ${viaChannel.packetsReceived} on the channel`));
+  assert.ok(env.server.lines.some((l) => l.includes('sound goes over the page\'s data channel')),
+    env.why('the log says the sound moved to the data channel'));
+  t.diagnostic(`page B (channel): ${viaChannel.packetsDecoded} packets decoded, ${viaChannel.packetsLost} lost, `
+    + `buffered ${viaChannel.bufferedMs} ms (target ${viaChannel.targetMs}), peak ${peakB.hz.toFixed(1)} Hz; its RTP track got ${rtpB?.packetsReceived ?? 0}`);
   const h = (await env.health()).body;
   assert.equal(h.audio.state, 'playing', env.why(JSON.stringify(h.audio)));
   assert.equal(h.audio.opus_encoders, 1, env.why(`two listeners, ${h.audio.opus_encoders} Opus encoders`));
@@ -89,7 +108,7 @@ test('PulseAudio killed mid-stream: video plays on, the log says why, audio retu
   const browser = await env.launchBrowser();
   const page = await env.openViewer(browser, { viewport: VIEWPORT });
   await waitDecoding(env, page, 1);
-  await waitAudioEnergy(env, page, 'sound before the kill');
+  await waitSound(env, page, 'sound before the kill');
 
   const pid = pulseDaemonPid(proc.pid);
   assert.ok(pid, env.why('kelpie runs a pulseaudio child'));
@@ -104,7 +123,7 @@ test('PulseAudio killed mid-stream: video plays on, the log says why, audio retu
   const back = await env.waitHealth('/health to report audio playing again',
     (h) => h.audio?.state === 'playing' && h.audio.recoveries >= 1, 30_000);
   assert.ok(pulseDaemonPid(proc.pid) && pulseDaemonPid(proc.pid) !== pid, env.why('a new pulseaudio runs'));
-  await waitAudioEnergy(env, page, 'sound after PulseAudio came back', 20_000);
+  await waitSound(env, page, 'sound after PulseAudio came back', 20_000);
   await assertHears(env, page, 440, 'the page after the restart');
   assert.equal(await page.evaluate(() => window.kelpie.state), 'connected', 'no reconnect was needed');
   t.diagnostic(`audio back after ${back.audio.recoveries} recovery; ${back.audio.packets} packets`);

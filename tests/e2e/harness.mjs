@@ -339,9 +339,16 @@ export class Env {
 
   /**
    * Opens the web client in `entry` and waits until it reports 'connected'. `url`
-   * defaults to the server's; pass another to go through a proxy.
+   * defaults to the server's; pass another to go through a proxy. `settings`: the page's
+   * stored settings (e.g. `{sound: 'webrtc'}`), in a browser context of its own.
    */
-  async openViewer(entry, { viewport = { width: this.width, height: this.height }, url = this.url } = {}) {
+  async openViewer(entry, { viewport = { width: this.width, height: this.height }, url = this.url, settings = null } = {}) {
+    if (settings) {
+      // The page's remembered settings (settings.js), in place before its scripts run.
+      const context = await entry.browser.newContext({ viewport });
+      await context.addInitScript((s) => localStorage.setItem('kelpie.settings', JSON.stringify(s)), settings);
+      return openConnected(this, context, url, {});
+    }
     return openConnected(this, entry.browser, url, { viewport });
   }
 

@@ -236,6 +236,33 @@ export async function waitAudioEnergy(env, page, what, timeoutMs = 15_000) {
   return last;
 }
 
+/**
+ * Waits until the page's sound is being received and played, whatever carries it: the RTP
+ * track (its energy rising, as waitAudioEnergy) or the page's own player (the WebSocket
+ * transport, WebRTC's low-latency channel: packets decoded rising). Returns the route.
+ */
+export async function waitSound(env, page, what, timeoutMs = 15_000) {
+  let first = null; let last = null;
+  await waitFor(what, async () => {
+    last = await page.evaluate(async () => {
+      const route = window.kelpie.audio.route;
+      if (route === null) return null;
+      if (route === 'rtp') return { route, count: 0, energy: 0 };
+      const s = await window.kelpie.audio.stats();
+      return { route, count: s?.packetsDecoded ?? 0, energy: 0 };
+    });
+    if (!last) return false;
+    if (last.route === 'rtp') {
+      const s = await audioStats(page);
+      if (!s) return false;
+      last = { route: 'rtp', count: s.packetsReceived, energy: s.totalAudioEnergy };
+    }
+    if (first === null || first.route !== last.route) first = last;
+    return last.count > first.count + 20 && (last.route !== 'rtp' || last.energy > first.energy + 1e-4);
+  }, { timeoutMs, intervalMs: 250 }).catch((e) => { throw new Error(env.why(`${e.message}; last ${JSON.stringify(last)}`)); });
+  return last.route;
+}
+
 /** Whether `cmd` is on PATH. */
 export function hasCommand(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;

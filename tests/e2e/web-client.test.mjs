@@ -435,6 +435,79 @@ test('a jitter buffer grown past its maximum drops its oldest frames down to the
   assert.equal(pullN(b, 2, 1).played, 0, 'cleared: primes afresh');
 });
 
+test('an adaptive jitter buffer raises its target at each underrun, up to its ceiling', async () => {
+  const { JitterBuffer } = await import('../../web-client/pcm.js');
+  const b = new JitterBuffer({ target: 4, max: 40, adapt: { step: 4, ceiling: 10, calm: 1000, window: 1000 } });
+  b.push([ramp(1, 4)]);
+  assert.equal(pullN(b, 6, 1).played, 4);
+  assert.equal(b.target, 8, 'one underrun: one step more');
+  b.push([ramp(1, 4)]);
+  assert.equal(pullN(b, 2, 1).played, 0, 'primes to the new target');
+  b.push([ramp(5, 4)]);
+  assert.equal(pullN(b, 10, 1).played, 8);
+  assert.equal(b.target, 10, 'capped at the ceiling');
+  assert.equal(b.underruns, 2);
+  // With a grace: running dry in the first 6 frames played counts, but does not raise.
+  const g = new JitterBuffer({ target: 4, max: 40, adapt: { step: 4, ceiling: 20, calm: 1000, window: 1000, grace: 6 } });
+  g.push([ramp(1, 4)]);
+  pullN(g, 6, 1);
+  assert.deepEqual([g.underruns, g.target], [1, 4], 'within the grace');
+  g.push([ramp(1, 4)]);
+  pullN(g, 6, 1);
+  assert.deepEqual([g.underruns, g.target], [2, 8], 'after it');
+});
+
+test('an adaptive jitter buffer lowers an unneeded target after a calm spell, never below its start', async () => {
+  const { JitterBuffer } = await import('../../web-client/pcm.js');
+  const b = new JitterBuffer({ target: 4, max: 100, adapt: { step: 4, ceiling: 20, calm: 8, window: 1000 } });
+  b.push([ramp(0, 2)]);
+  b.push([ramp(0, 2)]);
+  pullN(b, 6, 1); // dry: target 8
+  assert.equal(b.target, 8);
+  b.push([ramp(0, 40)]);
+  for (let i = 0; i < 4; i++) pullN(b, 4, 1); // 16 calm frames: two half steps down
+  assert.equal(b.target, 4);
+  for (let i = 0; i < 4; i++) pullN(b, 4, 1);
+  assert.equal(b.target, 4, 'the floor is the starting target');
+});
+
+test('an adaptive jitter buffer sheds latency its fill never used over a window', async () => {
+  const { JitterBuffer } = await import('../../web-client/pcm.js');
+  const b = new JitterBuffer({ target: 4, max: 100, adapt: { step: 4, ceiling: 20, calm: 1e9, window: 8 } });
+  // A stall's worth of sound arriving at once: 24 frames, far over the target of 4.
+  b.push([ramp(0, 24)]);
+  assert.deepEqual(pullN(b, 4, 1).out, [[0, 1, 2, 3]]);
+  assert.deepEqual(pullN(b, 4, 1).out, [[4, 5, 6, 7]]);
+  // The window's lowest fill was 16: 12 frames over the target are dropped, oldest first.
+  assert.equal(b.buffered, 4);
+  assert.equal(b.trimmed, 12);
+  assert.deepEqual(pullN(b, 4, 1).out, [[20, 21, 22, 23]], 'the newest sound is kept');
+  // A fill that dips to the target is left alone.
+  const c = new JitterBuffer({ target: 4, max: 100, adapt: { step: 4, ceiling: 20, calm: 1e9, window: 8 } });
+  c.push([ramp(0, 8)]);
+  pullN(c, 4, 1);
+  c.push([ramp(8, 4)]);
+  pullN(c, 4, 1);
+  assert.equal(c.trimmed, 0);
+});
+
+test('the sound channel\'s sequence gate counts lost packets, refuses late ones and survives the wrap', async () => {
+  const { SequenceGate } = await import('../../web-client/pcm.js');
+  const g = new SequenceGate(5);
+  assert.deepEqual(g.accept(10), { missing: 0 }, 'the first packet starts the count');
+  assert.deepEqual(g.accept(11), { missing: 0 });
+  assert.deepEqual(g.accept(14), { missing: 2 }, '12 and 13 were lost');
+  assert.equal(g.accept(13), null, 'a packet older than the last one played is late');
+  assert.equal(g.accept(14), null, 'and so is a duplicate');
+  assert.deepEqual(g.accept(100), { missing: 0 }, 'a gap over the limit is a new start, not loss');
+  assert.equal(g.lost, 2);
+  assert.equal(g.late, 2);
+  const w = new SequenceGate(5);
+  w.accept(0xffff_fffe);
+  assert.deepEqual(w.accept(1), { missing: 2 }, '0xffffffff and 0 were lost across the wrap');
+  assert.equal(w.accept(0xffff_ffff), null, 'and one from before the wrap is late');
+});
+
 test('a mono chunk feeds both output channels', async () => {
   const { JitterBuffer } = await import('../../web-client/pcm.js');
   const b = new JitterBuffer({ target: 2, max: 10 });

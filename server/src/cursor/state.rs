@@ -126,6 +126,12 @@ impl CursorState {
     pub fn retain_viewers(&mut self, live: &[u64]) {
         self.known.retain(|id, _| live.contains(id));
     }
+
+    /// Viewers whose images are tracked (tests: the map must not keep departed ones).
+    #[cfg(test)]
+    pub fn tracked_viewers(&self) -> usize {
+        self.known.len()
+    }
 }
 
 #[cfg(test)]

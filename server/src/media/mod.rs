@@ -4,6 +4,7 @@
 mod adapt;
 pub mod annexb;
 pub mod audio;
+mod audio_channel;
 mod audio_out;
 pub mod encoder;
 mod frame_timing;

@@ -111,6 +111,8 @@ pub(super) struct ViewerBranch {
     /// Kept alive for as long as the viewer: dropping it would close the channel. Also
     /// carries server-to-browser messages.
     channel: Option<WebRTCDataChannel>,
+    /// The sound's route when the page opened its low-latency `audio` channel.
+    audio_route: Option<std::sync::Arc<super::audio_channel::AudioRoute>>,
 }
 
 impl ViewerBranch {
@@ -150,6 +152,7 @@ impl ViewerBranch {
         let mut ghosts = Vec::new();
         let mut into_webrtc = Vec::new();
         let need_key = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut audio_route = None;
         for track in tracks {
             let pay = element_of(&track.payloader())?;
             let rtp_caps =
@@ -173,8 +176,21 @@ impl ViewerBranch {
             }
             queue.set_property("max-size-time", 0u64);
             queue.set_property_from_str("leaky", "downstream");
-            bin.add_many([&pay, &filter, &queue]).map_err(|e| MediaError::Link(e.to_string()))?;
-            gst::Element::link_many([&pay, &filter, &queue])
+            // Audio's RTP can be held back while the page's data channel carries the sound
+            // (`audio_channel`); sticky events still pass, so the stream resumes cleanly.
+            let valve = match track.media {
+                Media::Audio => Some(
+                    gst::ElementFactory::make("valve")
+                        .property_from_str("drop-mode", "forward-sticky-events")
+                        .build()
+                        .map_err(|_| MediaError::MissingElement("valve".into()))?,
+                ),
+                Media::Video => None,
+            };
+            let chain: Vec<&gst::Element> =
+                [Some(&pay), Some(&filter), valve.as_ref(), Some(&queue)].into_iter().flatten().collect();
+            bin.add_many(chain.iter().copied()).map_err(|e| MediaError::Link(e.to_string()))?;
+            gst::Element::link_many(chain.iter().copied())
                 .map_err(|e| MediaError::Link(format!("payloader → queue: {e}")))?;
             let sink = webrtc
                 .request_pad_simple("sink_%u")
@@ -215,6 +231,9 @@ impl ViewerBranch {
                     };
                     transceiver.set_property("direction", direction);
                     transceiver.set_property("codec-preferences", &rtp_caps);
+                    if let Some(valve) = valve {
+                        audio_route = Some(super::audio_channel::attach(&webrtc, &pay_sink, valve));
+                    }
                 }
             }
             let ghost = gst::GhostPad::builder_with_target(&pay_sink)
@@ -270,6 +289,7 @@ impl ViewerBranch {
             on_low: std::sync::atomic::AtomicBool::new(false),
             into_webrtc,
             channel,
+            audio_route,
         })
     }
 
@@ -450,6 +470,8 @@ impl Drop for ViewerBranch {
             bin_refs = self.bin.ref_count(),
             webrtcbin_refs = self.webrtc.ref_count(),
             channel_refs = self.channel.as_ref().map(|c| c.ref_count()),
+            sound_packets_on_channel = self.audio_route.as_ref().map(|r| r.sent.load(std::sync::atomic::Ordering::Relaxed)),
+            sound_packets_dropped_on_channel = self.audio_route.as_ref().map(|r| r.dropped.load(std::sync::atomic::Ordering::Relaxed)),
             "freeing a viewer branch"
         );
     }
