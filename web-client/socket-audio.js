@@ -28,7 +28,7 @@ export const PLAYER_PROFILES = Object.freeze({
   websocket: { latencyHint: 'interactive', processorOptions: { targetMs: 40, maxMs: 120 } },
   channel: {
     latencyHint: 0,
-    processorOptions: { targetMs: 5, maxMs: 200, adapt: { stepMs: 10, ceilingMs: 120, calmMs: 10_000, windowMs: 1_000, graceMs: 2_000 } },
+    processorOptions: { targetMs: 10, maxMs: 200, adapt: { stepMs: 5, ceilingMs: 120, calmMs: 5_000, windowMs: 1_000, graceMs: 2_000 } },
   },
 });
 /**

@@ -134,6 +134,9 @@ test('stored settings are validated, unknown values fall back to defaults', asyn
   assert.deepEqual(loadSettings(store('{"fps":30,"kbps":-5,"resize":"bogus","scaling":"shrink"}')),
     { ...DEFAULTS, fps: 30, scaling: 'shrink' });
   assert.deepEqual(loadSettings({ getItem: () => { throw new Error('blocked'); } }), DEFAULTS);
+  assert.equal(DEFAULTS.sound, 'low-latency', 'the low-latency sound route is the default');
+  assert.equal(loadSettings(store('{"sound":"webrtc"}')).sound, 'webrtc');
+  assert.equal(loadSettings(store('{"sound":"loud"}')).sound, 'low-latency', 'an unknown route is ignored');
 });
 
 test('paste shortcuts are recognised on every platform', async () => {

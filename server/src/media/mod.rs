@@ -18,6 +18,7 @@ pub mod pipeline;
 mod ports;
 mod pulse_probe;
 pub mod recovery;
+mod sctp_guard;
 mod selftest;
 mod sockets;
 pub mod spec;

@@ -113,6 +113,8 @@ pub(super) struct ViewerBranch {
     channel: Option<WebRTCDataChannel>,
     /// The sound's route when the page opened its low-latency `audio` channel.
     audio_route: Option<std::sync::Arc<super::audio_channel::AudioRoute>>,
+    /// Closes the SCTP receive path before the branch stops (`sctp_guard`).
+    sctp_guard: std::sync::Arc<super::sctp_guard::SctpGuard>,
 }
 
 impl ViewerBranch {
@@ -250,6 +252,7 @@ impl ViewerBranch {
         }
         let fec = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         watch_repair_elements(&bin, fec.clone(), on_keyframe.clone());
+        let sctp_guard = super::sctp_guard::SctpGuard::attach(&bin);
 
         pipeline.add(&bin).map_err(|e| MediaError::Link(e.to_string()))?;
         let mut links: Vec<TrackLink> = Vec::new();
@@ -290,6 +293,7 @@ impl ViewerBranch {
             into_webrtc,
             channel,
             audio_route,
+            sctp_guard,
         })
     }
 
@@ -437,6 +441,9 @@ impl ViewerBranch {
     /// while before dropping it (see `media::grave`). Blocking: call from a
     /// blocking-friendly thread.
     pub fn stop(&self, pipeline: &gst::Pipeline) {
+        // First, so that GStreamer's sctpdec cannot abort the process on the browser's
+        // last packets while its association closes.
+        self.sctp_guard.close();
         let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
         for link in links.iter() {
             let (done_tx, done_rx) = mpsc::channel();
@@ -472,6 +479,7 @@ impl Drop for ViewerBranch {
             channel_refs = self.channel.as_ref().map(|c| c.ref_count()),
             sound_packets_on_channel = self.audio_route.as_ref().map(|r| r.sent.load(std::sync::atomic::Ordering::Relaxed)),
             sound_packets_dropped_on_channel = self.audio_route.as_ref().map(|r| r.dropped.load(std::sync::atomic::Ordering::Relaxed)),
+            sctp_packets_refused_while_closing = self.sctp_guard.refused.load(std::sync::atomic::Ordering::Relaxed),
             "freeing a viewer branch"
         );
     }
