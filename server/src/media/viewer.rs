@@ -593,7 +593,10 @@ fn merge_keyframe_requests(pad: &gst::Pad, on_request: super::KeyframeHandler) {
     pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
         if info.event().is_some_and(|e| super::is_keyframe_request(e)) {
             on_request();
-            return gst::PadProbeReturn::Drop;
+            // Consumed here. `Drop` would do the same but makes GStreamer 1.22 log a
+            // critical (an unref of NULL) for every request through these bindings.
+            info.data.take();
+            return gst::PadProbeReturn::Handled;
         }
         gst::PadProbeReturn::Ok
     });
@@ -611,7 +614,10 @@ fn gate_until_keyframe(pad: &gst::Pad, need_key: std::sync::Arc<std::sync::atomi
                 need_key.store(false, Ordering::SeqCst);
                 gst::PadProbeReturn::Ok
             }
-            _ => gst::PadProbeReturn::Drop,
+            _ => {
+                info.data.take(); // consumed: see merge_keyframe_requests
+                gst::PadProbeReturn::Handled
+            }
         }
     });
 }
