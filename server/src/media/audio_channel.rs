@@ -87,14 +87,12 @@ pub fn attach(webrtc: &gst::Element, pay_sink: &gst::Pad, valve: gst::Element) -
         None
     });
     let r = route.clone();
-    let on_channel = std::sync::atomic::AtomicBool::new(false);
     pay_sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else { return gst::PadProbeReturn::Ok };
         let ch = r.open_channel();
-        if ch.is_some() != on_channel.load(Ordering::Relaxed) {
-            // Only on a change: RTP stops while the channel carries the sound, and carries
-            // it again if the channel closes.
-            on_channel.store(ch.is_some(), Ordering::Relaxed);
+        if valve.property::<bool>("drop") != ch.is_some() {
+            // RTP stops while the channel carries the sound, and carries it again if the
+            // channel closes.
             valve.set_property("drop", ch.is_some());
         }
         let Some(ch) = ch else { return gst::PadProbeReturn::Ok };
