@@ -31,12 +31,15 @@ deps-test:
 	cd tests/e2e && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 
 # Every test: Rust unit and integration tests (real Xvfb, GStreamer and webrtc-rs), then the
-# headless Chromium end-to-end tests. Tests build once and run serially: each one starts
-# its own X server and streams real video, and two cores cannot do two of those at once.
-test: deps-test build
+# headless Chromium end-to-end tests, the deployment artefacts' static checks, and the
+# Dockerfile built for real with podman from the binaries just built and given the strict
+# run (containers/image.sh check, about 3 minutes). Tests build once and run serially: each
+# one starts its own X server and streams real video, and two cores cannot do two at once.
+test: deps-test deps-image build
 	$(CARGO) test -j$(JOBS) --workspace -- --test-threads=1
 	$(NODE_TEST) tests/e2e/
 	bash containers/tests/check-static.sh
+	CARGO=$(CARGO) bash containers/image.sh check
 
 # Deployment artefacts: kustomize renders, schema and restricted-PSS checks, hadolint,
 # shellcheck, the Jupyter entry point (no cargo build needed).
@@ -83,11 +86,15 @@ soak: deps-test
 # and, where no registry answers, a Debian base from mmdebstrap (containers/image.sh).
 # image-test runs it strictly (read-only, no capabilities, arbitrary UID, KELPIE_* only)
 # and streams from it to headless Chromium, then `podman kube play`s the rendered
-# Kubernetes base and streams from that pod. Slow; not part of `make test`.
+# Kubernetes base and streams from that pod. Slow; not part of `make test`, which runs a
+# quicker `image.sh check` (the same Dockerfile from dev-profile binaries, strict run only).
+# Only what is missing is installed: a machine may already have kubectl from elsewhere
+# (Google Cloud SDK's conflicts with Debian's kubernetes-client package).
 deps-image:
-	command -v podman >/dev/null && command -v mmdebstrap >/dev/null && command -v runc >/dev/null \
-	  && command -v kubectl >/dev/null \
-	  || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman runc mmdebstrap kubernetes-client)
+	@missing=""; for pair in podman:podman runc:runc mmdebstrap:mmdebstrap kubectl:kubernetes-client; do \
+	  command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
+	[ -z "$$missing" ] || (echo "deps-image: installing$$missing"; apt-get update -q \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing)
 
 image: deps-run deps-image
 	CARGO=$(CARGO) ./containers/image.sh build

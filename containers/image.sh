@@ -7,6 +7,8 @@
 #                                 to headless Chromium (what `make image-test` runs)
 #   containers/image.sh kube      `podman kube play` the rendered Kubernetes base with this
 #                                 image, and stream from the pod likewise
+#   containers/image.sh check     build a throw-away image from the dev-profile binaries and
+#                                 give it the strict run (what `make test` runs)
 #   containers/image.sh flags     print the podman flags this machine needs
 #
 # Where the registries are out of reach (no Docker Hub, no Rust image), the binaries are
@@ -84,17 +86,25 @@ ensure_base() {
   rm -f "$tar"
 }
 
-build() {
+# build_image PROFILE: the image from the host's binaries of cargo profile PROFILE
+# (release: built here; debug: the ones `make test` has just built, stripped on the way in).
+build_image() {
+  local profile=$1 dir=release
   ensure_base
   pick_flags
-  log "building the binaries on the host (release)"
-  (cd "$root" && "$cargo" build --release --locked -p kelpie -p kelpie-gamepad -p kelpie-gamepad-preload)
-  local out="$here/prebuilt"
+  if [ "$profile" = release ]; then
+    log "building the binaries on the host (release)"
+    (cd "$root" && "$cargo" build --release --locked -p kelpie -p kelpie-gamepad -p kelpie-gamepad-preload)
+  else
+    dir=debug
+    log "building the binaries on the host (dev profile, stripped for the image)"
+    (cd "$root" && "$cargo" build --locked -p kelpie -p kelpie-gamepad -p kelpie-gamepad-preload)
+  fi
+  local out="$here/prebuilt" bin="$root/target/$dir"
   rm -rf "$out"
   mkdir -p "$out"
-  install -m 0755 "$root/target/release/kelpie" "$root/target/release/kelpie-turn-broker" \
-    "$root/target/release/kelpie-gamepad" "$out/"
-  install -m 0644 "$root/target/release/libkelpie_gamepad_preload.so" "$out/"
+  install -s -m 0755 "$bin/kelpie" "$bin/kelpie-turn-broker" "$bin/kelpie-gamepad" "$out/"
+  install -s -m 0644 "$bin/libkelpie_gamepad_preload.so" "$out/"
   log "building $image"
   "$podman_bin" "${global[@]}" build --pull=never --layers \
     "${limits[@]}" \
@@ -108,8 +118,13 @@ build() {
 
 # The animating test client the checks run as the session (bind-mounted, not in the image).
 xprobe_bin() {
-  local xprobe="$root/target/release/kelpie-xprobe"
-  [ -x "$xprobe" ] || (cd "$root" && "$cargo" build --release --locked -p kelpie-tests --bin kelpie-xprobe >&2)
+  if [ "${xprobe_profile:-release}" = debug ]; then
+    local xprobe="$root/target/debug/kelpie-xprobe"
+    [ -x "$xprobe" ] || (cd "$root" && "$cargo" build --locked -p kelpie-tests --bin kelpie-xprobe >&2)
+  else
+    local xprobe="$root/target/release/kelpie-xprobe"
+    [ -x "$xprobe" ] || (cd "$root" && "$cargo" build --release --locked -p kelpie-tests --bin kelpie-xprobe >&2)
+  fi
   echo "$xprobe"
 }
 
@@ -257,10 +272,26 @@ kube_test() {
   log "kube play of the rendered base: passed"
 }
 
+# What `make test` runs: the Dockerfile built for real (its package list, users, setuid
+# scrub and COPY paths) from the binaries the tests just built, then the strict run and
+# its stream check against that image, which is removed afterwards. About 3 minutes here,
+# most of it apt inside the build; the release build, the kube play and the image a user
+# keeps stay with `make image` and `make image-test`.
+check_image() {
+  image=${KELPIE_IMAGE:-localhost/kelpie:check}
+  xprobe_profile=debug
+  build_image debug
+  test_image
+  "$podman_bin" rmi -f "$image" >/dev/null 2>&1 || true
+  rm -rf "$here/prebuilt"
+  log "check: the Dockerfile builds, and its image runs locked down and streams"
+}
+
 case "${1:-}" in
-  build) build ;;
+  build) build_image release ;;
+  check) check_image ;;
   test) test_image ;;
   kube) kube_test ;;
   flags) ensure_base; pick_flags; echo "${global[*]} | ${limits[*]}" ;;
-  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ] && exit 2; exit 0 ;;
+  *) sed -n '2,/^set -euo/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ] && exit 2; exit 0 ;;
 esac
