@@ -18,6 +18,7 @@ pub mod chunks;
 pub mod formats;
 pub mod pace;
 pub mod sender;
+mod serving;
 mod x11;
 
 use std::sync::{Arc, Mutex};

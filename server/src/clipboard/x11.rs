@@ -34,13 +34,12 @@ use x11rb::{CURRENT_TIME, NONE};
 use super::chunks::{Clip, ClipMime, Reassembler};
 use super::formats::{choose, decode, encode_text, fallback_after, Target};
 use super::sender::{Audience, Job};
+use super::serving::{Outgoing, Serving, SERVE_TIMEOUT};
 use crate::input::protocol::ClipChunk;
 
 /// An owner that has not answered a conversion (or sent the next INCR piece) by then is
 /// given up on; the next ownership change starts afresh.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
-/// A requestor that stops reading an INCR transfer is dropped after this long.
-const SERVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between attempts to reach the X server.
 const RETRY: Duration = Duration::from_secs(2);
 /// Largest property we write in one piece; bigger content goes by INCR. The X limit
@@ -244,16 +243,6 @@ struct Fetch {
     time: xproto::Timestamp,
 }
 
-/// An INCR transfer we are serving.
-struct Outgoing {
-    requestor: xproto::Window,
-    property: xproto::Atom,
-    type_: xproto::Atom,
-    bytes: Vec<u8>,
-    offset: usize,
-    deadline: Instant,
-}
-
 struct XSide<'a> {
     conn: RustConnection,
     window: xproto::Window,
@@ -261,7 +250,7 @@ struct XSide<'a> {
     shared: &'a Shared,
     owned: Option<Owned>,
     fetch: Option<Fetch>,
-    serving: Vec<Outgoing>,
+    serving: Serving,
     incr_chunk: usize,
 }
 
@@ -308,7 +297,7 @@ impl<'a> XSide<'a> {
             .map_err(|e| fail(&e))?;
         let incr_chunk = INCR_CHUNK.min(conn.maximum_request_bytes().saturating_sub(64)).max(4096);
         conn.flush().map_err(|e| fail(&e))?;
-        Ok(Self { conn, window, atoms, shared, owned: None, fetch: None, serving: Vec::new(), incr_chunk })
+        Ok(Self { conn, window, atoms, shared, owned: None, fetch: None, serving: Serving::default(), incr_chunk })
     }
 
     fn serve(&mut self, rx: &Receiver<Command>, wake: &UnixStream, inbox: &mut Inbox) -> Stop {
@@ -358,8 +347,7 @@ impl<'a> XSide<'a> {
 
     fn next_deadline(&self) -> Option<Duration> {
         let fetch = self.fetch.as_ref().map(|f| f.deadline);
-        let serving = self.serving.iter().map(|o| o.deadline);
-        let first = fetch.into_iter().chain(serving).min()?;
+        let first = fetch.into_iter().chain(self.serving.next_deadline()).min()?;
         Some(first.saturating_duration_since(Instant::now()))
     }
 
@@ -372,9 +360,7 @@ impl<'a> XSide<'a> {
             );
             self.fetch = None;
         }
-        let before = self.serving.len();
-        self.serving.retain(|o| o.deadline > now);
-        if self.serving.len() < before {
+        if self.serving.expire(now) > 0 {
             tracing::warn!("clipboard: an X client stopped reading an INCR transfer; dropped it");
         }
     }
@@ -407,6 +393,7 @@ impl<'a> XSide<'a> {
                     if !o.clipboard && !o.primary {
                         tracing::debug!("clipboard: no longer owner of the X selections");
                         self.owned = None;
+                        self.serving.forget_encoding();
                     }
                 }
             }
@@ -557,6 +544,7 @@ impl<'a> XSide<'a> {
         let clip = Arc::new(clip);
         *self.shared.last.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(Last { clip: clip.clone(), from_browser: true });
+        self.serving.forget_encoding();
         self.owned = Some(Owned { clip, clipboard: true, primary });
         Ok(())
     }
@@ -596,7 +584,7 @@ impl<'a> XSide<'a> {
         requestor: xproto::Window,
         property: xproto::Atom,
         target: xproto::Atom,
-        clip: &Clip,
+        clip: &Arc<Clip>,
     ) -> Result<bool, Stop> {
         let offered = Target::offered_for(clip.mime);
         if target == self.atoms.targets {
@@ -613,12 +601,23 @@ impl<'a> XSide<'a> {
             tracing::debug!(target, "clipboard: refused a conversion to a format we do not hold");
             return Ok(false);
         };
-        let bytes = match clip.mime {
-            ClipMime::Text => encode_text(t, &clip.bytes),
-            ClipMime::Png => clip.bytes.clone(),
-        };
         // We answer TEXT with UTF-8, and say so in the property type.
         let type_ = if t == Target::Text { self.atoms.of(Target::Utf8) } else { target };
+        if clip.bytes.len() <= self.incr_chunk {
+            // One property holds it (Latin-1 is never longer than the UTF-8 it comes from).
+            let bytes = match clip.mime {
+                ClipMime::Text => encode_text(t, &clip.bytes),
+                ClipMime::Png => clip.bytes.clone(),
+            };
+            tracing::debug!(bytes = bytes.len(), target = ?t, "clipboard: an X client reads the browser's content");
+            self.conn.change_property8(PropMode::REPLACE, requestor, property, type_, &bytes)?;
+            return Ok(true);
+        }
+        if let Err(full) = self.serving.admits(requestor, property) {
+            tracing::warn!("clipboard: refused an X client's read of the browser's content: {full}");
+            return Ok(false);
+        }
+        let bytes = self.serving.encoded(clip, t);
         tracing::debug!(bytes = bytes.len(), target = ?t, "clipboard: an X client reads the browser's content");
         if bytes.len() <= self.incr_chunk {
             self.conn.change_property8(PropMode::REPLACE, requestor, property, type_, &bytes)?;
@@ -630,8 +629,8 @@ impl<'a> XSide<'a> {
         self.conn.change_window_attributes(requestor, &attrs)?;
         let size = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
         self.conn.change_property32(PropMode::REPLACE, requestor, property, self.atoms.incr, &[size])?;
-        self.serving.retain(|o| !(o.requestor == requestor && o.property == property));
-        self.serving.push(Outgoing {
+        // Admitted above, and nothing was started since.
+        let started = self.serving.start(Outgoing {
             requestor,
             property,
             type_,
@@ -639,23 +638,23 @@ impl<'a> XSide<'a> {
             offset: 0,
             deadline: Instant::now() + SERVE_TIMEOUT,
         });
-        Ok(true)
+        Ok(started.is_ok())
     }
 
     fn on_requestor_read(&mut self, window: xproto::Window, property: xproto::Atom) -> Result<(), Stop> {
-        let Some(i) = self.serving.iter().position(|o| o.requestor == window && o.property == property) else {
+        let incr_chunk = self.incr_chunk;
+        let Some(o) = self.serving.get_mut(window, property) else {
             return Ok(());
         };
-        let o = &mut self.serving[i];
-        let end = (o.offset + self.incr_chunk).min(o.bytes.len());
+        let end = (o.offset + incr_chunk).min(o.bytes.len());
         // After the last piece, a zero-length piece marks the end.
         self.conn.change_property8(PropMode::REPLACE, o.requestor, o.property, o.type_, &o.bytes[o.offset..end])?;
         let finished = o.offset == end;
         o.offset = end;
         o.deadline = Instant::now() + SERVE_TIMEOUT;
         if finished {
-            let done = self.serving.remove(i);
-            if !self.serving.iter().any(|o| o.requestor == done.requestor) {
+            let Some((done, last)) = self.serving.finish(window, property) else { return Ok(()) };
+            if last {
                 let attrs = ChangeWindowAttributesAux::new().event_mask(EventMask::NO_EVENT);
                 self.conn.change_window_attributes(done.requestor, &attrs)?;
             }
