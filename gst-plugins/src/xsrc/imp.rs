@@ -11,6 +11,7 @@ use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 
 use super::capture::{CaptureError, XCapture};
+use super::pacing::Pacer;
 use crate::convert::{bgrx_to_i420, I420Layout, Rect};
 use crate::sprite::Sprite;
 use crate::stamps::{mono_ns, CaptureStamp};
@@ -27,14 +28,6 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 /// of a core (docs/benchmarks.md, issue 13's session of 2026-12-07).
 const DEFAULT_IDLE_INTERVAL_MS: u32 = 2500;
 const _: () = assert!(DEFAULT_IDLE_INTERVAL_MS > 0 && DEFAULT_IDLE_INTERVAL_MS < 3000);
-/// Applications draw a frame as a burst of requests; capturing at the first damage event
-/// would grab half-drawn frames and leave the rest for one frame later. Waiting this long
-/// after the first damage lets a burst finish, at the cost of as much latency.
-const SETTLE: Duration = Duration::from_millis(3);
-/// Frame credit can bank up to this many frames, so a frame that arrives a little late
-/// (application and capture clocks drift against each other) is not lost: the average
-/// rate still never exceeds the negotiated one.
-const MAX_CREDIT: f64 = 1.5;
 /// Frames repeated once the screen goes still, by default: each lets the encoder refine
 /// the picture it last sent (a P-frame of an unchanged image spends its bits on the
 /// quantisation error), so text that moved turns sharp within a fraction of a second
@@ -79,9 +72,8 @@ struct Running {
     need_full: bool,
     /// When the pending damage was first seen.
     damaged_at: Option<Instant>,
-    /// Frames we may send now (token bucket refilled at the frame rate).
-    credit: f64,
-    credit_at: Instant,
+    /// When the next frame may be made (frame credit, spacing, settling).
+    pacer: Pacer,
     pool: Option<gst::BufferPool>,
     frames: u64,
     /// The cursor as last drawn into the frame (show-pointer), so its area can be
@@ -314,8 +306,7 @@ impl BaseSrcImpl for KelpieXSrc {
             dirty: true,
             need_full: true,
             damaged_at: None,
-            credit: MAX_CREDIT,
-            credit_at: Instant::now(),
+            pacer: Pacer::new(Instant::now()),
             pool: None,
             frames: 0,
             drawn_cursor: None,
@@ -466,16 +457,8 @@ impl PushSrcImpl for KelpieXSrc {
                     let now = Instant::now();
                     let refresh = self.refresh.load(Ordering::SeqCst);
                     let frame_interval = r.frame_interval.max(min_interval);
-                    let interval = frame_interval.as_secs_f64();
-                    r.credit = (r.credit + now.duration_since(r.credit_at).as_secs_f64() / interval).min(MAX_CREDIT);
-                    r.credit_at = now;
-                    // Never closer than half a frame interval, and only with credit left.
-                    let spacing = r.last_output.map_or(now, |t| t + frame_interval / 2);
-                    let credited = now + Duration::from_secs_f64(((1.0 - r.credit) * interval).max(0.0));
-                    let mut due = spacing.max(credited);
-                    if let (true, Some(t)) = (r.dirty, r.damaged_at) {
-                        due = due.max(t + SETTLE);
-                    }
+                    let damaged_at = if r.dirty { r.damaged_at } else { None };
+                    let due = r.pacer.due(now, frame_interval, damaged_at);
                     let idle_due = r.last_output.map_or(now, |t| t + idle);
                     // Still for two frame intervals: the first refinement frame; then one
                     // per frame interval until they are spent.
@@ -484,10 +467,12 @@ impl PushSrcImpl for KelpieXSrc {
                     let refine = r.refine_left > 0 && !r.dirty;
                     let wanted = r.dirty || r.need_full || refresh || (!idle.is_zero() && now >= idle_due);
                     if wanted && now >= due {
+                        r.pacer.produced(now, frame_interval);
                         Step::Produce { damaged: r.dirty, refine_after: still_refresh }
                     } else if wanted {
                         Step::Wait(due - now)
                     } else if refine && now >= refine_due.max(due) {
+                        r.pacer.produced(now, frame_interval);
                         Step::Produce { damaged: false, refine_after: still_refresh }
                     } else if refine {
                         Step::Wait(refine_due.max(due) - now)
@@ -630,7 +615,6 @@ impl KelpieXSrc {
             }
         }
         r.frames += 1;
-        r.credit -= 1.0;
         r.last_output = Some(Instant::now());
         Ok(buffer)
     }

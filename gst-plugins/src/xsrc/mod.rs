@@ -14,6 +14,7 @@
 
 mod capture;
 mod imp;
+mod pacing;
 
 use gst::glib;
 use gst::prelude::*;
