@@ -1,8 +1,18 @@
 #!/bin/sh
 # kelpie-healthcheck: exits 0 when Kelpie's /health answers 200 (frames are being encoded).
 # Used by the image's HEALTHCHECK; it derives the URL from the same KELPIE_* settings the
-# server reads, so a changed port, base path or TLS needs no change here.
+# server reads, so a changed port, base path or TLS needs no change here. With
+# KELPIE_OPS_LISTEN, /health is there (plain HTTP, no base path) and not on the main address.
 set -eu
+
+if [ -n "${KELPIE_OPS_LISTEN:-}" ]; then
+  port=${KELPIE_OPS_LISTEN##*:}
+  host=${KELPIE_OPS_LISTEN%:*}
+  case "$host" in
+    "" | 0.0.0.0 | "[::]" | "*") host=127.0.0.1 ;;
+  esac
+  exec curl -fsS -o /dev/null --max-time 4 "http://$host:$port/health"
+fi
 
 listen=${KELPIE_LISTEN:-127.0.0.1:8080}
 port=${listen##*:}

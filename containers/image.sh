@@ -262,7 +262,11 @@ kube_test() {
     ip=$("$podman_bin" inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$infra")
   fi
   [ -n "$ip" ] || die "cannot find the pod's address"
-  wait_for_health "http://$ip:8080/health" "$ctr" "the pod's kelpie container"
+  # The base serves /health on the ops port (KELPIE_OPS_LISTEN), not on 8080.
+  wait_for_health "http://$ip:9090/health" "$ctr" "the pod's kelpie container"
+  if curl -fsS -o /dev/null "http://$ip:8080/metrics" 2>/dev/null; then
+    die "the pod's main address still serves /metrics"
+  fi
   # 1000: the pod's runAsUser.
   check_locked_down "$ctr" 1000 "the pod's kelpie container"
   local token

@@ -158,14 +158,28 @@ def shape(variant: str, docs: list[dict[str, Any]]) -> list[str]:
     env = env_of(docs, c)
     # Frames decide readiness; liveness is the process answering, so throttling never
     # restarts a user's session.
+    # With KELPIE_OPS_LISTEN the probes and Prometheus use the ops port, which the Service
+    # must not carry (the Ingress routes the Service: /health and /metrics stay private).
+    probe_port = "ops" if env.get("KELPIE_OPS_LISTEN") else "http"
     for probe, path in (("startupProbe", "/health"), ("readinessProbe", "/health"), ("livenessProbe", "/livez")):
         get = (c.get(probe) or {}).get("httpGet") or {}
-        if get.get("path") != path or get.get("port") != "http":
-            problems.append(f"Deployment/kelpie: {probe} must GET {path} on port http (is {get})")
+        if get.get("path") != path or get.get("port") != probe_port:
+            problems.append(f"Deployment/kelpie: {probe} must GET {path} on port {probe_port} (is {get})")
     ports = {p["name"]: p for p in c.get("ports") or []}
     listen_port = int(env.get("KELPIE_LISTEN", ":0").rsplit(":", 1)[1])
     if ports.get("http", {}).get("containerPort") != listen_port:
         problems.append(f"container port http != KELPIE_LISTEN port {listen_port}")
+    if env.get("KELPIE_OPS_LISTEN"):
+        ops_port = int(env["KELPIE_OPS_LISTEN"].rsplit(":", 1)[1])
+        if ports.get("ops", {}).get("containerPort") != ops_port:
+            problems.append(f"container port ops != KELPIE_OPS_LISTEN port {ops_port}")
+        annotations = spec["template"].get("metadata", {}).get("annotations") or {}
+        if annotations.get("prometheus.io/port") not in (None, str(ops_port)):
+            problems.append(f"prometheus.io/port must be the ops port {ops_port}")
+        for svc in (d for d in docs if d.get("kind") == "Service"):
+            for sp in svc.get("spec", {}).get("ports") or []:
+                if sp.get("targetPort") in ("ops", ops_port) or sp.get("port") == ops_port:
+                    problems.append(f"Service/{svc['metadata']['name']} exposes the ops port: the Ingress could reach /metrics")
 
     pod = spec["template"]["spec"]
     volumes = {v["name"]: v for v in pod.get("volumes") or []}
@@ -189,8 +203,17 @@ def shape(variant: str, docs: list[dict[str, Any]]) -> list[str]:
     if not any(p.get("port") == lo and p.get("endPort", p.get("port")) == hi for p in udp):
         problems.append(f"NetworkPolicy/kelpie must admit UDP {lo}-{hi} (KELPIE_UDP_PORTS), has {udp}")
     tcp = [p for rule in netpol.get("spec", {}).get("ingress", []) for p in rule.get("ports", []) if p.get("protocol") == "TCP"]
-    if [p.get("port") for p in tcp] != [listen_port]:
-        problems.append(f"NetworkPolicy/kelpie must admit only TCP {listen_port}, has {tcp}")
+    allowed_tcp = [listen_port]
+    if env.get("KELPIE_OPS_LISTEN"):
+        ops_port = int(env["KELPIE_OPS_LISTEN"].rsplit(":", 1)[1])
+        allowed_tcp.append(ops_port)
+        # The ops port is for Prometheus: never in the rule that admits the ingress controller.
+        for rule in netpol.get("spec", {}).get("ingress", []):
+            ports = [p.get("port") for p in rule.get("ports", []) if p.get("protocol") == "TCP"]
+            if ops_port in ports and listen_port in ports:
+                problems.append(f"NetworkPolicy/kelpie: the ops port {ops_port} must have a rule of its own, not the web port's")
+    if [p.get("port") for p in tcp] != allowed_tcp:
+        problems.append(f"NetworkPolicy/kelpie must admit only TCP {allowed_tcp}, has {tcp}")
     if sorted(netpol.get("spec", {}).get("policyTypes", [])) != ["Egress", "Ingress"]:
         problems.append("NetworkPolicy/kelpie must restrict both Ingress and Egress")
 

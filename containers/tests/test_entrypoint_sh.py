@@ -254,6 +254,10 @@ def test_refuses_a_runtime_dir_owned_by_someone_else(sandbox):
         ({"KELPIE_LISTEN": "[::]:9000", "KELPIE_BASE_PATH": "desk"}, "http://127.0.0.1:9000/desk/health"),
         ({"KELPIE_LISTEN": "10.1.2.3:8443", "KELPIE_TLS_CERT": "/c.pem", "KELPIE_BASE_PATH": "/a/b/"},
          "https://10.1.2.3:8443/a/b/health"),
+        # --ops-listen: /health is only there, plain HTTP at the root.
+        ({"KELPIE_LISTEN": "0.0.0.0:8080", "KELPIE_OPS_LISTEN": "0.0.0.0:9090", "KELPIE_BASE_PATH": "desk",
+          "KELPIE_TLS_CERT": "/c.pem"}, "http://127.0.0.1:9090/health"),
+        ({"KELPIE_OPS_LISTEN": "10.0.0.7:9191"}, "http://10.0.0.7:9191/health"),
     ],
 )
 def test_healthcheck_url_follows_the_settings(sandbox, env, url):

@@ -245,6 +245,10 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
         .await
         .map_err(|why| RunError::Listen { addr: config.listen, why })?;
     let addr = listener.local_addr().map_err(RunError::Serve)?;
+    let ops_listener = match config.ops_listen {
+        Some(ops) => Some(tokio::net::TcpListener::bind(ops).await.map_err(|why| RunError::Listen { addr: ops, why })?),
+        None => None,
+    };
     let status = app::DesktopStatus {
         desktop: desktop.clone(),
         room: room.clone(),
@@ -279,6 +283,7 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
         codec: Default::default(),
         boot: http::boot_id(),
         conns: Default::default(),
+        ops_elsewhere: ops_listener.is_some(),
     });
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("Kelpie is streaming display {} at {scheme}://{addr}{}", screen.name, config.base_path);
@@ -305,6 +310,7 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
     eprint!("\n{}", banner.render());
 
     let conns = app.conns.clone();
+    let ops_app = app.clone();
     let router = http::router(app);
     drill_on_sigusr2(desktop.clone());
     let mut fatal = desktop.fatal_error();
@@ -324,6 +330,25 @@ pub async fn run(config: Config, cookie: Option<display::XCookie>) -> Result<(),
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
     let limits = http::serve::Limits::new(config.max_connections as usize);
+    if let Some(ops) = ops_listener {
+        let ops_addr = ops.local_addr().map_err(RunError::Serve)?;
+        tracing::info!(
+            "/health, /livez and /metrics are served at http://{ops_addr} (--ops-listen), without \
+             authentication; the main address no longer serves /health or /metrics"
+        );
+        let ops_router = http::ops_router(ops_app);
+        // Its own small connection cap and counters: a busy scraper never takes the
+        // desktop's connections, nor the other way round.
+        let ops_serve = http::serve::serve(
+            ops,
+            None,
+            ops_router,
+            http::serve::Limits::new(16),
+            Default::default(),
+            stopped.clone(),
+        );
+        tokio::spawn(ops_serve);
+    }
     let serve = http::serve::serve(listener, tls, router, limits, conns, stopped);
     tokio::select! {
         _ = async { tokio::join!(serve, stop) } => {}

@@ -133,6 +133,28 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
+/// A bare HTTP/1.0 GET to 127.0.0.1:`port` with extra request headers.
+pub fn request_at(port: u16, path: &str, headers: &[(&str, &str)]) -> Option<HttpResponse> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let mut lines = head.lines();
+    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Some(HttpResponse { status, headers, body: body.to_string() })
+}
+
 /// What [`Kelpie::request`] got back.
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
@@ -151,6 +173,8 @@ impl HttpResponse {
 /// A running `kelpie` attached to a display.
 pub struct Kelpie {
     pub port: u16,
+    /// Where `/health` answers: `--ops-listen`'s port when given, else `port`.
+    pub health_port: u16,
     proc: Proc,
 }
 
@@ -191,7 +215,13 @@ impl Kelpie {
             .stderr(stderr)
             .spawn()
             .expect("kelpie starts");
-        let k = Self { port, proc: Proc(child) };
+        let ops_port = args
+            .iter()
+            .position(|a| *a == "--ops-listen")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|a| a.rsplit_once(':'))
+            .and_then(|(_, p)| p.parse().ok());
+        let k = Self { port, health_port: ops_port.unwrap_or(port), proc: Proc(child) };
         k.wait_healthy(Duration::from_secs(20));
         k
     }
@@ -224,7 +254,7 @@ impl Kelpie {
     pub fn wait_healthy(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some((200, _)) = self.get("/health") {
+            if let Some((200, _)) = self.get_at(self.health_port, "/health") {
                 return;
             }
             assert!(Instant::now() < deadline, "kelpie did not become healthy within {timeout:?}");
@@ -234,7 +264,7 @@ impl Kelpie {
 
     /// `/health` as JSON (whatever its status code).
     pub fn health(&self) -> Value {
-        let (_, body) = self.get("/health").expect("health answers");
+        let (_, body) = self.get_at(self.health_port, "/health").expect("health answers");
         serde_json::from_str(&body).expect("health is JSON")
     }
 
@@ -243,26 +273,14 @@ impl Kelpie {
         self.request(path, &[]).map(|r| (r.status, r.body))
     }
 
+    /// A bare HTTP/1.0 GET to another of its ports (`--ops-listen`).
+    pub fn get_at(&self, port: u16, path: &str) -> Option<(u16, String)> {
+        request_at(port, path, &[]).map(|r| (r.status, r.body))
+    }
+
     /// A bare HTTP/1.0 GET with extra request headers.
     pub fn request(&self, path: &str, headers: &[(&str, &str)]) -> Option<HttpResponse> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        let mut req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n", self.port);
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        s.write_all(req.as_bytes()).ok()?;
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).ok()?;
-        let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
-        let mut lines = head.lines();
-        let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        Some(HttpResponse { status, headers, body: body.to_string() })
+        request_at(self.port, path, headers)
     }
 
     /// Polls `/health` until `pred` holds, returning the last body, or panics after `timeout`.

@@ -464,3 +464,36 @@ async fn tls_serves_https_with_the_given_certificate() {
     assert!(body.contains("\"status\":\"ok\""), "HTTPS health with the certificate verified: {body:?}");
     assert_ne!(String::from_utf8_lossy(&plain.stdout), "200", "plain HTTP must not be served on the TLS port");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_listen_serves_health_and_metrics_there_and_no_longer_on_the_main_address() {
+    let (x, _p) = display();
+    let ops = free_port();
+    let ops_addr = format!("127.0.0.1:{ops}");
+    let mut args = base_args();
+    args.extend(["--auth", "basic", "--ops-listen", &ops_addr]);
+    // Kelpie::start waits for /health on the ops port (the harness reads --ops-listen).
+    let k = Kelpie::start_env(&x.display, &args, &[("KELPIE_BASIC_PASSWORD", "pw-for-ops-test")]);
+    assert_eq!(k.health_port, ops);
+
+    // The ops address: no credentials, and only these three.
+    let (status, body) = k.get_at(ops, "/health").expect("ops /health");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["status"], "ok");
+    let (status, body) = k.get_at(ops, "/metrics").expect("ops /metrics");
+    assert_eq!(status, 200);
+    assert!(body.contains("kelpie_viewers"), "{body}");
+    assert_eq!(k.get_at(ops, "/livez").expect("ops /livez").0, 200);
+    assert_eq!(k.get_at(ops, "/").expect("ops /").0, 404);
+    assert_eq!(k.get_at(ops, "/ws").expect("ops /ws").0, 404);
+
+    // The main address: /health and /metrics are gone, /livez stays, the desktop still
+    // needs its password.
+    for path in ["/health", "/metrics"] {
+        let (status, body) = k.get(path).expect("main answers");
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(!body.contains("kelpie_viewers"), "{path}: {body}");
+    }
+    assert_eq!(k.get("/livez").expect("main /livez").0, 200);
+    assert_eq!(k.get("/").expect("main /").0, 401);
+}

@@ -77,6 +77,15 @@ pub struct Config {
     )]
     pub listen: SocketAddr,
 
+    /// A second address that serves only /health, /livez and /metrics, without
+    /// authentication, for probes and Prometheus inside a cluster. With it set, the main
+    /// address stops serving /health and /metrics, which tell anyone who reaches the
+    /// desktop's URL its viewer count, display, encoder and errors (/livez, which tells
+    /// nothing, stays on both). Bind it where only the cluster reaches: the pod's own
+    /// port, not the Service the Ingress routes to.
+    #[arg(help_heading = "Network", long, env = "KELPIE_OPS_LISTEN", value_name = "ADDR:PORT")]
+    pub ops_listen: Option<SocketAddr>,
+
     /// Frames per second captured and encoded.
     #[arg(help_heading = "Stream", long, env = "KELPIE_FRAMERATE", default_value_t = DEFAULT_FRAMERATE,
           value_parser = clap::value_parser!(u32).range(1..=240))]

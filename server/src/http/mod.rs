@@ -80,6 +80,9 @@ pub struct App {
     pub boot: String,
     /// Open and refused connections, kept by the accept loop ([`serve`]).
     pub conns: Arc<serve::ConnStats>,
+    /// `--ops-listen` is set: /health and /metrics are served there ([`ops_router`]), not
+    /// by [`router`].
+    pub ops_elsewhere: bool,
 }
 
 /// A fresh random id for this run of the server: 64 bits, as hex.
@@ -105,11 +108,14 @@ impl App {
 /// With a base path the app answers both under the prefix (proxies that pass the path on)
 /// and at the root (proxies that strip it); the web client only uses relative URLs.
 pub fn router(app: Arc<App>) -> Router {
-    let inner = Router::new()
-        .route("/health", get(health))
+    let ops = if app.ops_elsewhere {
+        Router::new()
+    } else {
+        Router::new().route("/health", get(health)).route("/metrics", get(metrics))
+    };
+    let inner = ops
         .route("/livez", get(livez))
         .route("/ws", get(ws::upgrade))
-        .route("/metrics", get(metrics))
         .route("/share", post(share::create))
         .route("/login", post(auth::login))
         .merge(files::routes(app.files.clone()))
@@ -123,6 +129,19 @@ pub fn router(app: Arc<App>) -> Router {
         Router::new().nest_service(&prefix, inner.clone()).fallback_service(inner)
     };
     routed.layer(middleware::from_fn_with_state(app, check_host))
+}
+
+/// The `--ops-listen` address's routes: /health, /livez and /metrics and nothing else, with
+/// neither authentication nor the Host check (probes and scrapers name the pod's IP; no
+/// credential or cookie is used here, so a rebinding page gains nothing it could not read
+/// by reaching the address itself).
+pub fn ops_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/livez", get(livez))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "only /health, /livez and /metrics are served here\n") })
+        .with_state(app)
 }
 
 /// Answers 421 to a request naming a host this desktop is not reached by (see [`host`]).

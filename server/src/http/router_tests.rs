@@ -36,6 +36,11 @@ impl Status for FakeStatus {
 const SECRET: &[u8] = b"0123456789abcdef0123456789";
 
 fn app_with(mode: Mode, base_path: &str, ok: bool) -> Router {
+    build(mode, base_path, ok, false, false)
+}
+
+/// `ops_elsewhere`: as with --ops-listen; `ops`: that listener's router instead of the main one.
+fn build(mode: Mode, base_path: &str, ok: bool, ops_elsewhere: bool, ops: bool) -> Router {
     let limits = Limits { max_participants: 4, max_framerate: 30, max_bitrate_kbps: 8000 };
     let rec = Arc::new(Recorder::default());
     let room = crate::room::RoomActor::new(limits, rec.clone(), rec, Audience::new(Arc::new(NoOutbox)));
@@ -65,8 +70,14 @@ fn app_with(mode: Mode, base_path: &str, ok: bool) -> Router {
         codec: Default::default(),
         boot: "b00t".into(),
         conns: Default::default(),
+        ops_elsewhere,
     };
-    router(Arc::new(app))
+    let app = Arc::new(app);
+    if ops {
+        ops_router(app)
+    } else {
+        router(app)
+    }
 }
 
 fn app() -> Router {
@@ -388,4 +399,43 @@ async fn a_browser_gets_refusals_as_small_pages_that_say_what_to_do_and_curl_get
     let (status, _, body) = call(&r, browser_get("/")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(body.contains("log in with the desktop"), "{body}");
+}
+
+#[tokio::test]
+async fn with_ops_elsewhere_the_main_address_keeps_livez_but_not_health_or_metrics() {
+    // Basic auth, as a cluster deployment runs: /health and /metrics were open paths there.
+    let main = build(basic_mode(), "/", true, true, false);
+    for path in ["/health", "/metrics"] {
+        let (status, _, body) = call(&main, get(path)).await;
+        assert_ne!(status, StatusCode::OK, "{path}: {body}");
+        assert!(!body.contains("kelpie_viewers"), "{path}: {body}");
+    }
+    let (status, _, body) = call(&main, get("/livez")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Without the option, both answer as before.
+    let both = build(basic_mode(), "/", true, false, false);
+    for path in ["/health", "/metrics", "/livez"] {
+        assert_eq!(call(&both, get(path)).await.0, StatusCode::OK, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_ops_address_serves_health_livez_and_metrics_to_anyone_and_nothing_else() {
+    let ops = build(basic_mode(), "/", false, true, true);
+    // A probe names the pod's IP, which no Host allowlist holds, and brings no credentials.
+    let probe = |path: &str| Request::get(path).header(header::HOST, "10.1.2.3:9090").body(Body::empty()).unwrap();
+    let (status, _, body) = call(&ops, probe("/health")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("\"reason\""), "{body}");
+    let (status, _, body) = call(&ops, probe("/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("kelpie_viewers"), "{body}");
+    assert_eq!(call(&ops, probe("/livez")).await.0, StatusCode::OK);
+    for path in ["/", "/ws", "/share", "/files/", "/login"] {
+        assert_eq!(call(&ops, probe(path)).await.0, StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+fn basic_mode() -> Mode {
+    Mode::Basic { user: "kelpie".into(), password: Secret::new("pw") }
 }
