@@ -198,7 +198,8 @@ for arch in amd64 arm64; do
 done
 
 for script in containers/entrypoint.sh containers/healthcheck.sh containers/k8s/make-secrets.sh \
-  containers/slurm/kelpie.sbatch containers/tests/check-static.sh containers/image.sh containers/tests/check-arch.sh; do
+  containers/slurm/kelpie.sbatch containers/tests/check-static.sh containers/image.sh containers/tests/check-arch.sh \
+  containers/tests/gpu-check.sh; do
   check "shellcheck $script" shellcheck "$script"
 done
 
