@@ -255,7 +255,7 @@ mod tests {
             let mut part_drawn = false;
             while next_draw <= due {
                 drawn += 1;
-                part_drawn = drawn % every == 0;
+                part_drawn = drawn.is_multiple_of(every);
                 next_draw += period;
             }
             pacer.produced(due, interval);
