@@ -10,6 +10,7 @@
 //! once; further requests are refused (the requestor gets property None, as for a format
 //! we do not hold) until one ends.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,15 @@ use super::formats::{encode_text, Target};
 pub const SERVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Transfers served at once. A paste reads one at a time; clipboard managers add one more.
 pub const MAX_SERVING: usize = 8;
+
+/// `clip` as the bytes of `target`: PNG as it is, text re-encoded for the target (Latin-1
+/// for `STRING`, UTF-8 otherwise).
+pub fn bytes_as(clip: &Clip, target: Target) -> Cow<'_, [u8]> {
+    match clip.mime {
+        ClipMime::Text => Cow::Owned(encode_text(target, &clip.bytes)),
+        ClipMime::Png => Cow::Borrowed(&clip.bytes),
+    }
+}
 
 /// One transfer: which window's property, in what type, how far it has come.
 #[derive(Debug)]
@@ -52,10 +62,7 @@ impl Serving {
                 return bytes.clone();
             }
         }
-        let bytes: Arc<[u8]> = match clip.mime {
-            ClipMime::Text => encode_text(target, &clip.bytes).into(),
-            ClipMime::Png => clip.bytes.as_slice().into(),
-        };
+        let bytes: Arc<[u8]> = bytes_as(clip, target).into();
         self.encoded = Some((clip.clone(), target, bytes.clone()));
         bytes
     }

@@ -32,9 +32,9 @@ use x11rb::wrapper::ConnectionExt as _;
 use x11rb::{CURRENT_TIME, NONE};
 
 use super::chunks::{Clip, ClipMime, Reassembler};
-use super::formats::{choose, decode, encode_text, fallback_after, Target};
+use super::formats::{choose, decode, fallback_after, Target};
 use super::sender::{Audience, Job};
-use super::serving::{Outgoing, Serving, SERVE_TIMEOUT};
+use super::serving::{bytes_as, Outgoing, Serving, SERVE_TIMEOUT};
 use crate::input::protocol::ClipChunk;
 
 /// An owner that has not answered a conversion (or sent the next INCR piece) by then is
@@ -605,10 +605,7 @@ impl<'a> XSide<'a> {
         let type_ = if t == Target::Text { self.atoms.of(Target::Utf8) } else { target };
         if clip.bytes.len() <= self.incr_chunk {
             // One property holds it (Latin-1 is never longer than the UTF-8 it comes from).
-            let bytes = match clip.mime {
-                ClipMime::Text => encode_text(t, &clip.bytes),
-                ClipMime::Png => clip.bytes.clone(),
-            };
+            let bytes = bytes_as(clip, t);
             tracing::debug!(bytes = bytes.len(), target = ?t, "clipboard: an X client reads the browser's content");
             self.conn.change_property8(PropMode::REPLACE, requestor, property, type_, &bytes)?;
             return Ok(true);
