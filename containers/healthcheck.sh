@@ -5,21 +5,18 @@
 # KELPIE_OPS_LISTEN, /health is there (plain HTTP, no base path) and not on the main address.
 set -eu
 
-if [ -n "${KELPIE_OPS_LISTEN:-}" ]; then
-  port=${KELPIE_OPS_LISTEN##*:}
-  host=${KELPIE_OPS_LISTEN%:*}
+# reach ADDR:PORT: "HOST:PORT" to connect to, a wildcard address meaning this machine.
+reach() {
+  host=${1%:*}
   case "$host" in
     "" | 0.0.0.0 | "[::]" | "*") host=127.0.0.1 ;;
   esac
-  exec curl -fsS -o /dev/null --max-time 4 "http://$host:$port/health"
-fi
+  echo "$host:${1##*:}"
+}
 
-listen=${KELPIE_LISTEN:-127.0.0.1:8080}
-port=${listen##*:}
-host=${listen%:*}
-case "$host" in
-  "" | 0.0.0.0 | "[::]" | "*") host=127.0.0.1 ;;
-esac
+if [ -n "${KELPIE_OPS_LISTEN:-}" ]; then
+  exec curl -fsS -o /dev/null --max-time 4 "http://$(reach "$KELPIE_OPS_LISTEN")/health"
+fi
 
 scheme=http
 if [ -n "${KELPIE_TLS_CERT:-}" ]; then
@@ -37,4 +34,4 @@ case "$base" in
 esac
 
 # -k: the certificate names the public host, not 127.0.0.1; this is a liveness check only.
-exec curl -fsS -k -o /dev/null --max-time 4 "$scheme://$host:$port${base}health"
+exec curl -fsS -k -o /dev/null --max-time 4 "$scheme://$(reach "${KELPIE_LISTEN:-127.0.0.1:8080}")${base}health"

@@ -160,7 +160,8 @@ def shape(variant: str, docs: list[dict[str, Any]]) -> list[str]:
     # restarts a user's session.
     # With KELPIE_OPS_LISTEN the probes and Prometheus use the ops port, which the Service
     # must not carry (the Ingress routes the Service: /health and /metrics stay private).
-    probe_port = "ops" if env.get("KELPIE_OPS_LISTEN") else "http"
+    ops_port = int(env["KELPIE_OPS_LISTEN"].rsplit(":", 1)[1]) if env.get("KELPIE_OPS_LISTEN") else None
+    probe_port = "http" if ops_port is None else "ops"
     for probe, path in (("startupProbe", "/health"), ("readinessProbe", "/health"), ("livenessProbe", "/livez")):
         get = (c.get(probe) or {}).get("httpGet") or {}
         if get.get("path") != path or get.get("port") != probe_port:
@@ -169,8 +170,7 @@ def shape(variant: str, docs: list[dict[str, Any]]) -> list[str]:
     listen_port = int(env.get("KELPIE_LISTEN", ":0").rsplit(":", 1)[1])
     if ports.get("http", {}).get("containerPort") != listen_port:
         problems.append(f"container port http != KELPIE_LISTEN port {listen_port}")
-    if env.get("KELPIE_OPS_LISTEN"):
-        ops_port = int(env["KELPIE_OPS_LISTEN"].rsplit(":", 1)[1])
+    if ops_port is not None:
         if ports.get("ops", {}).get("containerPort") != ops_port:
             problems.append(f"container port ops != KELPIE_OPS_LISTEN port {ops_port}")
         annotations = spec["template"].get("metadata", {}).get("annotations") or {}
@@ -204,8 +204,7 @@ def shape(variant: str, docs: list[dict[str, Any]]) -> list[str]:
         problems.append(f"NetworkPolicy/kelpie must admit UDP {lo}-{hi} (KELPIE_UDP_PORTS), has {udp}")
     tcp = [p for rule in netpol.get("spec", {}).get("ingress", []) for p in rule.get("ports", []) if p.get("protocol") == "TCP"]
     allowed_tcp = [listen_port]
-    if env.get("KELPIE_OPS_LISTEN"):
-        ops_port = int(env["KELPIE_OPS_LISTEN"].rsplit(":", 1)[1])
+    if ops_port is not None:
         allowed_tcp.append(ops_port)
         # The ops port is for Prometheus: never in the rule that admits the ingress controller.
         for rule in netpol.get("spec", {}).get("ingress", []):
